@@ -1,0 +1,209 @@
+/**
+ * JSON Schema of the `berth:*` keys of a stack's configuration. Each top-level property is one
+ * Pulumi config key (`berth:hosts`, `berth:registry`, …). Defaults live here, so validation and
+ * defaulting are one step (ajv `useDefaults`). Custom formats are registered in `validate.ts`.
+ */
+import { DEFAULT_IMAGES } from "./images.ts";
+
+const secret = {
+  description: "A secret: `pulumi config set --secret --path ...` stores it as `secure: v1:...`",
+  anyOf: [
+    { type: "string", minLength: 1 },
+    {
+      type: "object",
+      properties: { secure: { type: "string", minLength: 1 } },
+      required: ["secure"],
+      additionalProperties: false,
+    },
+  ],
+} as const;
+
+const cidr = { type: "string", format: "cidr4" } as const;
+const ipv4 = { type: "string", format: "ipv4" } as const;
+const sshKey = { type: "string", format: "ssh-public-key" } as const;
+const dnsName = { type: "string", format: "hostname", minLength: 1 } as const;
+const digestPinned = { type: "string", format: "image-digest" } as const;
+const serviceKind = { enum: ["redis", "mongodb", "postgres", "memcached", "rabbitmq"] } as const;
+
+export const berthSchema = {
+  $id: "https://berth.dev/schemas/stack-config.json",
+  type: "object",
+  additionalProperties: false,
+  required: ["openstack", "hosts", "registry", "jenkins", "dns"],
+  properties: {
+    openstack: {
+      type: "object",
+      description: "Where the stack runs on OpenStack.",
+      additionalProperties: false,
+      required: ["image", "externalNetwork", "adminCidrs"],
+      properties: {
+        image: { type: "string", minLength: 1, description: "Glance image of Fedora CoreOS or Flatcar" },
+        externalNetwork: { type: "string", minLength: 1 },
+        floatingIpPool: { type: "string", minLength: 1 },
+        availabilityZone: { type: "string", minLength: 1 },
+        dnsServers: { type: "array", items: ipv4, minItems: 1, default: ["1.1.1.1", "9.9.9.9"] },
+        networkCidr: { ...cidr, default: "10.42.0.0/24" },
+        adminCidrs: { type: "array", items: cidr, minItems: 1 },
+        registryClientCidrs: { type: "array", items: cidr, default: [] },
+        allowWorld: { type: "boolean", default: false },
+      },
+    },
+    hosts: {
+      type: "object",
+      description: "The CI hosts (Nova servers).",
+      additionalProperties: false,
+      required: ["count", "flavor", "sshKeys"],
+      properties: {
+        count: { type: "integer", minimum: 1, maximum: 200 },
+        flavor: { type: "string", minLength: 1 },
+        os: { enum: ["fcos", "flatcar"], default: "fcos" },
+        dockerVolumeSize: { type: "integer", minimum: 10, maximum: 16384, default: 100 },
+        dockerVolumeType: { type: "string", minLength: 1 },
+        sshKeys: { type: "array", items: sshKey, minItems: 1 },
+        timezone: { type: "string", pattern: "^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", default: "UTC" },
+        protectData: { type: "boolean", default: false },
+        dockerTls: { type: "boolean", default: true },
+        dockerTlsPort: { type: "integer", minimum: 1, maximum: 65535, default: 2376 },
+      },
+    },
+    registry: {
+      type: "object",
+      description: "The private registry (distribution behind nginx with TLS and basic auth).",
+      additionalProperties: false,
+      required: ["hostname"],
+      properties: {
+        hostname: dnsName,
+        tls: {
+          type: "object",
+          discriminator: { propertyName: "mode" },
+          required: ["mode"],
+          properties: { mode: { enum: ["self-signed", "provided"] } },
+          oneOf: [
+            {
+              properties: {
+                mode: { const: "self-signed" },
+                validityDays: { type: "integer", minimum: 1, maximum: 3650 },
+              },
+              additionalProperties: false,
+            },
+            {
+              properties: {
+                mode: { const: "provided" },
+                certificate: { type: "string", pattern: "-----BEGIN CERTIFICATE-----", description: "PEM certificate for the registry hostname (chain after it)" },
+                privateKey: secret,
+                caCertificate: { type: "string", pattern: "-----BEGIN CERTIFICATE-----", description: "PEM CA hosts must trust, when not a public CA" },
+              },
+              required: ["certificate", "privateKey"],
+              additionalProperties: false,
+            },
+          ],
+          default: { mode: "self-signed" },
+        },
+        users: {
+          type: "array",
+          minItems: 1,
+          default: [{ name: "jenkins" }],
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["name"],
+            properties: {
+              name: { type: "string", pattern: "^[a-z][a-z0-9._-]{0,63}$" },
+              password: secret,
+            },
+          },
+        },
+        pullThroughCache: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            remoteUrl: { type: "string", format: "uri", default: "https://registry-1.docker.io" },
+            port: { type: "integer", minimum: 1024, maximum: 65535, default: 8443 },
+          },
+        },
+        image: { ...digestPinned, default: DEFAULT_IMAGES.registry },
+        nginxImage: { ...digestPinned, default: DEFAULT_IMAGES.nginx },
+      },
+    },
+    jenkins: {
+      type: "object",
+      description: "Jenkins SSH agents on every host.",
+      additionalProperties: false,
+      required: ["controllerCidr", "agentPublicKey"],
+      properties: {
+        controllerCidr: cidr,
+        agentPublicKey: sshKey,
+        agentsPerHost: { type: "integer", minimum: 0, maximum: 64, default: 2 },
+        image: { ...digestPinned, default: DEFAULT_IMAGES.jenkinsAgent },
+        basePort: { type: "integer", minimum: 1024, maximum: 65000, default: 2200 },
+        dockerSocket: { type: "boolean", default: false },
+        labels: { type: "array", items: { type: "string", pattern: "^[A-Za-z0-9_.-]+$" }, default: ["docker"] },
+      },
+    },
+    services: {
+      type: "object",
+      description: "Backend services for test suites.",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        subnet: { ...cidr, default: "172.30.0.0/24" },
+        dnsAddress: ipv4,
+        upstreamDns: { type: "array", items: ipv4, minItems: 1 },
+        minimal: { type: "array", items: serviceKind, uniqueItems: true, default: ["redis", "mongodb"] },
+        productionLike: {
+          type: "array",
+          default: [],
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["name", "kind", "address"],
+            properties: {
+              name: { type: "string", pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" },
+              kind: serviceKind,
+              address: ipv4,
+            },
+          },
+        },
+        networkHolders: {
+          type: "array",
+          items: { type: "string", pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" },
+          uniqueItems: true,
+          default: [],
+        },
+      },
+    },
+    dns: {
+      type: "object",
+      additionalProperties: false,
+      required: ["searchDomain"],
+      properties: { searchDomain: dnsName },
+    },
+    previewTtlHours: {
+      type: "integer",
+      minimum: 1,
+      maximum: 720,
+      default: 72,
+      description: "hours a pr-<N> preview stack may live",
+    },
+    extraIgnition: {
+      type: "array",
+      default: [],
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["path"],
+        properties: { path: { type: "string", pattern: "\\.json$" } },
+      },
+    },
+  },
+} as const;
+
+/** What each format means, for error messages. */
+export const FORMAT_HINTS: Record<string, string> = {
+  cidr4: "an IPv4 CIDR with no host bits set, such as 203.0.113.0/24",
+  ipv4: "an IPv4 address such as 10.42.0.5",
+  "ssh-public-key": 'an OpenSSH public key line, such as "ssh-ed25519 AAAAC3Nza... user@host"',
+  hostname: "a DNS name such as registry.ci.example.com",
+  uri: "an absolute URL such as https://registry-1.docker.io",
+  "image-digest": "an image reference pinned by digest, such as registry:2.8.3@sha256:<64 hex digits>",
+};

@@ -1,0 +1,158 @@
+/**
+ * The typed model of a Berth stack's configuration, as the program uses it: plain values, defaults
+ * applied, everything derived (host names, addresses, labels). Produced by `config/load.ts` after
+ * JSON Schema validation; nothing outside `config/` reads Pulumi configuration.
+ */
+
+/** Operating system of the CI hosts. */
+export type HostOs = "fcos" | "flatcar";
+
+/** Which long-lived environment a stack is, or a short-lived preview of a pull request. */
+export type Environment = "testing" | "staging" | "production" | "preview";
+
+/**
+ * A secret value from stack configuration. `plain` when the value is known (decrypted by Pulumi at
+ * run time, or given in clear in a test); `encrypted` when only the ciphertext of a `secure:` entry
+ * is known (offline validation or planning without the stack's passphrase).
+ */
+export type SecretValue = { kind: "plain"; value: string } | { kind: "encrypted"; ciphertext: string };
+
+export interface OpenStackConfig {
+  /** Glance image name of the host OS (a Fedora CoreOS or Flatcar OpenStack image). */
+  image: string;
+  /** Name of the external (provider) network the router uses as gateway. */
+  externalNetwork: string;
+  /** Pool floating IPs are allocated from; defaults to `externalNetwork`. */
+  floatingIpPool: string;
+  /** Nova/Cinder availability zone, when the cloud has several. */
+  availabilityZone?: string;
+  /** DNS servers handed out on the CI subnet. */
+  dnsServers: string[];
+  /** CIDR of the private CI network. */
+  networkCidr: string;
+  /** CIDRs allowed to SSH to the hosts (operators, bastions). */
+  adminCidrs: string[];
+  /** Extra CIDRs allowed to reach the registry over HTTPS, besides the CI network itself. */
+  registryClientCidrs: string[];
+  /** Explicit opt-in to rules open to 0.0.0.0/0; off by default and in every shipped stack. */
+  allowWorld: boolean;
+}
+
+export interface HostsConfig {
+  /** Number of CI hosts. */
+  count: number;
+  /** Nova flavor of each host. */
+  flavor: string;
+  os: HostOs;
+  /** Size in GiB of the Cinder volume formatted btrfs and mounted at /var/lib/docker. */
+  dockerVolumeSize: number;
+  /** Cinder volume type, when the cloud offers several. */
+  dockerVolumeType?: string;
+  /** SSH public keys installed for user `core`. */
+  sshKeys: string[];
+  /** IANA time zone of the hosts. */
+  timezone: string;
+  /** Protect data volumes from deletion and retain them when the stack is destroyed. */
+  protectData: boolean;
+  /** dockerd also listens on TCP with mutual TLS, for per-build agents (Jenkins Docker cloud). */
+  dockerTls: boolean;
+  /** Port of dockerd's mutual-TLS endpoint. */
+  dockerTlsPort: number;
+  /** Derived: the hosts' names, `<stack>-ci-<n>`, n from 1. */
+  names: string[];
+  /** Derived: each host's fixed address on the CI network, same order as `names`. */
+  addresses: string[];
+}
+
+export type RegistryTls =
+  | { mode: "self-signed"; validityDays: number }
+  | { mode: "provided"; certificate: string; privateKey: SecretValue; caCertificate?: string };
+
+export interface RegistryUser {
+  name: string;
+  /** Given password; when absent the stack generates one (a Pulumi secret). */
+  password?: SecretValue;
+}
+
+export interface RegistryConfig {
+  /** DNS name clients use for the registry; the certificate is issued for it. */
+  hostname: string;
+  tls: RegistryTls;
+  users: RegistryUser[];
+  /** Optional pull-through cache of a public registry, served read-only on its own port. */
+  pullThroughCache?: { remoteUrl: string; port: number };
+  /** Registry image, pinned by digest. */
+  image: string;
+  /** nginx image, pinned by digest. */
+  nginxImage: string;
+  /** Derived: the host that runs the registry (the first host). */
+  host: string;
+  /** Derived: that host's private address, pinned in every host's /etc/hosts. */
+  address: string;
+}
+
+export interface JenkinsConfig {
+  /** CIDR of the Jenkins controller: the only source allowed to reach agent ports and dockerd TLS. */
+  controllerCidr: string;
+  /** Public key the controller uses to log in to agents as user `jenkins`. */
+  agentPublicKey: string;
+  /** SSH agent containers per host. */
+  agentsPerHost: number;
+  /** Agent image, pinned by digest. */
+  image: string;
+  /** Agent n (from 1) listens on host port basePort + n. */
+  basePort: number;
+  /** Mount the Docker socket into agents (docker-outside-of-docker). Root on the host: opt-in. */
+  dockerSocket: boolean;
+  /** Labels the agents carry in Jenkins. */
+  labels: string[];
+}
+
+export type ServiceKind = "redis" | "mongodb" | "postgres" | "memcached" | "rabbitmq";
+
+export interface NamedService {
+  /** Same name as in production, e.g. `mongodb-cluster-a-node-1`. */
+  name: string;
+  kind: ServiceKind;
+  /** Fixed address on the `ci-services` network. */
+  address: string;
+}
+
+export interface ServicesConfig {
+  /** Subnet of the `ci-services` bridge network on every host. */
+  subnet: string;
+  /** Gateway of that subnet (derived: first address). */
+  gateway: string;
+  /** Address of the dnsmasq container (derived: second address unless given). */
+  dnsAddress: string;
+  /** Upstream resolvers of dnsmasq (default: the OpenStack DNS servers). */
+  upstreamDns: string[];
+  /** One of each, published on the host's default ports for unit tests. */
+  minimal: ServiceKind[];
+  /** The production-like set, with production's names and their own addresses. */
+  productionLike: NamedService[];
+  /** Names of "network holder" containers: app and test containers share their network namespace. */
+  networkHolders: string[];
+}
+
+export interface ExtraIgnition {
+  /** Path of an Ignition 3.3.0 JSON fragment, relative to the project root. */
+  path: string;
+}
+
+export interface BerthConfig {
+  /** Pulumi stack name. */
+  stack: string;
+  environment: Environment;
+  /** Set for `pr-<N>` stacks. */
+  preview?: { pr: number; ttlHours: number };
+  /** Labels/tags put on every cloud resource that takes them. */
+  labels: Record<string, string>;
+  openstack: OpenStackConfig;
+  hosts: HostsConfig;
+  registry: RegistryConfig;
+  jenkins: JenkinsConfig;
+  services: ServicesConfig;
+  dns: { searchDomain: string };
+  extraIgnition: ExtraIgnition[];
+}

@@ -1,0 +1,312 @@
+/**
+ * Validation of the raw `berth:*` configuration: JSON Schema (ajv, all errors, no unknown keys,
+ * defaults applied) plus the checks a schema cannot express (addresses inside subnets, overlaps,
+ * port ranges, duplicates). Every problem is collected into one `ConfigError`.
+ */
+import { Ajv, type ErrorObject } from "ajv";
+import addFormatsModule from "ajv-formats";
+import { berthSchema, FORMAT_HINTS } from "./schema.ts";
+import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { cidrContains, cidrsOverlap, parseCidr, parseIpv4 } from "./net.ts";
+import { isSshPublicKey } from "./sshkey.ts";
+import { IMAGE_DIGEST_PATTERN } from "./images.ts";
+
+// ajv-formats is CommonJS; under ESM its default export is the module object.
+type AddFormats = (ajv: Ajv, formats: string[]) => Ajv;
+const formatsModule = addFormatsModule as unknown as AddFormats | { default: AddFormats };
+const addFormats: AddFormats = typeof formatsModule === "function" ? formatsModule : formatsModule.default;
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, discriminator: true, strict: true, verbose: true });
+addFormats(ajv, ["ipv4", "hostname", "uri"]);
+ajv.addFormat("cidr4", { type: "string", validate: (s: string) => parseCidr(s)?.hostBits === false });
+ajv.addFormat("ssh-public-key", { type: "string", validate: isSshPublicKey });
+ajv.addFormat("image-digest", { type: "string", validate: (s: string) => IMAGE_DIGEST_PATTERN.test(s) });
+const validateSchema = ajv.compile(berthSchema);
+
+/** `/hosts/sshKeys/0` → `berth:hosts.sshKeys[0]`. */
+export function userPath(instancePath: string, child?: string): string {
+  const parts = instancePath.split("/").filter((p) => p !== "");
+  if (child !== undefined) parts.push(child);
+  if (parts.length === 0) return "berth";
+  let out = `berth:${parts[0]}`;
+  for (const p of parts.slice(1)) out += /^\d+$/.test(p) ? `[${p}]` : `.${p}`;
+  return out;
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0] ?? 0;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j] ?? 0;
+      dp[j] = Math.min((dp[j] ?? 0) + 1, (dp[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length] ?? 0;
+}
+
+function suggest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const c of candidates) {
+    const score = c.toLowerCase() === word.toLowerCase() ? 0 : editDistance(word, c);
+    if (score < bestScore) {
+      bestScore = score;
+      best = c;
+    }
+  }
+  return best !== undefined && bestScore <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function jsonType(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a map";
+  if (typeof v === "number") return Number.isInteger(v) ? "an integer" : "a number";
+  return `a ${typeof v}`;
+}
+
+interface SchemaNode {
+  properties?: Record<string, SchemaNode & { description?: string; format?: string }>;
+  description?: string;
+  format?: string;
+}
+
+function describeExpected(node: (SchemaNode & { type?: unknown; enum?: unknown[] }) | undefined): string {
+  if (!node) return "";
+  if (node.format && FORMAT_HINTS[node.format]) return ` (${FORMAT_HINTS[node.format]})`;
+  if (node.enum) return ` (one of ${node.enum.map((e) => show(e)).join(", ")})`;
+  if (node.description) return ` (${node.description})`;
+  if (typeof node.type === "string") return ` (${node.type})`;
+  return "";
+}
+
+function translate(errors: ErrorObject[]): ConfigIssue[] {
+  // Errors under an anyOf/oneOf (the secret form) are summarised by the anyOf error itself.
+  const unions = errors.filter((e) => e.keyword === "anyOf" || e.keyword === "oneOf");
+  const issues: ConfigIssue[] = [];
+  for (const e of errors) {
+    if (unions.some((u) => u !== e && e.schemaPath.startsWith(u.schemaPath + "/"))) continue;
+    const here = userPath(e.instancePath);
+    const parent = e.parentSchema as SchemaNode | undefined;
+    switch (e.keyword) {
+      case "additionalProperties": {
+        const key = String((e.params as { additionalProperty: string }).additionalProperty);
+        const known = Object.keys(parent?.properties ?? {});
+        const guess = suggest(key, known);
+        issues.push({
+          path: userPath(e.instancePath, key),
+          message:
+            `unknown key` +
+            (guess ? `; did you mean "${guess}"? Rename it.` : `; remove it. Known keys here: ${known.join(", ")}.`),
+        });
+        break;
+      }
+      case "required": {
+        const key = String((e.params as { missingProperty: string }).missingProperty);
+        issues.push({
+          path: userPath(e.instancePath, key),
+          message: `missing required key${describeExpected(parent?.properties?.[key])}`,
+        });
+        break;
+      }
+      case "type":
+        issues.push({
+          path: here,
+          message: `must be ${(e.params as { type: string }).type}, got ${jsonType(e.data)} ${show(e.data)}`,
+        });
+        break;
+      case "format": {
+        const f = String((e.params as { format: string }).format);
+        issues.push({ path: here, message: `must be ${FORMAT_HINTS[f] ?? f}, got ${show(e.data)}` });
+        break;
+      }
+      case "minimum":
+      case "maximum":
+        issues.push({
+          path: here,
+          message: `must be ${(e.params as { comparison: string }).comparison} ${(e.params as { limit: number }).limit}, got ${show(e.data)}`,
+        });
+        break;
+      case "minItems":
+        issues.push({ path: here, message: `must list at least ${(e.params as { limit: number }).limit}` });
+        break;
+      case "minLength":
+        issues.push({ path: here, message: `must not be empty` });
+        break;
+      case "uniqueItems":
+        issues.push({ path: here, message: `must not repeat items, got ${show(e.data)}` });
+        break;
+      case "enum":
+        issues.push({
+          path: here,
+          message: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => show(v)).join(", ")}, got ${show(e.data)}`,
+        });
+        break;
+      case "const":
+        issues.push({ path: here, message: `must be ${show((e.params as { allowedValue: unknown }).allowedValue)}` });
+        break;
+      case "pattern":
+        issues.push({
+          path: here,
+          message: `got ${show(e.data)}, which does not match ${(e.params as { pattern: string }).pattern}`,
+        });
+        break;
+      case "discriminator":
+        issues.push({
+          path: userPath(e.instancePath, "mode"),
+          message: `must be "self-signed" or "provided"`,
+        });
+        break;
+      case "anyOf":
+        issues.push({
+          path: here,
+          message: `must be a non-empty string or a secret ({ secure: "v1:..." } as written by \`pulumi config set --secret\`), got ${show(e.data)}`,
+        });
+        break;
+      default:
+        issues.push({ path: here, message: e.message ?? "is invalid" });
+    }
+  }
+  return issues;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+const get = (o: unknown, ...keys: string[]): unknown =>
+  keys.reduce<unknown>((acc, k) => (isObj(acc) ? acc[k] : undefined), o);
+
+/** Checks a JSON Schema cannot express. Defensive: the data may also have schema errors. */
+function semanticIssues(raw: Obj): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const allowWorld = get(raw, "openstack", "allowWorld") === true;
+  const worldCheck = (path: string, v: unknown) => {
+    if (!allowWorld && typeof v === "string" && parseCidr(v)?.prefix === 0)
+      issues.push({
+        path,
+        message: `opens the port to the whole Internet; list narrower CIDRs, or set berth:openstack.allowWorld: true to opt in explicitly`,
+      });
+  };
+  const adminCidrs = get(raw, "openstack", "adminCidrs");
+  if (Array.isArray(adminCidrs)) adminCidrs.forEach((c, i) => worldCheck(`berth:openstack.adminCidrs[${i}]`, c));
+  const regCidrs = get(raw, "openstack", "registryClientCidrs");
+  if (Array.isArray(regCidrs))
+    regCidrs.forEach((c, i) => worldCheck(`berth:openstack.registryClientCidrs[${i}]`, c));
+  worldCheck("berth:jenkins.controllerCidr", get(raw, "jenkins", "controllerCidr"));
+
+  const netCidr = parseCidr(String(get(raw, "openstack", "networkCidr") ?? ""));
+  const count = get(raw, "hosts", "count");
+  if (netCidr && !netCidr.hostBits && typeof count === "number" && count + 11 > netCidr.size - 1)
+    issues.push({
+      path: "berth:openstack.networkCidr",
+      message: `is too small for ${count} hosts (hosts take addresses from .11 up); use a larger network`,
+    });
+
+  const subnetRaw = get(raw, "services", "subnet");
+  const subnet = typeof subnetRaw === "string" ? parseCidr(subnetRaw) : undefined;
+  if (subnet && !subnet.hostBits) {
+    if (netCidr && !netCidr.hostBits && cidrsOverlap(subnet, netCidr))
+      issues.push({
+        path: "berth:services.subnet",
+        message: `overlaps berth:openstack.networkCidr; pick a separate range such as 172.30.0.0/24`,
+      });
+    if (subnet.prefix > 29)
+      issues.push({ path: "berth:services.subnet", message: `is too small; use /29 or larger` });
+    const reserved = new Map<number, string>([
+      [subnet.network, "the network address"],
+      [subnet.network + 1, "the gateway"],
+      [subnet.network + subnet.size - 1, "the broadcast address"],
+    ]);
+    const dnsRaw = get(raw, "services", "dnsAddress");
+    const dns = typeof dnsRaw === "string" ? parseIpv4(dnsRaw) : subnet.network + 2;
+    if (dns !== undefined) {
+      if (!cidrContains(subnet, dns) || reserved.has(dns))
+        issues.push({
+          path: "berth:services.dnsAddress",
+          message: `must be a usable address inside berth:services.subnet (${subnetRaw})`,
+        });
+      else reserved.set(dns, "the dnsmasq address");
+    }
+    const services = get(raw, "services", "productionLike");
+    if (Array.isArray(services)) {
+      const names = new Map<string, number>();
+      services.forEach((s, i) => {
+        const path = `berth:services.productionLike[${i}]`;
+        const name = get(s, "name");
+        if (typeof name === "string") {
+          const prev = names.get(name);
+          if (prev !== undefined)
+            issues.push({ path: `${path}.name`, message: `repeats productionLike[${prev}] "${name}"` });
+          else names.set(name, i);
+        }
+        const addrRaw = get(s, "address");
+        const addr = typeof addrRaw === "string" ? parseIpv4(addrRaw) : undefined;
+        if (addr === undefined) return;
+        if (!cidrContains(subnet, addr))
+          issues.push({ path: `${path}.address`, message: `${addrRaw} is outside berth:services.subnet (${subnetRaw})` });
+        else if (reserved.has(addr))
+          issues.push({ path: `${path}.address`, message: `${addrRaw} is already ${reserved.get(addr)}` });
+        else reserved.set(addr, `used by productionLike[${i}]`);
+      });
+    }
+  }
+
+  const basePort = get(raw, "jenkins", "basePort");
+  const agents = get(raw, "jenkins", "agentsPerHost");
+  if (typeof basePort === "number" && typeof agents === "number" && basePort + agents > 65535)
+    issues.push({ path: "berth:jenkins.basePort", message: `leaves no room for ${agents} agents below 65535` });
+  const agentKey = get(raw, "jenkins", "agentPublicKey");
+  if (typeof agentKey === "string" && isSshPublicKey(agentKey) && !agentKey.startsWith("ssh-"))
+    issues.push({
+      path: "berth:jenkins.agentPublicKey",
+      message: `the jenkins/ssh-agent image only accepts keys whose type starts with "ssh-" (ssh-ed25519, ssh-rsa)`,
+    });
+
+  const users = get(raw, "registry", "users");
+  if (Array.isArray(users)) {
+    const seen = new Set<string>();
+    users.forEach((u, i) => {
+      const n = get(u, "name");
+      if (typeof n !== "string") return;
+      if (seen.has(n)) issues.push({ path: `berth:registry.users[${i}].name`, message: `repeats user "${n}"` });
+      seen.add(n);
+    });
+  }
+  const mirrorPort = get(raw, "registry", "pullThroughCache", "port");
+  if (mirrorPort === 443)
+    issues.push({ path: "berth:registry.pullThroughCache.port", message: "443 is the registry's own port" });
+  return issues;
+}
+
+/**
+ * Validates and defaults the raw `berth:*` values (keys without the `berth:` prefix). Returns the
+ * defaulted copy; throws one `ConfigError` listing every problem.
+ */
+export function validateRaw(stack: string, source: string, raw: unknown): Obj {
+  const data: unknown = structuredClone(raw ?? {});
+  const valid = validateSchema(data);
+  const issues = valid ? [] : translate(validateSchema.errors ?? []);
+  if (isObj(data)) issues.push(...semanticIssues(data));
+  if (!isObj(data) || issues.length > 0) {
+    if (!isObj(data)) issues.push({ path: "berth", message: "the stack has no berth:* configuration" });
+    throw new ConfigError(stack, source, dedupe(issues));
+  }
+  return data;
+}
+
+function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const k = `${i.path}\0${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
