@@ -50,4 +50,5 @@ export const SERVICE_CATALOG = {
   },
 } as const;
 
-export const IMAGE_DIGEST_PATTERN = /^[a-z0-9]+([._\-/:][a-z0-9]+)*(:[A-Za-z0-9_.-]{1,128})?@sha256:[a-f0-9]{64}$/;
+export const IMAGE_DIGEST_PATTERN =
+  /^[a-z0-9]+([._\-/:][a-z0-9]+)*(:[A-Za-z0-9_.-]{1,128})?@sha256:[a-f0-9]{64}$/;

@@ -55,7 +55,9 @@ export function readStackFile(root: string, stack: string): RawStackConfig {
   try {
     doc = parseYaml(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new ConfigError(stack, source, [{ path: "berth", message: `is not valid YAML: ${(e as Error).message}` }]);
+    throw new ConfigError(stack, source, [
+      { path: "berth", message: `is not valid YAML: ${(e as Error).message}` },
+    ]);
   }
   const config = isObj(doc) && isObj(doc.config) ? doc.config : {};
   return { values: berthValues(config), source };
@@ -78,7 +80,8 @@ export function derivePreviewValues(testing: Obj): Obj {
 
 /** Reads a stack's raw values, deriving `pr-<N>` from testing when it has no file of its own. */
 export function readStack(root: string, stack: string): RawStackConfig {
-  if (PREVIEW_STACK.test(stack) && !existsSync(stackFile(root, stack))) return previewFromTesting(root, stack, {});
+  if (PREVIEW_STACK.test(stack) && !existsSync(stackFile(root, stack)))
+    return previewFromTesting(root, stack, {});
   return readStackFile(root, stack);
 }
 
@@ -134,7 +137,10 @@ export function resolveConfig(stack: string, raw: RawStackConfig): BerthConfig {
   }
   const tls = d.registry.tls;
   const o = d.openstack as unknown as BerthConfig["openstack"];
-  const s = d.services as unknown as Omit<BerthConfig["services"], "gateway" | "dnsAddress" | "upstreamDns"> & {
+  const s = d.services as unknown as Omit<
+    BerthConfig["services"],
+    "gateway" | "dnsAddress" | "upstreamDns"
+  > & {
     dnsAddress?: string;
     upstreamDns?: string[];
   };
@@ -161,7 +167,10 @@ export function resolveConfig(stack: string, raw: RawStackConfig): BerthConfig {
               privateKey: secretValue(tls.privateKey),
               ...(typeof tls.caCertificate === "string" ? { caCertificate: tls.caCertificate } : {}),
             }
-          : { mode: "self-signed", validityDays: typeof tls.validityDays === "number" ? tls.validityDays : 365 },
+          : {
+              mode: "self-signed",
+              validityDays: typeof tls.validityDays === "number" ? tls.validityDays : 365,
+            },
       users: d.registry.users.map((u) => ({
         name: u.name as string,
         ...(u.password !== undefined ? { password: secretValue(u.password) } : {}),

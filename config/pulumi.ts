@@ -21,7 +21,9 @@ function parseValue(v: string): unknown {
 export function loadConfigFromPulumi(root: string = PROJECT_ROOT): BerthConfig {
   const stack = pulumi.getStack();
   try {
-    const all = Object.fromEntries(Object.entries(pulumi.runtime.allConfig()).map(([k, v]) => [k, parseValue(v)]));
+    const all = Object.fromEntries(
+      Object.entries(pulumi.runtime.allConfig()).map(([k, v]) => [k, parseValue(v)]),
+    );
     const values = berthValues(all);
     // A preview stack has no file of its own: it is testing with a smaller footprint.
     const raw = needsDerivation(stack, values)

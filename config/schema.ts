@@ -89,9 +89,17 @@ export const berthSchema = {
             {
               properties: {
                 mode: { const: "provided" },
-                certificate: { type: "string", pattern: "-----BEGIN CERTIFICATE-----", description: "PEM certificate for the registry hostname (chain after it)" },
+                certificate: {
+                  type: "string",
+                  pattern: "-----BEGIN CERTIFICATE-----",
+                  description: "PEM certificate for the registry hostname (chain after it)",
+                },
                 privateKey: secret,
-                caCertificate: { type: "string", pattern: "-----BEGIN CERTIFICATE-----", description: "PEM CA hosts must trust, when not a public CA" },
+                caCertificate: {
+                  type: "string",
+                  pattern: "-----BEGIN CERTIFICATE-----",
+                  description: "PEM CA hosts must trust, when not a public CA",
+                },
               },
               required: ["certificate", "privateKey"],
               additionalProperties: false,
@@ -137,7 +145,11 @@ export const berthSchema = {
         image: { ...digestPinned, default: DEFAULT_IMAGES.jenkinsAgent },
         basePort: { type: "integer", minimum: 1024, maximum: 65000, default: 2200 },
         dockerSocket: { type: "boolean", default: false },
-        labels: { type: "array", items: { type: "string", pattern: "^[A-Za-z0-9_.-]+$" }, default: ["docker"] },
+        labels: {
+          type: "array",
+          items: { type: "string", pattern: "^[A-Za-z0-9_.-]+$" },
+          default: ["docker"],
+        },
       },
     },
     services: {

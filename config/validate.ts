@@ -105,7 +105,9 @@ function translate(errors: ErrorObject[]): ConfigIssue[] {
           path: userPath(e.instancePath, key),
           message:
             `unknown key` +
-            (guess ? `; did you mean "${guess}"? Rename it.` : `; remove it. Known keys here: ${known.join(", ")}.`),
+            (guess
+              ? `; did you mean "${guess}"? Rename it.`
+              : `; remove it. Known keys here: ${known.join(", ")}.`),
         });
         break;
       }
@@ -151,7 +153,10 @@ function translate(errors: ErrorObject[]): ConfigIssue[] {
         });
         break;
       case "const":
-        issues.push({ path: here, message: `must be ${show((e.params as { allowedValue: unknown }).allowedValue)}` });
+        issues.push({
+          path: here,
+          message: `must be ${show((e.params as { allowedValue: unknown }).allowedValue)}`,
+        });
         break;
       case "pattern":
         issues.push({
@@ -195,7 +200,8 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
       });
   };
   const adminCidrs = get(raw, "openstack", "adminCidrs");
-  if (Array.isArray(adminCidrs)) adminCidrs.forEach((c, i) => worldCheck(`berth:openstack.adminCidrs[${i}]`, c));
+  if (Array.isArray(adminCidrs))
+    adminCidrs.forEach((c, i) => worldCheck(`berth:openstack.adminCidrs[${i}]`, c));
   const regCidrs = get(raw, "openstack", "registryClientCidrs");
   if (Array.isArray(regCidrs))
     regCidrs.forEach((c, i) => worldCheck(`berth:openstack.registryClientCidrs[${i}]`, c));
@@ -250,7 +256,10 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
         const addr = typeof addrRaw === "string" ? parseIpv4(addrRaw) : undefined;
         if (addr === undefined) return;
         if (!cidrContains(subnet, addr))
-          issues.push({ path: `${path}.address`, message: `${addrRaw} is outside berth:services.subnet (${subnetRaw})` });
+          issues.push({
+            path: `${path}.address`,
+            message: `${addrRaw} is outside berth:services.subnet (${subnetRaw})`,
+          });
         else if (reserved.has(addr))
           issues.push({ path: `${path}.address`, message: `${addrRaw} is already ${reserved.get(addr)}` });
         else reserved.set(addr, `used by productionLike[${i}]`);
@@ -261,7 +270,10 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
   const basePort = get(raw, "jenkins", "basePort");
   const agents = get(raw, "jenkins", "agentsPerHost");
   if (typeof basePort === "number" && typeof agents === "number" && basePort + agents > 65535)
-    issues.push({ path: "berth:jenkins.basePort", message: `leaves no room for ${agents} agents below 65535` });
+    issues.push({
+      path: "berth:jenkins.basePort",
+      message: `leaves no room for ${agents} agents below 65535`,
+    });
   const agentKey = get(raw, "jenkins", "agentPublicKey");
   if (typeof agentKey === "string" && isSshPublicKey(agentKey) && !agentKey.startsWith("ssh-"))
     issues.push({
@@ -275,7 +287,8 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
     users.forEach((u, i) => {
       const n = get(u, "name");
       if (typeof n !== "string") return;
-      if (seen.has(n)) issues.push({ path: `berth:registry.users[${i}].name`, message: `repeats user "${n}"` });
+      if (seen.has(n))
+        issues.push({ path: `berth:registry.users[${i}].name`, message: `repeats user "${n}"` });
       seen.add(n);
     });
   }

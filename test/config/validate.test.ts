@@ -141,7 +141,9 @@ describe("bad input: one message naming every bad field", () => {
       ]),
     );
     expect(issues.find((i) => i.path === "berth:hosts.count")?.message).toBe("must be >= 1, got 0");
-    expect(issues.find((i) => i.path === "berth:openstack.adminCidrs[1]")?.message).toContain("no host bits set");
+    expect(issues.find((i) => i.path === "berth:openstack.adminCidrs[1]")?.message).toContain(
+      "no host bits set",
+    );
   });
 
   it("reports every problem at once, sorted, with the fix, and no stack trace", async () => {
@@ -154,7 +156,9 @@ describe("bad input: one message naming every bad field", () => {
     const r = await run(root, "validate", "testing");
     expect(r.code).toBe(1);
     const lines = r.err.split("\n");
-    expect(lines[0]).toBe('Invalid Berth configuration for stack "testing" (stacks/Pulumi.testing.yaml): 4 problems');
+    expect(lines[0]).toBe(
+      'Invalid Berth configuration for stack "testing" (stacks/Pulumi.testing.yaml): 4 problems',
+    );
     expect(lines.slice(1, 5).map((l) => l.split(":").slice(0, 2).join(":"))).toEqual([
       "  - berth:hosts.count",
       "  - berth:hosts.flavor",
@@ -194,7 +198,10 @@ describe("bad input: one message naming every bad field", () => {
 
   it("secrets may be given as Pulumi secure values", () => {
     const root = rootWith((c) => {
-      c["berth:registry"]!.users = [{ name: "ci", password: { secure: "v1:abc" } }, { name: "dev", password: "pw" }];
+      c["berth:registry"]!.users = [
+        { name: "ci", password: { secure: "v1:abc" } },
+        { name: "dev", password: "pw" },
+      ];
     });
     const c = loadStack(root, "testing");
     expect(c.registry.users).toEqual([
