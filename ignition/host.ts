@@ -1,0 +1,395 @@
+/**
+ * The Ignition config of one CI host: users, hostname, time zone, the btrfs Docker volume and its
+ * mount, Docker daemon settings, registry trust, sshd hardening and DNS for service names.
+ *
+ * Everything here runs once, at first boot, and any change replaces the server, so the output is
+ * deterministic and limited to host-level settings (see the design doc, "Two layers, two lifecycles").
+ */
+import { dropin, file, filesystemWithMount, merge, mountUnitName, symlink } from "./builders.ts";
+import {
+  IGNITION_SPEC_VERSION,
+  type IgnitionConfig,
+  type IgnitionFragment,
+  type SystemdUnit,
+} from "./model.ts";
+import { osProfile, type HostOs } from "./os.ts";
+import { serializeIgnition, stableStringify, type JsonInput } from "./serialize.ts";
+
+export type { HostOs } from "./os.ts";
+
+/** Docker daemon settings that go into /etc/docker/daemon.json. */
+export interface HostDockerSettings {
+  /** `json-file` log rotation size, e.g. `"10m"` (digits plus optional k/m/g). */
+  logMaxSize: string;
+  /** Number of rotated `json-file` logs to keep (positive integer). */
+  logMaxFile: number;
+  /** Registry mirror URLs (`https://...`), in order of preference. May be empty. */
+  registryMirrors: string[];
+  /** Address and prefix of the default bridge, e.g. `"172.17.0.1/16"`; pick one that clashes with no subnet. */
+  bip: string;
+}
+
+/** The private registry that hosts on this environment pull from. */
+export interface HostRegistry {
+  /** Host name clients use for the registry, e.g. `"registry.ci.internal"`; pinned in /etc/hosts. */
+  hostname: string;
+  /** Private IP address the host name resolves to (written to /etc/hosts). */
+  address: string;
+  /**
+   * PEM CA certificate when the registry's certificate is signed by a private CA. Installed for
+   * Docker (`/etc/docker/certs.d/<hostname>[:<mirrorPort>]/ca.crt`) and as an OS trust anchor.
+   */
+  caCertPem?: string;
+  /** Port of a pull-through mirror on the same host name, which needs its own certs.d entry. */
+  mirrorPort?: number;
+}
+
+/** Name resolution for the backend services' names through the dnsmasq container. */
+export interface HostServiceDns {
+  /** Address of the dnsmasq container as reachable from the host, e.g. `"172.30.0.2"`. */
+  address: string;
+  /** Domain routed to that server only (systemd-resolved routing domain `~<domain>`), e.g. `"svc.ci.internal"`. */
+  searchDomain: string;
+}
+
+/** Mutual-TLS TCP listener for the Docker API. */
+export interface HostDockerTls {
+  /** PEM CA that signed the client certificates (and usually the server's). */
+  caCertPem: string;
+  /** PEM server certificate; must cover the address clients use (e.g. the floating IP). */
+  serverCertPem: string;
+  /** PEM server private key; written with mode 0600. Makes the rendered config secret. */
+  serverKeyPem: string;
+  /** TCP port, conventionally 2376. */
+  port: number;
+}
+
+/** Everything the host config is rendered from. Plain values only, no Pulumi outputs. */
+export interface HostIgnitionInput {
+  /** Host name, e.g. `"staging-ci-1"` (RFC 1123 labels, dots allowed); written to /etc/hostname. */
+  name: string;
+  /** Image the host boots; selects the OS profile in os.ts. */
+  os: HostOs;
+  /** SSH public keys for user `core` (at least one, one key per entry). */
+  sshAuthorizedKeys: string[];
+  /** IANA time zone, e.g. `"UTC"` or `"Europe/Rome"`; /etc/localtime links into /usr/share/zoneinfo. */
+  timezone: string;
+  /**
+   * Cinder volume UUID of the Docker volume. It must be attached at boot (server `blockDevices`); on
+   * KVM virtio-blk it shows up as `/dev/disk/by-id/virtio-<first 20 characters of the id>`.
+   */
+  dockerVolumeId: string;
+  /** Label of the btrfs file system on the Docker volume; default `"docker"`. */
+  dockerVolumeLabel?: string;
+  /** Docker daemon settings. */
+  docker: HostDockerSettings;
+  /** The private registry, when the environment has one. */
+  registry?: HostRegistry;
+  /** Route a domain's DNS queries to the dnsmasq container, when the environment has one. */
+  serviceDns?: HostServiceDns;
+  /** Expose the Docker API on TCP with mutual TLS, in addition to the local Unix socket. */
+  dockerTls?: HostDockerTls;
+  /**
+   * Supplementary groups for `core`. Default: none, keeping the image's defaults. Only set this when
+   * needed: Ignition applies it with `usermod --groups` on images where `core` already exists.
+   */
+  coreGroups?: string[];
+  /** User snippets, merged after the host's own config; any overlap is an error naming both sources. */
+  extraFragments?: IgnitionFragment[];
+  /** Set when `extraFragments` contain secrets, so {@link hostIgnitionHasSecrets} reports them. */
+  extraFragmentsHaveSecrets?: boolean;
+}
+
+/** Nova's limit on user data, counted after base64 encoding. */
+export const NOVA_USER_DATA_LIMIT_BYTES = 65535;
+
+/** Mount point of the Docker volume. */
+export const DOCKER_DATA_ROOT = "/var/lib/docker";
+/** Directory of the Docker API TLS material. */
+export const DOCKER_TLS_DIR = "/etc/docker/tls";
+/** Name of the docker.service drop-in Berth writes. */
+export const DOCKER_DROPIN_NAME = "10-berth.conf";
+/** Local Docker API socket (also what `ssh://core@host` reaches through `docker system dial-stdio`). */
+export const DOCKER_UNIX_SOCKET = "unix:///var/run/docker.sock";
+
+/** The stable by-id path of a Cinder volume attached through virtio-blk. */
+export function cinderVirtioDevicePath(volumeId: string): string {
+  if (!/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(volumeId)) {
+    throw new Error(`Cinder volume id must be a UUID, got "${volumeId}"`);
+  }
+  // virtio-blk exposes at most 20 bytes of serial, and Nova passes the volume id as the serial.
+  return `/dev/disk/by-id/virtio-${volumeId.slice(0, 20)}`;
+}
+
+/** Size of `json` once base64-encoded, which is what Nova counts. */
+export function userDataBase64Size(json: string): number {
+  return 4 * Math.ceil(Buffer.byteLength(json, "utf8") / 3);
+}
+
+/** Throws, naming the host and the size, when `json` exceeds Nova's user-data limit once base64-encoded. */
+export function assertUserDataSize(hostName: string, json: string): void {
+  const size = userDataBase64Size(json);
+  if (size > NOVA_USER_DATA_LIMIT_BYTES) {
+    throw new Error(
+      `Ignition config for host "${hostName}" is ${size} bytes after base64 encoding ` +
+        `(${Buffer.byteLength(json, "utf8")} bytes raw), over Nova's user-data limit of ` +
+        `${NOVA_USER_DATA_LIMIT_BYTES} bytes; move large files out of extraFragments or shrink them`,
+    );
+  }
+}
+
+/** True when the rendered config contains secret material (the Docker TLS server key). */
+export function hostIgnitionHasSecrets(host: HostIgnitionInput): boolean {
+  return host.dockerTls !== undefined || host.extraFragmentsHaveSecrets === true;
+}
+
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function isIp(address: string): boolean {
+  return IPV4_RE.test(address) || (/^[0-9a-f:.]+$/i.test(address) && address.includes(":"));
+}
+
+function assertPort(what: string, port: number): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`${what} must be a TCP port (1-65535), got ${port}`);
+  }
+}
+
+function assertPem(what: string, pem: string): void {
+  if (!/^-----BEGIN [A-Z0-9 ]+-----\r?\n[\s\S]+-----END [A-Z0-9 ]+-----\s*$/.test(pem.trim() + "\n")) {
+    throw new Error(`${what} must be PEM text`);
+  }
+}
+
+function withNewline(text: string): string {
+  return text.endsWith("\n") ? text : `${text}\n`;
+}
+
+function validate(host: HostIgnitionInput): void {
+  const h = `host "${host.name}"`;
+  if (!HOSTNAME_RE.test(host.name)) {
+    throw new Error(`${h}: name must be a valid host name`);
+  }
+  if (host.sshAuthorizedKeys.length === 0) {
+    throw new Error(`${h}: at least one SSH authorized key is required for user core`);
+  }
+  for (const key of host.sshAuthorizedKeys) {
+    if (/[\r\n]/.test(key) || !/^\S+ \S+/.test(key.trim())) {
+      throw new Error(`${h}: each SSH key must be one "type base64 [comment]" line`);
+    }
+  }
+  if (!/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/.test(host.timezone)) {
+    throw new Error(`${h}: timezone must be an IANA name like "Europe/Rome", got "${host.timezone}"`);
+  }
+  if (!/^[1-9]\d*[kmg]?$/.test(host.docker.logMaxSize)) {
+    throw new Error(`${h}: docker.logMaxSize must look like "10m", got "${host.docker.logMaxSize}"`);
+  }
+  if (!Number.isInteger(host.docker.logMaxFile) || host.docker.logMaxFile < 1) {
+    throw new Error(`${h}: docker.logMaxFile must be a positive integer`);
+  }
+  const [bipAddr, bipLen, ...rest] = host.docker.bip.split("/");
+  if (rest.length > 0 || !bipAddr || !IPV4_RE.test(bipAddr) || !/^([89]|[12]\d|30)$/.test(bipLen ?? "")) {
+    throw new Error(
+      `${h}: docker.bip must be an IPv4 address with prefix length 8-30, got "${host.docker.bip}"`,
+    );
+  }
+  for (const mirror of host.docker.registryMirrors) {
+    if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(mirror)) {
+      throw new Error(`${h}: registry mirror must be an http(s) URL, got "${mirror}"`);
+    }
+  }
+  if (host.registry) {
+    if (!HOSTNAME_RE.test(host.registry.hostname)) {
+      throw new Error(`${h}: registry.hostname must be a host name, got "${host.registry.hostname}"`);
+    }
+    if (!isIp(host.registry.address)) {
+      throw new Error(`${h}: registry.address must be an IP address, got "${host.registry.address}"`);
+    }
+    if (host.registry.mirrorPort !== undefined)
+      assertPort(`${h}: registry.mirrorPort`, host.registry.mirrorPort);
+    if (host.registry.caCertPem !== undefined) assertPem(`${h}: registry.caCertPem`, host.registry.caCertPem);
+  }
+  if (host.serviceDns) {
+    if (!isIp(host.serviceDns.address)) {
+      throw new Error(`${h}: serviceDns.address must be an IP address, got "${host.serviceDns.address}"`);
+    }
+    if (!HOSTNAME_RE.test(host.serviceDns.searchDomain)) {
+      throw new Error(
+        `${h}: serviceDns.searchDomain must be a domain, got "${host.serviceDns.searchDomain}"`,
+      );
+    }
+  }
+  if (host.dockerTls) {
+    assertPort(`${h}: dockerTls.port`, host.dockerTls.port);
+    assertPem(`${h}: dockerTls.caCertPem`, host.dockerTls.caCertPem);
+    assertPem(`${h}: dockerTls.serverCertPem`, host.dockerTls.serverCertPem);
+    assertPem(`${h}: dockerTls.serverKeyPem`, host.dockerTls.serverKeyPem);
+  }
+}
+
+/**
+ * The daemon.json object for a host.
+ *
+ * `hosts` lists the Unix socket explicitly (plus TCP with TLS) instead of `fd://`: dockerd then
+ * listens by itself and does not depend on socket activation. The stock `docker.socket` stays
+ * enabled (both images' `docker.service` `Requires=` it, so masking it would stop Docker); dockerd
+ * replaces the socket file at /var/run/docker.sock when it starts, and clients see dockerd's own
+ * listener. Because `hosts` is set here, the `ExecStart` override passes no `-H` flag.
+ */
+export function dockerDaemonJson(host: HostIgnitionInput): Record<string, JsonInput> {
+  const profile = osProfile(host.os);
+  const daemon: Record<string, JsonInput> = {
+    ...profile.daemonDefaults,
+    "storage-driver": "btrfs",
+    "log-driver": "json-file",
+    "log-opts": { "max-size": host.docker.logMaxSize, "max-file": String(host.docker.logMaxFile) },
+    "live-restore": true,
+    "registry-mirrors": [...host.docker.registryMirrors],
+    bip: host.docker.bip,
+    hosts: [DOCKER_UNIX_SOCKET],
+  };
+  if (host.dockerTls) {
+    daemon.hosts = [DOCKER_UNIX_SOCKET, `tcp://0.0.0.0:${host.dockerTls.port}`];
+    daemon.tls = true;
+    daemon.tlsverify = true;
+    daemon.tlscacert = `${DOCKER_TLS_DIR}/ca.pem`;
+    daemon.tlscert = `${DOCKER_TLS_DIR}/server-cert.pem`;
+    daemon.tlskey = `${DOCKER_TLS_DIR}/server-key.pem`;
+  }
+  return daemon;
+}
+
+/** The docker.service drop-in: wait for the volume, and start dockerd with no command-line options. */
+export function dockerServiceDropin(host: HostIgnitionInput): string {
+  const profile = osProfile(host.os);
+  const lines = [
+    "# Berth: Docker keeps its data on the btrfs volume; never start it on the root file system.",
+    "[Unit]",
+    `RequiresMountsFor=${DOCKER_DATA_ROOT}`,
+    `After=${mountUnitName(DOCKER_DATA_ROOT)}`,
+    "",
+    "[Service]",
+    ...profile.stockEnvironmentToClear.map((name) => `Environment=${name}=`),
+    "# All settings live in /etc/docker/daemon.json. dockerd refuses to start when an option is given",
+    "# both as a flag and in daemon.json, so the stock command line is replaced by a bare one.",
+    "ExecStart=",
+    `ExecStart=${profile.dockerdPath}`,
+    "",
+  ];
+  return lines.join("\n");
+}
+
+function etcHosts(registry: HostRegistry | undefined): string {
+  const lines = [
+    "# Managed by Berth (Ignition, first boot).",
+    "127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4",
+    "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6",
+  ];
+  if (registry) {
+    lines.push(`${registry.address} ${registry.hostname}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+const SSHD_DROPIN = [
+  "# Berth: key-only SSH. sshd reads sshd_config.d/*.conf in lexical order and keeps the first value",
+  "# of each keyword, so this 05- file takes precedence over the image's own defaults.",
+  "PasswordAuthentication no",
+  "KbdInteractiveAuthentication no",
+  "PermitRootLogin no",
+  "",
+].join("\n");
+
+function resolvedDropin(dns: HostServiceDns): string {
+  return [
+    "# Berth: send queries for the services' domain to the dnsmasq container only.",
+    "[Resolve]",
+    `DNS=${dns.address}`,
+    `Domains=~${dns.searchDomain}`,
+    "",
+  ].join("\n");
+}
+
+/** The host's own config, before user fragments are merged in. */
+function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
+  const profile = osProfile(host.os);
+  const label = host.dockerVolumeLabel ?? "docker";
+  const volume = filesystemWithMount(
+    cinderVirtioDevicePath(host.dockerVolumeId),
+    label,
+    "btrfs",
+    DOCKER_DATA_ROOT,
+  );
+
+  const files = [
+    file("/etc/hostname", `${host.name}\n`),
+    file("/etc/hosts", etcHosts(host.registry)),
+    file("/etc/docker/daemon.json", `${stableStringify(dockerDaemonJson(host), 2)}\n`),
+    file(profile.sshdDropinPath, SSHD_DROPIN, { mode: 0o600 }),
+  ];
+  if (host.serviceDns) {
+    files.push(file("/etc/systemd/resolved.conf.d/50-berth.conf", resolvedDropin(host.serviceDns)));
+  }
+  if (host.registry?.caCertPem) {
+    const ca = withNewline(host.registry.caCertPem);
+    files.push(file(`/etc/docker/certs.d/${host.registry.hostname}/ca.crt`, ca));
+    if (host.registry.mirrorPort !== undefined) {
+      files.push(
+        file(`/etc/docker/certs.d/${host.registry.hostname}:${host.registry.mirrorPort}/ca.crt`, ca),
+      );
+    }
+    files.push(file(profile.caAnchorPath, ca));
+  }
+  if (host.dockerTls) {
+    files.push(
+      file(`${DOCKER_TLS_DIR}/ca.pem`, withNewline(host.dockerTls.caCertPem)),
+      file(`${DOCKER_TLS_DIR}/server-cert.pem`, withNewline(host.dockerTls.serverCertPem)),
+      file(`${DOCKER_TLS_DIR}/server-key.pem`, withNewline(host.dockerTls.serverKeyPem), { mode: 0o600 }),
+    );
+  }
+
+  const dockerService: SystemdUnit = {
+    ...dropin("docker.service", DOCKER_DROPIN_NAME, dockerServiceDropin(host)),
+    enabled: profile.enableDockerService ? true : undefined,
+  };
+
+  return {
+    ignition: { version: IGNITION_SPEC_VERSION },
+    passwd: {
+      users: [
+        {
+          name: "core",
+          sshAuthorizedKeys: host.sshAuthorizedKeys.map((k) => k.trim()),
+          groups: host.coreGroups && host.coreGroups.length > 0 ? [...host.coreGroups] : undefined,
+        },
+      ],
+    },
+    storage: {
+      files,
+      links: [symlink("/etc/localtime", `../usr/share/zoneinfo/${host.timezone}`)],
+      filesystems: [volume.filesystem],
+    },
+    systemd: { units: [volume.mountUnit, dockerService] },
+  };
+}
+
+/** Builds the host's Ignition config, with `extraFragments` merged in (conflicts throw). */
+export function buildHostIgnition(host: HostIgnitionInput): IgnitionConfig {
+  validate(host);
+  return merge([
+    { source: `berth host ${host.name}`, config: baseHostConfig(host) },
+    ...(host.extraFragments ?? []),
+  ]);
+}
+
+/**
+ * Renders the host's Ignition config as deterministic compact JSON, ready for `userData`.
+ * Throws when the result would exceed Nova's user-data limit.
+ */
+export function renderHostIgnition(host: HostIgnitionInput): string {
+  const json = serializeIgnition(buildHostIgnition(host));
+  assertUserDataSize(host.name, json);
+  return json;
+}

@@ -1,0 +1,89 @@
+/**
+ * Every difference between Fedora CoreOS and Flatcar that the host config depends on lives here.
+ * host.ts reads these profiles and never branches on the OS name itself.
+ */
+
+/** Host operating systems Berth can provision. */
+export type HostOs = "fcos" | "flatcar";
+
+/** What the host config needs to know about an OS image. */
+export interface OsProfile {
+  /** The OS this profile describes. */
+  readonly os: HostOs;
+  /** Absolute path of the Docker daemon binary used in the `ExecStart=` override. */
+  readonly dockerdPath: string;
+  /**
+   * What the stock `docker.service` passes on `ExecStart`, for documentation and tests only. Our
+   * drop-in resets `ExecStart=` and starts `dockerd` with no flags at all, so none of these can clash
+   * with `daemon.json` (dockerd refuses to start when an option is given both ways).
+   */
+  readonly stockExecStart: string;
+  /**
+   * Environment variables the stock unit expands into dockerd's command line. The drop-in sets them
+   * empty (`Environment=NAME=`) as a second line of defence; note that an `EnvironmentFile=` of the
+   * stock unit still wins over `Environment=`, which is why the real guarantee is the `ExecStart`
+   * override that does not reference them.
+   */
+  readonly stockEnvironmentToClear: readonly string[];
+  /**
+   * `daemon.json` settings that restore what the stock command line gave the daemon and that we lose
+   * by overriding `ExecStart` (e.g. SELinux labelling of containers).
+   */
+  readonly daemonDefaults: Readonly<Record<string, boolean | string>>;
+  /**
+   * Whether `docker.service` must be enabled explicitly. Both images ship only `docker.socket`
+   * enabled, and we need dockerd running at boot (the TCP/TLS listener and live-restore need the
+   * daemon, not socket activation).
+   */
+  readonly enableDockerService: boolean;
+  /**
+   * Where a PEM CA certificate becomes trusted by the OS. Fedora CoreOS runs `update-ca-trust` at boot
+   * when anchors exist; Flatcar's `update-ca-certificates.service` picks up `*.pem` in /etc/ssl/certs.
+   */
+  readonly caAnchorPath: string;
+  /**
+   * Path of the sshd drop-in. OpenSSH reads /etc/ssh/sshd_config.d/*.conf in lexical order and keeps
+   * the first value of each keyword, so a low number (05) wins over the image's own defaults (Fedora
+   * CoreOS ships e.g. 40-disable-passwords.conf and 50-redhat.conf).
+   */
+  readonly sshdDropinPath: string;
+}
+
+const FCOS: OsProfile = {
+  os: "fcos",
+  dockerdPath: "/usr/bin/dockerd",
+  stockExecStart: "/usr/bin/dockerd --host=fd:// --log-driver=journald --live-restore $OPTIONS",
+  stockEnvironmentToClear: ["OPTIONS"],
+  // Fedora's OPTIONS carry --selinux-enabled; without it containers would run unlabelled.
+  daemonDefaults: { "selinux-enabled": true },
+  enableDockerService: true,
+  caAnchorPath: "/etc/pki/ca-trust/source/anchors/berth-registry-ca.pem",
+  sshdDropinPath: "/etc/ssh/sshd_config.d/05-berth.conf",
+};
+
+const FLATCAR: OsProfile = {
+  os: "flatcar",
+  dockerdPath: "/usr/bin/dockerd",
+  stockExecStart:
+    "/usr/bin/dockerd --host=fd:// --containerd=/run/containerd/containerd.sock $DOCKER_SELINUX $DOCKER_OPTS $DOCKER_CGROUPS $DOCKER_OPT_BIP $DOCKER_OPT_MTU $DOCKER_OPT_IPMASQ",
+  // The variables are only expanded by the stock ExecStart, which we replace entirely.
+  stockEnvironmentToClear: [],
+  // Flatcar's unit sets DOCKER_SELINUX=--selinux-enabled=true.
+  daemonDefaults: { "selinux-enabled": true },
+  enableDockerService: true,
+  caAnchorPath: "/etc/ssl/certs/berth-registry-ca.pem",
+  // Older Flatcar releases have no Include of sshd_config.d in their sshd_config; there the drop-in is
+  // inert (harmless) and password login stays disabled by Flatcar's own default.
+  sshdDropinPath: "/etc/ssh/sshd_config.d/05-berth.conf",
+};
+
+const PROFILES: Readonly<Record<HostOs, OsProfile>> = { fcos: FCOS, flatcar: FLATCAR };
+
+/** The profile for `os`; throws for an unknown OS (input may come from untyped config). */
+export function osProfile(os: HostOs): OsProfile {
+  const profile = (PROFILES as Partial<Record<string, OsProfile>>)[os];
+  if (!profile) {
+    throw new Error(`unknown host OS "${String(os)}", expected one of: ${Object.keys(PROFILES).join(", ")}`);
+  }
+  return profile;
+}

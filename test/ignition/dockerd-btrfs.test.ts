@@ -1,0 +1,205 @@
+/**
+ * Boot-like check: what the Ignition config sets up (a btrfs file system labelled as rendered,
+ * mounted as Docker's data root, dockerd started with no flags that clash with daemon.json) gives a
+ * working Docker engine on the btrfs storage driver. Runs the real dockerd on a loop device.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { buildHostIgnition, type JsonInput } from "../../ignition/index.ts";
+import { requireTools } from "../support/tools.ts";
+import { fcosFull, fileText } from "./fixtures.ts";
+
+const SCRIPT = resolve(import.meta.dirname, "../support/dockerd-btrfs.sh");
+
+const tools = requireTools(
+  "dockerd on btrfs",
+  [
+    { tool: "dockerd", debianPackage: "docker.io" },
+    { tool: "docker", debianPackage: "docker.io" },
+    { tool: "mkfs.btrfs", debianPackage: "btrfs-progs" },
+    { tool: "btrfs", debianPackage: "btrfs-progs" },
+    { tool: "losetup", debianPackage: "mount" },
+    { tool: "blkid", debianPackage: "util-linux" },
+    { tool: "findmnt", debianPackage: "util-linux" },
+    { tool: "ip", debianPackage: "iproute2" },
+    { tool: "busybox", debianPackage: "busybox-static" },
+  ],
+  { needsRoot: true },
+);
+
+/** Keys of the production daemon.json that must differ on a test machine, and why. */
+const REMOVED_KEYS: Record<string, string> = {
+  hosts: "the test's dockerd listens on its own socket (-H); a hosts key plus -H is a startup error",
+  bip: "the test uses a private bridge (--bridge) so it never touches docker0; bip and bridge are exclusive",
+  tls: "no TCP listener on a test machine",
+  tlsverify: "no TCP listener on a test machine",
+  tlscacert: "the TLS files live under /etc/docker/tls on the host only",
+  tlscert: "the TLS files live under /etc/docker/tls on the host only",
+  tlskey: "the TLS files live under /etc/docker/tls on the host only",
+};
+const ADDED_KEYS: Record<string, JsonInput> = {
+  // Leave the test machine's firewall and forwarding sysctl alone.
+  iptables: false,
+  "ip-forward": false,
+};
+
+function testCopy(production: Record<string, JsonInput>): Record<string, JsonInput> {
+  const kept = Object.entries(production).filter(([key]) => !(key in REMOVED_KEYS));
+  return { ...Object.fromEntries(kept), ...ADDED_KEYS };
+}
+
+const run = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) =>
+  spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env }, timeout: 170_000 });
+
+describe.skipIf(tools.skip)("dockerd with the rendered daemon.json on a btrfs volume", () => {
+  const config = buildHostIgnition(fcosFull);
+  const production = JSON.parse(fileText(config, "/etc/docker/daemon.json")) as Record<string, JsonInput>;
+  const label = config.storage?.filesystems?.[0]?.label ?? "";
+  let workdir = "";
+  let sock = "";
+  let started: ReturnType<typeof run> | undefined;
+
+  const docker = (...args: string[]) => run("docker", ["-H", `unix://${sock}`, ...args]);
+
+  beforeAll(() => {
+    // Short path: dockerd puts Unix sockets under the exec root (108-byte limit).
+    workdir = mkdtempSync(join(tmpdir(), "bd-"));
+    sock = join(workdir, "docker.sock");
+    writeFileSync(join(workdir, "daemon.json"), `${JSON.stringify(testCopy(production), null, 2)}\n`);
+    started = run("bash", [SCRIPT, "start", workdir], { BERTH_LABEL: label });
+  });
+
+  afterAll(() => {
+    if (!workdir) return;
+    const stopped = run("bash", [SCRIPT, "stop", workdir]);
+    if (stopped.status === 0) {
+      rmSync(workdir, { recursive: true, force: true });
+    } else {
+      // Never rm -rf through a mount that is still there; leave it for inspection.
+      console.error(`dockerd-btrfs.sh stop failed, leaving ${workdir}:\n${stopped.stderr}`);
+    }
+  });
+
+  it("changes only the keys a test machine needs changed", () => {
+    const copy = testCopy(production);
+    const changed = [...new Set([...Object.keys(production), ...Object.keys(copy)])]
+      .filter((k) => JSON.stringify(production[k]) !== JSON.stringify(copy[k]))
+      .sort();
+    expect(changed).toEqual([...Object.keys(REMOVED_KEYS), ...Object.keys(ADDED_KEYS)].sort());
+    for (const key of [
+      "storage-driver",
+      "log-driver",
+      "log-opts",
+      "live-restore",
+      "registry-mirrors",
+      "selinux-enabled",
+    ]) {
+      expect(copy[key], key).toEqual(production[key]);
+    }
+  });
+
+  it("starts dockerd", () => {
+    expect(started?.stderr ?? "", started?.stderr).toContain("dockerd is up");
+    expect(started?.status).toBe(0);
+  });
+
+  it("mounts a btrfs file system carrying the rendered label as the data root", () => {
+    const mnt = join(workdir, "mnt");
+    const fs = run("findmnt", ["-n", "-o", "FSTYPE,SOURCE", "--mountpoint", mnt]);
+    expect(fs.stdout.trim()).toMatch(/^btrfs\s+\/dev\/loop\d+$/);
+    const device = fs.stdout.trim().split(/\s+/)[1] ?? "";
+    expect(run("blkid", ["-p", "-s", "LABEL", "-o", "value", device]).stdout.trim()).toBe("docker");
+  });
+
+  it("uses the btrfs storage driver and the daemon.json settings", () => {
+    const info = docker(
+      "info",
+      "--format",
+      "{{.Driver}} {{.LoggingDriver}} {{.LiveRestoreEnabled}} {{json .RegistryConfig.Mirrors}}",
+    );
+    expect(info.stderr).toBe("");
+    expect(info.stdout.trim()).toBe('btrfs json-file true ["https://registry.ci.internal:5001/"]');
+    expect(docker("info", "--format", "{{.Driver}}").stdout.trim()).toBe("btrfs");
+  });
+
+  it("runs a container from an imported image, with per-layer btrfs subvolumes", () => {
+    const rootfs = join(workdir, "image-rootfs");
+    mkdirSync(join(rootfs, "bin"), { recursive: true });
+    copyFileSync(tools.paths.busybox ?? "/bin/busybox", join(rootfs, "bin", "busybox"));
+    chmodSync(join(rootfs, "bin", "busybox"), 0o755);
+    const tarball = join(workdir, "image.tar");
+    expect(run("tar", ["-C", rootfs, "-cf", tarball, "bin"]).status).toBe(0);
+    const imported = docker("import", tarball, "berth-test/busybox:1");
+    expect(imported.status, imported.stderr).toBe(0);
+
+    const ran = docker("run", "--rm", "berth-test/busybox:1", "/bin/busybox", "echo", "ok");
+    expect(ran.stderr).toBe("");
+    expect(ran.stdout).toBe("ok\n");
+    expect(ran.status).toBe(0);
+
+    const subvolumes = run("btrfs", ["subvolume", "list", join(workdir, "mnt")]);
+    expect(subvolumes.stdout).toMatch(/path btrfs\/subvolumes\/[0-9a-f]{64}/);
+  });
+
+  it("applies the json-file log rotation from daemon.json to new containers", () => {
+    const created = docker(
+      "create",
+      "--name",
+      "berth-logcheck",
+      "berth-test/busybox:1",
+      "/bin/busybox",
+      "true",
+    );
+    expect(created.status, created.stderr).toBe(0);
+    const logConfig = docker("inspect", "--format", "{{json .HostConfig.LogConfig}}", "berth-logcheck");
+    expect(JSON.parse(logConfig.stdout)).toEqual({
+      Type: "json-file",
+      Config: { "max-file": "3", "max-size": "10m" },
+    });
+    expect(docker("rm", "berth-logcheck").status).toBe(0);
+  });
+});
+
+describe.skipIf(tools.skip)("dockerd refuses an option given both as a flag and in daemon.json", () => {
+  let workdir = "";
+
+  afterAll(() => {
+    if (!workdir) return;
+    const stopped = run("bash", [SCRIPT, "stop", workdir]);
+    if (stopped.status === 0) rmSync(workdir, { recursive: true, force: true });
+    else console.error(`dockerd-btrfs.sh stop failed, leaving ${workdir}:\n${stopped.stderr}`);
+  });
+
+  it("fails to start with `hosts` in daemon.json plus -H, and stop cleans up the half-done start", () => {
+    workdir = mkdtempSync(join(tmpdir(), "bd-"));
+    // The production file keeps `hosts`; the script passes -H: the same clash a stock
+    // `ExecStart=dockerd --host=fd://` would cause on Fedora CoreOS without our drop-in.
+    const production = JSON.parse(fileText(buildHostIgnition(fcosFull), "/etc/docker/daemon.json")) as Record<
+      string,
+      JsonInput
+    >;
+    const clash = { ...testCopy(production), hosts: production.hosts ?? [] };
+    writeFileSync(join(workdir, "daemon.json"), JSON.stringify(clash));
+    const started = run("bash", [SCRIPT, "start", workdir], {
+      BERTH_LABEL: "clash",
+      BERTH_START_TIMEOUT: "30",
+      BERTH_BRIDGE_CIDR: "10.213.1.1/24",
+    });
+    expect(started.status).not.toBe(0);
+    expect(started.stderr).toMatch(
+      /directives are specified both as a flag and in the configuration file: hosts/,
+    );
+
+    const stopped = run("bash", [SCRIPT, "stop", workdir]);
+    expect(stopped.status, stopped.stderr).toBe(0);
+    expect(run("losetup", ["-j", join(workdir, "disk.img")]).stdout).toBe("");
+    expect(run("findmnt", ["-n", "--mountpoint", join(workdir, "mnt")]).stdout).toBe("");
+    // Idempotent: a second stop is a no-op.
+    expect(run("bash", [SCRIPT, "stop", workdir]).status).toBe(0);
+  });
+});

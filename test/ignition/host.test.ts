@@ -1,0 +1,335 @@
+import { createHash } from "node:crypto";
+
+import { describe, expect, it } from "vitest";
+
+import {
+  NOVA_USER_DATA_LIMIT_BYTES,
+  assertUserDataSize,
+  buildHostIgnition,
+  cinderVirtioDevicePath,
+  file,
+  hostIgnitionHasSecrets,
+  osProfile,
+  renderHostIgnition,
+  serializeIgnition,
+  userDataBase64Size,
+  type FileContents,
+  type IgnitionConfig,
+  type StorageFile,
+} from "../../ignition/index.ts";
+import { decodeContents, extraFragment, fcosFull, fcosWithExtra, flatcarMinimal, KEYS } from "./fixtures.ts";
+
+const decode = (contents: FileContents | undefined): string => decodeContents(contents).toString("utf8");
+
+function fileAt(config: IgnitionConfig, path: string): StorageFile {
+  const f = config.storage?.files?.find((x) => x.path === path);
+  if (!f) throw new Error(`no file ${path}`);
+  return f;
+}
+
+const text = (config: IgnitionConfig, path: string): string => decode(fileAt(config, path).contents);
+
+/** A reviewer-friendly view of a config: every file decoded, every unit and drop-in spelled out. */
+function readable(config: IgnitionConfig): string {
+  const out: string[] = [];
+  for (const u of config.passwd?.users ?? []) out.push(`user ${u.name}: ${JSON.stringify(u)}`);
+  for (const fs of config.storage?.filesystems ?? []) out.push(`filesystem: ${JSON.stringify(fs)}`);
+  for (const l of config.storage?.links ?? []) out.push(`link ${l.path} -> ${l.target}`);
+  for (const f of config.storage?.files ?? []) {
+    const mode = (f.mode ?? 0).toString(8).padStart(4, "0");
+    const how = f.contents?.compression === "gzip" ? "gzip+base64" : "plain";
+    out.push(
+      `\n=== file ${f.path} (mode ${mode}, overwrite ${String(f.overwrite)}, ${how})\n${decode(f.contents)}`,
+    );
+  }
+  for (const u of config.systemd?.units ?? []) {
+    out.push(`\n=== unit ${u.name} (enabled ${String(u.enabled)}, mask ${String(u.mask)})`);
+    if (u.contents !== undefined) out.push(u.contents);
+    for (const d of u.dropins ?? []) out.push(`--- drop-in ${u.name}.d/${d.name}\n${d.contents ?? ""}`);
+  }
+  return `${out.join("\n")}\n`;
+}
+
+describe("buildHostIgnition (fcos, everything on)", () => {
+  const config = buildHostIgnition(fcosFull);
+  const units = config.systemd?.units ?? [];
+  const daemon = JSON.parse(text(config, "/etc/docker/daemon.json")) as Record<string, unknown>;
+  const dockerUnit = units.find((u) => u.name === "docker.service");
+  const dockerDropin = dockerUnit?.dropins?.find((d) => d.name === "10-berth.conf")?.contents ?? "";
+
+  it("sets up user core with the keys", () => {
+    expect(config.passwd?.users).toEqual([{ name: "core", sshAuthorizedKeys: KEYS }]);
+  });
+
+  it("writes hostname, time zone link and a full /etc/hosts pinning the registry", () => {
+    expect(text(config, "/etc/hostname")).toBe("staging-ci-1\n");
+    expect(config.storage?.links).toEqual([
+      { path: "/etc/localtime", target: "../usr/share/zoneinfo/Europe/Rome", hard: false, overwrite: true },
+    ]);
+    const hosts = text(config, "/etc/hosts");
+    expect(hosts).toMatch(/^127\.0\.0\.1\s+localhost\b/m);
+    expect(hosts).toMatch(/^::1\s+localhost\b/m);
+    expect(hosts).toMatch(/^10\.20\.0\.10 registry\.ci\.internal$/m);
+    expect(fileAt(config, "/etc/hosts").overwrite).toBe(true);
+  });
+
+  it("formats the Cinder volume as btrfs (kept across re-provisioning) and mounts it by label", () => {
+    expect(config.storage?.filesystems).toEqual([
+      {
+        device: "/dev/disk/by-id/virtio-0f1e2d3c-4b5a-6978-8",
+        format: "btrfs",
+        label: "docker",
+        wipeFilesystem: false,
+      },
+    ]);
+    const mount = units.find((u) => u.name === "var-lib-docker.mount");
+    expect(mount?.enabled).toBe(true);
+    expect(mount?.contents).toContain("What=/dev/disk/by-label/docker");
+    expect(mount?.contents).toContain("Where=/var/lib/docker");
+    expect(mount?.contents).toContain("WantedBy=local-fs.target");
+  });
+
+  it("configures daemon.json for btrfs, json-file logs, live-restore, mirrors, bip and mutual TLS", () => {
+    expect(daemon).toEqual({
+      "selinux-enabled": true,
+      "storage-driver": "btrfs",
+      "log-driver": "json-file",
+      "log-opts": { "max-size": "10m", "max-file": "3" },
+      "live-restore": true,
+      "registry-mirrors": ["https://registry.ci.internal:5001"],
+      bip: "172.17.0.1/16",
+      hosts: ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"],
+      tls: true,
+      tlsverify: true,
+      tlscacert: "/etc/docker/tls/ca.pem",
+      tlscert: "/etc/docker/tls/server-cert.pem",
+      tlskey: "/etc/docker/tls/server-key.pem",
+    });
+    expect(fileAt(config, "/etc/docker/daemon.json").mode).toBe(0o644);
+    expect(fileAt(config, "/etc/docker/tls/server-key.pem").mode).toBe(0o600);
+    expect(text(config, "/etc/docker/tls/server-key.pem")).toBe(fcosFull.dockerTls?.serverKeyPem);
+    expect(text(config, "/etc/docker/tls/ca.pem")).toBe(fcosFull.dockerTls?.caCertPem);
+  });
+
+  it("overrides docker.service: waits for the mount, bare ExecStart, no flag duplicating daemon.json", () => {
+    expect(dockerUnit?.enabled).toBe(true);
+    expect(dockerUnit?.contents).toBeUndefined();
+    expect(dockerDropin).toMatch(/^\[Unit\]$/m);
+    expect(dockerDropin).toContain("RequiresMountsFor=/var/lib/docker\n");
+    expect(dockerDropin).toContain("After=var-lib-docker.mount\n");
+    expect(dockerDropin).toContain("Environment=OPTIONS=\n");
+    const execStarts = dockerDropin.split("\n").filter((l) => l.startsWith("ExecStart="));
+    expect(execStarts).toEqual(["ExecStart=", "ExecStart=/usr/bin/dockerd"]);
+    // Every daemon.json key has a same-named dockerd flag; none may appear on the command line.
+    for (const key of Object.keys(daemon)) {
+      expect(execStarts.join(" ")).not.toContain(`--${key}`);
+    }
+    expect(execStarts.join(" ")).not.toMatch(/\s-H\b|--host/);
+  });
+
+  it("trusts the registry CA for Docker (both ports) and the OS", () => {
+    for (const path of [
+      "/etc/docker/certs.d/registry.ci.internal/ca.crt",
+      "/etc/docker/certs.d/registry.ci.internal:5001/ca.crt",
+      "/etc/pki/ca-trust/source/anchors/berth-registry-ca.pem",
+    ]) {
+      expect(text(config, path), path).toBe(fcosFull.registry?.caCertPem);
+    }
+  });
+
+  it("hardens sshd with a drop-in that sorts first", () => {
+    const sshd = fileAt(config, "/etc/ssh/sshd_config.d/05-berth.conf");
+    expect(sshd.mode).toBe(0o600);
+    const body = decode(sshd.contents);
+    expect(body).toMatch(/^PasswordAuthentication no$/m);
+    expect(body).toMatch(/^KbdInteractiveAuthentication no$/m);
+    expect(body).toMatch(/^PermitRootLogin no$/m);
+  });
+
+  it("routes the service domain to dnsmasq via systemd-resolved", () => {
+    expect(text(config, "/etc/systemd/resolved.conf.d/50-berth.conf")).toBe(
+      "# Berth: send queries for the services' domain to the dnsmasq container only.\n[Resolve]\nDNS=172.30.0.2\nDomains=~svc.ci.internal\n",
+    );
+  });
+
+  it("matches the readable snapshot", async () => {
+    await expect(serializeIgnition(config, 2) + "\n").toMatchFileSnapshot(
+      "../fixtures/ignition/fcos-full.ign",
+    );
+    await expect(readable(config)).toMatchFileSnapshot("../fixtures/ignition/fcos-full.txt");
+  });
+});
+
+describe("buildHostIgnition (flatcar, minimal)", () => {
+  const config = buildHostIgnition(flatcarMinimal);
+  const paths = (config.storage?.files ?? []).map((f) => f.path);
+
+  it("writes only what is asked for", () => {
+    expect(paths).toEqual([
+      "/etc/hostname",
+      "/etc/hosts",
+      "/etc/docker/daemon.json",
+      "/etc/ssh/sshd_config.d/05-berth.conf",
+    ]);
+    expect(text(config, "/etc/hosts")).not.toContain("registry");
+    const daemon = JSON.parse(text(config, "/etc/docker/daemon.json")) as Record<string, unknown>;
+    expect(daemon.hosts).toEqual(["unix:///var/run/docker.sock"]);
+    expect(daemon).not.toHaveProperty("tls");
+    expect(daemon["registry-mirrors"]).toEqual([]);
+    expect(config.storage?.filesystems?.[0]).toMatchObject({
+      device: "/dev/disk/by-id/virtio-a1b2c3d4-e5f6-4789-9",
+      label: "dockerdata",
+    });
+    expect(config.systemd?.units?.find((u) => u.name === "var-lib-docker.mount")?.contents).toContain(
+      "What=/dev/disk/by-label/dockerdata",
+    );
+  });
+
+  it("uses Flatcar's paths and quirks from os.ts", () => {
+    const dropin =
+      config.systemd?.units?.find((u) => u.name === "docker.service")?.dropins?.[0]?.contents ?? "";
+    expect(dropin).not.toContain("Environment=OPTIONS=");
+    expect(dropin).toContain(`ExecStart=${osProfile("flatcar").dockerdPath}\n`);
+    const withCa = buildHostIgnition({
+      ...flatcarMinimal,
+      registry: {
+        hostname: "registry.ci.internal",
+        address: "10.0.0.5",
+        caCertPem: fcosFull.registry?.caCertPem,
+      },
+    });
+    expect(withCa.storage?.files?.map((f) => f.path)).toContain("/etc/ssl/certs/berth-registry-ca.pem");
+  });
+
+  it("matches the readable snapshot", async () => {
+    await expect(serializeIgnition(config, 2) + "\n").toMatchFileSnapshot(
+      "../fixtures/ignition/flatcar-minimal.ign",
+    );
+    await expect(readable(config)).toMatchFileSnapshot("../fixtures/ignition/flatcar-minimal.txt");
+  });
+});
+
+describe("extra fragments", () => {
+  it("are merged after the host's own config", () => {
+    const config = buildHostIgnition(fcosWithExtra);
+    const paths = (config.storage?.files ?? []).map((f) => f.path);
+    expect(paths.slice(-2)).toEqual(["/etc/sysctl.d/90-berth-ci.conf", "/usr/local/bin/berth-warmup"]);
+    expect(config.systemd?.units?.map((u) => u.name)).toEqual([
+      "var-lib-docker.mount",
+      "docker.service",
+      "berth-warmup.service",
+    ]);
+  });
+
+  it("cannot silently replace a host file or unit", () => {
+    const clash = {
+      source: "stack config extraIgnition[1]",
+      config: {
+        ignition: { version: "3.3.0" as const },
+        storage: { files: [file("/etc/docker/daemon.json", "{}")] },
+      },
+    };
+    expect(() => buildHostIgnition({ ...fcosFull, extraFragments: [clash] })).toThrow(
+      /path "\/etc\/docker\/daemon\.json" is defined by both "berth host staging-ci-1" and "stack config extraIgnition\[1\]"/,
+    );
+    const unitClash = {
+      source: "snippet",
+      config: {
+        ignition: { version: "3.3.0" as const },
+        systemd: { units: [{ name: "docker.service", dropins: [{ name: "10-berth.conf", contents: "" }] }] },
+      },
+    };
+    expect(() => buildHostIgnition({ ...fcosFull, extraFragments: [unitClash] })).toThrow(
+      /10-berth\.conf.*snippet/,
+    );
+  });
+});
+
+describe("determinism", () => {
+  it("renders the same bytes for the same input, however the input was built", () => {
+    const reordered = JSON.parse(JSON.stringify(fcosWithExtra)) as typeof fcosWithExtra;
+    const shuffled = Object.fromEntries(Object.entries(reordered).reverse()) as typeof fcosWithExtra;
+    const first = renderHostIgnition(fcosWithExtra);
+    expect(renderHostIgnition(fcosWithExtra)).toBe(first);
+    expect(renderHostIgnition(shuffled)).toBe(first);
+    expect(first).not.toContain("\n");
+  });
+
+  it("changes when a host-level setting changes", () => {
+    expect(renderHostIgnition({ ...fcosFull, timezone: "UTC" })).not.toBe(renderHostIgnition(fcosFull));
+  });
+});
+
+describe("validation", () => {
+  it("derives the virtio by-id path from the first 20 characters of the volume id", () => {
+    expect(cinderVirtioDevicePath("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")).toBe(
+      "/dev/disk/by-id/virtio-0f1e2d3c-4b5a-6978-8",
+    );
+    expect(() => cinderVirtioDevicePath("not-a-uuid")).toThrow(/UUID/);
+  });
+
+  it("rejects bad input with the host name in the message", () => {
+    expect(() => buildHostIgnition({ ...fcosFull, sshAuthorizedKeys: [] })).toThrow(
+      /staging-ci-1.*at least one/,
+    );
+    expect(() => buildHostIgnition({ ...fcosFull, timezone: "../etc/passwd" })).toThrow(/timezone/);
+    expect(() => buildHostIgnition({ ...fcosFull, name: "bad_name" })).toThrow(/host name/);
+    expect(() =>
+      buildHostIgnition({ ...fcosFull, docker: { ...fcosFull.docker, bip: "172.17.0.1" } }),
+    ).toThrow(/bip/);
+    expect(() => buildHostIgnition({ ...fcosFull, os: "ubuntu" as "fcos" })).toThrow(
+      /unknown host OS "ubuntu"/,
+    );
+  });
+});
+
+describe("secrets and size", () => {
+  it("reports secrets only when the TLS key (or a secret snippet) is included", () => {
+    expect(hostIgnitionHasSecrets(fcosFull)).toBe(true);
+    expect(hostIgnitionHasSecrets(flatcarMinimal)).toBe(false);
+    expect(hostIgnitionHasSecrets({ ...flatcarMinimal, extraFragmentsHaveSecrets: true })).toBe(true);
+    expect(renderHostIgnition(flatcarMinimal)).not.toContain("PRIVATE KEY");
+  });
+
+  it("keeps realistic configs well under the Nova limit", () => {
+    const size = userDataBase64Size(renderHostIgnition(fcosWithExtra));
+    expect(size).toBeLessThan(NOVA_USER_DATA_LIMIT_BYTES / 2);
+  });
+
+  it("counts base64 size exactly", () => {
+    expect(userDataBase64Size("")).toBe(0);
+    expect(userDataBase64Size("abc")).toBe(4);
+    expect(userDataBase64Size("abcd")).toBe(8);
+    expect(userDataBase64Size("é")).toBe(4);
+    const atLimit = "x".repeat((NOVA_USER_DATA_LIMIT_BYTES - 3) * 0.75); // 49149 bytes -> 65532
+    expect(() => assertUserDataSize("h", atLimit)).not.toThrow();
+    expect(() => assertUserDataSize("h", atLimit + "xxxx")).toThrow(/"h" is 65540 bytes/);
+  });
+
+  it("refuses a host whose snippets blow the limit, naming host and size", () => {
+    // Incompressible bytes: gzip cannot save this one.
+    const noise = Buffer.concat(
+      Array.from({ length: 1900 }, (_, i) => createHash("sha256").update(`block ${i}`).digest()),
+    );
+    const huge = {
+      source: "huge snippet",
+      config: {
+        ignition: { version: "3.3.0" as const },
+        storage: { files: [file("/opt/noise.bin", noise)] },
+      },
+    };
+    const host = { ...flatcarMinimal, extraFragments: [huge] };
+    const json = serializeIgnition(buildHostIgnition(host));
+    const expected = userDataBase64Size(json);
+    expect(expected).toBeGreaterThan(NOVA_USER_DATA_LIMIT_BYTES);
+    expect(() => renderHostIgnition(host)).toThrow(
+      new RegExp(`host "pr-42-ci-1" is ${expected} bytes after base64 encoding`),
+    );
+  });
+
+  it("leaves the extra fragment object untouched", () => {
+    const before = JSON.stringify(extraFragment);
+    renderHostIgnition(fcosWithExtra);
+    expect(JSON.stringify(extraFragment)).toBe(before);
+  });
+});
