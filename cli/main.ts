@@ -2,8 +2,11 @@
  * `berth` — offline companion of the Pulumi program.
  *
  *   berth validate <stack>            check stacks/Pulumi.<stack>.yaml (pr-<N>: derived from testing)
+ *   berth plan <stack> [--out DIR]   plan.md, plan.json and hosts/*.ign for reviewers (default out/plan/<stack>)
+ *   berth render <stack> --out DIR    write DIR/hosts/<host>.ign, each host's Ignition (run under mocks)
  */
 import { parseArgs } from "node:util";
+import { join } from "node:path";
 import { ConfigError } from "../config/errors.ts";
 import { loadStack } from "../config/load.ts";
 import { PROJECT_ROOT } from "../config/root.ts";
@@ -11,6 +14,8 @@ import { summarize } from "./summary.ts";
 
 const USAGE = `Usage:
   berth validate <stack>             validate a stack's configuration (testing, staging, production, pr-<N>)
+  berth plan <stack> [--out <dir>]   write plan.md, plan.json and hosts/*.ign (default out/plan/<stack>)
+  berth render <stack> --out <dir>   write each host's Ignition config to <dir>/hosts/<host>.ign
   berth help                         show this text`;
 
 export interface Io {
@@ -30,6 +35,32 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         if (!stack || positionals.length > 1) return usage(io);
         const cfg = loadStack(root, stack);
         io.out(summarize(cfg));
+        return 0;
+      }
+      case "render": {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { out: { type: "string" } },
+        });
+        const stack = positionals[0];
+        if (!stack || positionals.length > 1 || !values.out) return usage(io);
+        const { renderStack } = await import("./render.ts");
+        const files = await renderStack(root, stack, values.out);
+        for (const f of files) io.out(`wrote ${f}`);
+        return 0;
+      }
+      case "plan": {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { out: { type: "string" } },
+        });
+        const stack = positionals[0];
+        if (!stack || positionals.length > 1) return usage(io);
+        const { planStack } = await import("./plan.ts");
+        const files = await planStack(root, stack, values.out ?? join("out", "plan", stack));
+        for (const f of files) io.out(`wrote ${f}`);
         return 0;
       }
       case "help":

@@ -1,0 +1,224 @@
+/**
+ * Runs the Berth program in-process under Pulumi's runtime mocks and captures every resource it
+ * registers: type, name, URN, parent, inputs (with secrets marked), provider and dependencies.
+ * `berth render`, `berth plan` and the component tests use it, so they all run the real program.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
+
+/** Pulumi's wire marker for a secret value. */
+const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** A value in captured inputs: plain JSON, or a secret wrapping its value. */
+export interface SecretMark {
+  secret: true;
+  value: Json;
+}
+
+export interface CapturedResource {
+  urn: string;
+  type: string;
+  name: string;
+  custom: boolean;
+  parent?: string;
+  provider?: string;
+  /** Inputs as the engine receives them; secrets appear as `{ secret: true, value }`. */
+  inputs: Record<string, unknown>;
+  /** URNs this resource depends on (explicit and through its inputs). */
+  dependencies: string[];
+  protect: boolean;
+  retainOnDelete: boolean;
+  deleteBeforeReplace: boolean;
+  ignoreChanges: string[];
+  id?: string;
+  /** The output state the mock returned. */
+  state: Record<string, unknown>;
+}
+
+export interface CapturedRun<T> {
+  resources: CapturedResource[];
+  result: T;
+}
+
+const hex = (s: string) => createHash("sha256").update(s).digest("hex");
+/** A stable UUID-shaped ID from a resource's type and name. */
+export function mockId(type: string, name: string): string {
+  const h = hex(`${type}::${name}`);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+function mockPem(kind: string, name: string): string {
+  const body = Buffer.from(`berth mock ${kind} for ${name} ${hex(name).slice(0, 32)}`).toString("base64");
+  return `-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
+}
+
+/** Outputs the providers would compute, made deterministic from names. */
+function providerOutputs(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+): Record<string, unknown> {
+  switch (type) {
+    case "openstack:networking/floatingIp:FloatingIp": {
+      const n = Number(/-(\d+)-fip$/.exec(name)?.[1] ?? parseInt(hex(name).slice(0, 2), 16) % 200);
+      return { address: `203.0.113.${10 + n}` };
+    }
+    case "tls:index/privateKey:PrivateKey":
+      return {
+        privateKeyPem: mockPem("PRIVATE KEY", name),
+        publicKeyPem: mockPem("PUBLIC KEY", name),
+        publicKeyOpenssh: `ssh-ed25519 ${Buffer.from(name).toString("base64")} mock`,
+      };
+    case "tls:index/selfSignedCert:SelfSignedCert":
+    case "tls:index/locallySignedCert:LocallySignedCert":
+      return { certPem: mockPem("CERTIFICATE", name) };
+    case "tls:index/certRequest:CertRequest":
+      return { certRequestPem: mockPem("CERTIFICATE REQUEST", name) };
+    case "random:index/randomPassword:RandomPassword":
+    case "random:index/randomString:RandomString":
+      return {
+        result: `mock-${hex(name).slice(0, Number(inputs.length ?? 24))}`.slice(
+          0,
+          Number(inputs.length ?? 24) + 5,
+        ),
+      };
+    case "openstack:compute/instance:Instance":
+      return { accessIpV4: "" };
+    default:
+      return {};
+  }
+}
+
+function unwrap(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(unwrap);
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    if (o[SECRET_SIG_KEY] === SECRET_SIG) return { secret: true, value: unwrap(o.value) };
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, unwrap(x)]));
+  }
+  return v;
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getCustom(): boolean;
+  getProvider(): string;
+  getObject(): { toJavaScript(): unknown } | undefined;
+  getDependenciesList(): string[];
+  getPropertydependenciesMap(): { forEach(cb: (v: { getUrnsList(): string[] }, k: string) => void): void };
+  getProtect(): boolean;
+  getRetainondelete?(): boolean;
+  getDeletebeforereplace(): boolean;
+  getIgnorechangesList(): string[];
+}
+
+type Monitor = { registerResource(req: RegisterRequest, cb: (err: unknown, res: unknown) => void): unknown };
+
+/**
+ * Runs `program` under mocks for `stack` and returns every registered resource in registration
+ * order, once all registrations have settled.
+ */
+export async function runUnderMocks<T>(
+  stack: string,
+  program: () => T,
+  opts: { project?: string; preview?: boolean } = {},
+): Promise<CapturedRun<T>> {
+  const project = opts.project ?? "berth";
+  const states = new Map<string, { id: string; state: Record<string, unknown> }>();
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const id = args.custom ? mockId(args.type, args.name) : "";
+        const state = {
+          ...(args.inputs as Record<string, unknown>),
+          ...providerOutputs(args.type, args.name, args.inputs),
+        };
+        states.set(`${args.type}::${args.name}`, { id, state });
+        return { id: args.custom ? id : undefined, state };
+      },
+      call(args) {
+        const inputs = args.inputs as Record<string, unknown>;
+        if (args.token === "openstack:networking/getNetwork:getNetwork")
+          return { ...inputs, id: mockId(args.token, String(inputs.name)) };
+        if (args.token === "openstack:images/getImage:getImage")
+          return { ...inputs, id: mockId(args.token, String(inputs.name)) };
+        return inputs;
+      },
+    },
+    project,
+    stack,
+    opts.preview ?? false,
+  );
+  const captured: CapturedResource[] = [];
+  const monitor = pulumi.runtime.getMonitor() as unknown as Monitor;
+  const original = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) => {
+    const type = req.getType();
+    const name = req.getName();
+    const parent = req.getParent() || undefined;
+    const deps = new Set(req.getDependenciesList());
+    req.getPropertydependenciesMap().forEach((v) => v.getUrnsList().forEach((u) => deps.add(u)));
+    const urn = `urn:pulumi:${stack}::${project}::${parent ? `${parentTypeChain(parent)}$` : ""}${type}::${name}`;
+    const entry: CapturedResource = {
+      urn,
+      type,
+      name,
+      custom: req.getCustom(),
+      ...(parent ? { parent } : {}),
+      ...(req.getProvider() ? { provider: req.getProvider() } : {}),
+      inputs: (unwrap(req.getObject()?.toJavaScript() ?? {}) ?? {}) as Record<string, unknown>,
+      dependencies: [...deps].sort(),
+      protect: req.getProtect(),
+      retainOnDelete: req.getRetainondelete?.() ?? false,
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      ignoreChanges: req.getIgnorechangesList(),
+      state: {},
+    };
+    captured.push(entry);
+    return original(req, (err, res) => {
+      const s = states.get(`${type}::${name}`);
+      if (s) {
+        entry.id = s.id || undefined;
+        entry.state = s.state;
+      }
+      cb(err, res);
+    });
+  };
+  const result = program();
+  await settle(captured);
+  return { resources: captured, result };
+}
+
+function parentTypeChain(parentUrn: string): string {
+  // urn:pulumi:stack::project::typeChain::name → typeChain
+  const parts = parentUrn.split("::");
+  return parts[2] ?? "";
+}
+
+/** Waits until the program's registrations and outputs have all resolved. */
+async function settle(captured: CapturedResource[]): Promise<void> {
+  const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
+  let last = -1;
+  for (let i = 0; i < 1000; i++) {
+    if (waitForRPCs) await waitForRPCs();
+    await new Promise((r) => setImmediate(r));
+    if (captured.length === last && captured.every((c) => c.state !== undefined)) {
+      await new Promise((r) => setTimeout(r, 5));
+      if (captured.length === last) return;
+    }
+    last = captured.length;
+  }
+}
+
+/** Resolves an Output (or plain value) to its value and whether it is secret, under mocks. */
+export async function resolveOutput<T>(o: pulumi.Input<T>): Promise<{ value: T; secret: boolean }> {
+  const out = pulumi.output(o);
+  const value = await new Promise<T>((resolve) => out.apply((v) => resolve(v as T)));
+  const secret = await (out as unknown as { isSecret: Promise<boolean> }).isSecret;
+  return { value, secret };
+}

@@ -1,0 +1,210 @@
+/**
+ * `berth plan`: the real program run under mocks, written for reviewers. Deterministic: the same
+ * commit gives the same bytes (mock IDs derive from names; everything is sorted).
+ */
+import { createHash } from "node:crypto";
+import type { CapturedResource } from "./mocks.ts";
+import { isSecret, plain, type StackRun } from "./run.ts";
+
+export const MASK = "[secret]";
+
+export interface PlanResource {
+  urn: string;
+  type: string;
+  name: string;
+  parent: string | null;
+  /** The provider resource's URN, for resources using an explicit provider. */
+  provider: string | null;
+  protect: boolean;
+  retainOnDelete: boolean;
+  deleteBeforeReplace: boolean;
+  inputs: unknown;
+  /** Names of inputs that are (or contain) secrets; their values are masked. */
+  secretInputs: string[];
+}
+
+export interface PlanHost {
+  name: string;
+  privateIp: string;
+  flavor: string;
+  /** Hash of the host's user data (the exact Ignition), to spot replacements without the secret text. */
+  userDataDigest: string;
+  containers: { name: string; image: string; ports: string[]; networks: string[] }[];
+}
+
+export interface Plan {
+  stack: string;
+  environment: string;
+  resources: PlanResource[];
+  hosts: PlanHost[];
+}
+
+function mask(v: unknown): unknown {
+  if (isSecret(v)) return MASK;
+  if (Array.isArray(v)) return v.map(mask);
+  if (v && typeof v === "object")
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, x]) => [k, mask(x)]),
+    );
+  return v;
+}
+
+function providerUrn(r: CapturedResource): string | null {
+  if (!r.provider) return null;
+  const i = r.provider.lastIndexOf("::");
+  return i < 0 ? r.provider : r.provider.slice(0, i);
+}
+
+const digest = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);
+
+export function buildPlan(run: StackRun): Plan {
+  const resources = [...run.resources]
+    .sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0))
+    .map<PlanResource>((r) => ({
+      urn: r.urn,
+      type: r.type,
+      name: r.name,
+      parent: r.parent ?? null,
+      provider: providerUrn(r),
+      protect: r.protect,
+      retainOnDelete: r.retainOnDelete,
+      deleteBeforeReplace: r.deleteBeforeReplace,
+      inputs: mask(r.inputs),
+      secretInputs: Object.keys(r.inputs)
+        .filter((k) => JSON.stringify(r.inputs[k]).includes('"secret":true'))
+        .sort(),
+    }));
+  // Containers belong to the host whose Docker provider they use (the provider is a child of the host's services).
+  const providerHost = new Map<string, string>();
+  for (const p of run.resources.filter((r) => r.type === "pulumi:providers:docker")) {
+    const host = run.config.hosts.names.find((h) => p.name.startsWith(`${h}-`) || p.name === h);
+    if (host) providerHost.set(p.urn, host);
+  }
+  const hosts = run.config.hosts.names.map<PlanHost>((name, i) => {
+    const server = run.resources.find((r) => r.type === "openstack:compute/instance:Instance" && plain(r.inputs.name) === name);
+    const containers = run.resources
+      .filter((r) => r.type === "docker:index/container:Container" && providerHost.get(providerUrn(r) ?? "") === name)
+      .map((c) => ({
+        name: String(plain(c.inputs.name) ?? c.name),
+        image: String(plain(c.inputs.image)),
+        ports: ((plain(c.inputs.ports) as Record<string, unknown>[] | undefined) ?? []).map(
+          (p) => `${String(p.ip ?? "0.0.0.0")}:${String(p.external)}->${String(p.internal)}/${String(p.protocol ?? "tcp")}`,
+        ),
+        networks: ((plain(c.inputs.networksAdvanced) as Record<string, unknown>[] | undefined) ?? []).map((n) =>
+          String(n.name),
+        ),
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    return {
+      name,
+      privateIp: run.config.hosts.addresses[i] as string,
+      flavor: run.config.hosts.flavor,
+      userDataDigest: server ? digest(String(plain(server.inputs.userData))) : "",
+      containers,
+    };
+  });
+  return { stack: run.config.stack, environment: run.config.environment, resources, hosts };
+}
+
+const cell = (s: unknown) => String(s).replace(/\|/g, "\\|");
+const table = (head: string[], rows: unknown[][]) =>
+  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`)].join(
+    "\n",
+  );
+
+/** The reviewer's view of a plan: Markdown tables and a mermaid diagram. */
+export function renderPlanMarkdown(plan: Plan): string {
+  const of = (t: string) => plan.resources.filter((r) => r.type === t);
+  const inp = (r: PlanResource) => r.inputs as Record<string, unknown>;
+  const rules = of("openstack:networking/secGroupRule:SecGroupRule").map((r) => {
+    const i = inp(r);
+    const ports = i.portRangeMin === undefined ? "all" : i.portRangeMin === i.portRangeMax ? i.portRangeMin : `${String(i.portRangeMin)}-${String(i.portRangeMax)}`;
+    return [i.direction, i.protocol, ports, i.remoteIpPrefix, i.description ?? ""];
+  });
+  const volumes = [
+    ...of("openstack:blockstorage/volume:Volume").map((v) => ["cinder", inp(v).name, `${String(inp(v).size)} GiB`, v.protect ? "protected, retained" : ""]),
+    ...of("docker:index/volume:Volume").map((v) => ["docker", `${hostOfProvider(plan, v)}: ${String(inp(v).name)}`, "", v.protect ? "protected, retained" : ""]),
+  ];
+  const networks = [
+    ...of("openstack:networking/subnet:Subnet").map((s) => ["openstack", inp(s).name, inp(s).cidr]),
+    ...of("docker:index/network:Network").map((n) => [
+      "docker",
+      `${hostOfProvider(plan, n)}: ${String(inp(n).name)}`,
+      ((inp(n).ipamConfigs as { subnet?: string }[] | undefined) ?? []).map((c) => c.subnet ?? "").join(", "),
+    ]),
+  ];
+  const lines = [
+    `# Berth plan: stack \`${plan.stack}\` (${plan.environment})`,
+    "",
+    `${plan.resources.length} resources. Generated offline by \`berth plan ${plan.stack}\` (the real program under Pulumi's mocks; IDs and addresses the cloud assigns are placeholders).`,
+    "",
+    "## Hosts",
+    "",
+    table(
+      ["host", "private IP", "flavor", "containers", "Ignition digest"],
+      plan.hosts.map((h) => [h.name, h.privateIp, h.flavor, h.containers.length, `\`${h.userDataDigest}\``]),
+    ),
+    "",
+    "## Containers per host",
+    "",
+    ...plan.hosts.flatMap((h) => [
+      `### ${h.name}`,
+      "",
+      h.containers.length === 0
+        ? "_none_"
+        : table(
+            ["container", "image", "published ports", "networks"],
+            h.containers.map((c) => [c.name, `\`${c.image}\``, c.ports.join(", ") || "—", c.networks.join(", ") || "—"]),
+          ),
+      "",
+    ]),
+    "## Networks",
+    "",
+    table(["kind", "name", "subnet"], networks),
+    "",
+    "## Volumes",
+    "",
+    table(["kind", "name", "size", "safety"], volumes),
+    "",
+    "## Security rules (ingress)",
+    "",
+    table(["direction", "protocol", "ports", "source", "purpose"], rules),
+    "",
+    "## Exposed ports",
+    "",
+    table(
+      ["host", "container", "binding"],
+      plan.hosts.flatMap((h) => h.containers.flatMap((c) => c.ports.map((p) => [h.name, c.name, p]))),
+    ),
+    "",
+    "## Diagram",
+    "",
+    "```mermaid",
+    renderMermaid(plan),
+    "```",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+function hostOfProvider(plan: Plan, r: PlanResource): string {
+  const host = plan.hosts.find((h) => r.provider?.endsWith(`::${h.name}-docker`) || r.provider?.includes(`::${h.name}`));
+  return host?.name ?? "?";
+}
+
+function renderMermaid(plan: Plan): string {
+  const id = (s: string) => s.replace(/[^A-Za-z0-9]/g, "_");
+  const out = ["flowchart LR", `  ext((external network)) --- router[router]`, `  router --- net[CI network]`];
+  for (const h of plan.hosts) {
+    out.push(`  net --- ${id(h.name)}["${h.name}<br/>${h.privateIp}"]`);
+    for (const c of h.containers) out.push(`  ${id(h.name)} --> ${id(`${h.name}-${c.name}`)}["${c.name}"]`);
+  }
+  return out.join("\n");
+}
+
+/** `plan.json`: stable, pretty JSON. */
+export function renderPlanJson(plan: Plan): string {
+  return JSON.stringify(plan, null, 2) + "\n";
+}

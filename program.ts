@@ -1,0 +1,40 @@
+/**
+ * The Berth program: from a validated configuration to the stack's resources and outputs. Used by
+ * `index.ts` (what `pulumi up` runs) and, under Pulumi's mocks, by `berth render`/`berth plan` and
+ * the tests, so all of them run the same code.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { BerthConfig } from "./config/types.ts";
+import { CiEnvironment } from "./components/environment.ts";
+
+export interface BerthOutputs {
+  environment: string;
+  hosts: { name: string; privateIp: string; floatingIp: pulumi.Output<string>; ssh: pulumi.Output<string> }[];
+  registryUrl: string;
+  registryCaPem: pulumi.Output<string>;
+  agentEndpoints: pulumi.Output<string>[];
+  dockerTlsEndpoints?: pulumi.Output<string>[];
+  dockerTlsCaPem?: pulumi.Output<string>;
+  dockerTlsClientCertPem?: pulumi.Output<string>;
+  /** Secret: the Jenkins controller's key for dockerd TLS. */
+  dockerTlsClientKeyPem?: pulumi.Output<string>;
+}
+
+export function berthProgram(config: BerthConfig): BerthOutputs {
+  const env = new CiEnvironment(config.stack, { config });
+  return {
+    environment: config.environment,
+    hosts: env.hosts,
+    registryUrl: env.registryUrl,
+    registryCaPem: env.registryCaPem,
+    agentEndpoints: env.agentEndpoints,
+    ...(env.dockerTls
+      ? {
+          dockerTlsEndpoints: env.dockerTls.endpoints,
+          dockerTlsCaPem: env.dockerTls.caCertPem,
+          dockerTlsClientCertPem: env.dockerTls.clientCertPem,
+          dockerTlsClientKeyPem: pulumi.secret(env.dockerTls.clientKeyPem),
+        }
+      : {}),
+  };
+}
