@@ -34,9 +34,10 @@ export function hostIgnitionBase(
     os: c.hosts.os,
     sshAuthorizedKeys: c.hosts.sshKeys,
     // The Docker provider reaches dockerd as `ssh://core@host`. Fedora CoreOS ships a `docker` group
-    // but core is not in it; Ignition merges this list with the base config's groups for core.
-    // Flatcar's core is in the docker group already.
-    ...(c.hosts.os === "fcos" ? { coreGroups: ["docker"] } : {}),
+    // but core is not in it. Ignition applies groups with `usermod --groups` (a replacement), so the
+    // list repeats core's stock groups (sudo rights come from wheel/sudo). Flatcar's core is in the
+    // docker group already.
+    ...(c.hosts.os === "fcos" ? { coreGroups: ["adm", "wheel", "sudo", "systemd-journal", "docker"] } : {}),
     timezone: c.hosts.timezone,
     docker: {
       logMaxSize: "20m",

@@ -83,17 +83,23 @@ export function buildPlan(run: StackRun): Plan {
     if (host) providerHost.set(p.urn, host);
   }
   const hosts = run.config.hosts.names.map<PlanHost>((name, i) => {
-    const server = run.resources.find((r) => r.type === "openstack:compute/instance:Instance" && plain(r.inputs.name) === name);
+    const server = run.resources.find(
+      (r) => r.type === "openstack:compute/instance:Instance" && plain(r.inputs.name) === name,
+    );
     const containers = run.resources
-      .filter((r) => r.type === "docker:index/container:Container" && providerHost.get(providerUrn(r) ?? "") === name)
+      .filter(
+        (r) =>
+          r.type === "docker:index/container:Container" && providerHost.get(providerUrn(r) ?? "") === name,
+      )
       .map((c) => ({
         name: String(plain(c.inputs.name) ?? c.name),
         image: String(plain(c.inputs.image)),
         ports: ((plain(c.inputs.ports) as Record<string, unknown>[] | undefined) ?? []).map(
-          (p) => `${String(p.ip ?? "0.0.0.0")}:${String(p.external)}->${String(p.internal)}/${String(p.protocol ?? "tcp")}`,
+          (p) =>
+            `${String(p.ip ?? "0.0.0.0")}:${String(p.external)}->${String(p.internal)}/${String(p.protocol ?? "tcp")}`,
         ),
-        networks: ((plain(c.inputs.networksAdvanced) as Record<string, unknown>[] | undefined) ?? []).map((n) =>
-          String(n.name),
+        networks: ((plain(c.inputs.networksAdvanced) as Record<string, unknown>[] | undefined) ?? []).map(
+          (n) => String(n.name),
         ),
       }))
       .sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -110,9 +116,11 @@ export function buildPlan(run: StackRun): Plan {
 
 const cell = (s: unknown) => String(s).replace(/\|/g, "\\|");
 const table = (head: string[], rows: unknown[][]) =>
-  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`)].join(
-    "\n",
-  );
+  [
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
+  ].join("\n");
 
 /** The reviewer's view of a plan: Markdown tables and a mermaid diagram. */
 export function renderPlanMarkdown(plan: Plan): string {
@@ -120,12 +128,27 @@ export function renderPlanMarkdown(plan: Plan): string {
   const inp = (r: PlanResource) => r.inputs as Record<string, unknown>;
   const rules = of("openstack:networking/secGroupRule:SecGroupRule").map((r) => {
     const i = inp(r);
-    const ports = i.portRangeMin === undefined ? "all" : i.portRangeMin === i.portRangeMax ? i.portRangeMin : `${String(i.portRangeMin)}-${String(i.portRangeMax)}`;
+    const ports =
+      i.portRangeMin === undefined
+        ? "all"
+        : i.portRangeMin === i.portRangeMax
+          ? i.portRangeMin
+          : `${String(i.portRangeMin)}-${String(i.portRangeMax)}`;
     return [i.direction, i.protocol, ports, i.remoteIpPrefix, i.description ?? ""];
   });
   const volumes = [
-    ...of("openstack:blockstorage/volume:Volume").map((v) => ["cinder", inp(v).name, `${String(inp(v).size)} GiB`, v.protect ? "protected, retained" : ""]),
-    ...of("docker:index/volume:Volume").map((v) => ["docker", `${hostOfProvider(plan, v)}: ${String(inp(v).name)}`, "", v.protect ? "protected, retained" : ""]),
+    ...of("openstack:blockstorage/volume:Volume").map((v) => [
+      "cinder",
+      inp(v).name,
+      `${String(inp(v).size)} GiB`,
+      v.protect ? "protected, retained" : "",
+    ]),
+    ...of("docker:index/volume:Volume").map((v) => [
+      "docker",
+      `${hostOfProvider(plan, v)}: ${String(inp(v).name)}`,
+      "",
+      v.protect ? "protected, retained" : "",
+    ]),
   ];
   const networks = [
     ...of("openstack:networking/subnet:Subnet").map((s) => ["openstack", inp(s).name, inp(s).cidr]),
@@ -156,7 +179,12 @@ export function renderPlanMarkdown(plan: Plan): string {
         ? "_none_"
         : table(
             ["container", "image", "published ports", "networks"],
-            h.containers.map((c) => [c.name, `\`${c.image}\``, c.ports.join(", ") || "—", c.networks.join(", ") || "—"]),
+            h.containers.map((c) => [
+              c.name,
+              `\`${c.image}\``,
+              c.ports.join(", ") || "—",
+              c.networks.join(", ") || "—",
+            ]),
           ),
       "",
     ]),
@@ -190,13 +218,19 @@ export function renderPlanMarkdown(plan: Plan): string {
 }
 
 function hostOfProvider(plan: Plan, r: PlanResource): string {
-  const host = plan.hosts.find((h) => r.provider?.endsWith(`::${h.name}-docker`) || r.provider?.includes(`::${h.name}`));
+  const host = plan.hosts.find(
+    (h) => r.provider?.endsWith(`::${h.name}-docker`) || r.provider?.includes(`::${h.name}`),
+  );
   return host?.name ?? "?";
 }
 
 function renderMermaid(plan: Plan): string {
   const id = (s: string) => s.replace(/[^A-Za-z0-9]/g, "_");
-  const out = ["flowchart LR", `  ext((external network)) --- router[router]`, `  router --- net[CI network]`];
+  const out = [
+    "flowchart LR",
+    `  ext((external network)) --- router[router]`,
+    `  router --- net[CI network]`,
+  ];
   for (const h of plan.hosts) {
     out.push(`  net --- ${id(h.name)}["${h.name}<br/>${h.privateIp}"]`);
     for (const c of h.containers) out.push(`  ${id(h.name)} --> ${id(`${h.name}-${c.name}`)}["${c.name}"]`);

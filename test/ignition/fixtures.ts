@@ -1,6 +1,15 @@
 /** Realistic host inputs shared by the Ignition tests, and a helper to apply a config with the real binary. */
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  cpSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -123,11 +132,19 @@ export function makeScratchRoot(prefix: string): string {
     join(etc, "passwd"),
     "root:x:0:0:root:/root:/bin/bash\ncore:x:1000:1000:CoreOS Admin:/home/core:/bin/bash\n",
   );
-  writeFileSync(join(etc, "group"), "root:x:0:\nwheel:x:10:core\ncore:x:1000:\n");
+  // The groups Fedora CoreOS has for core (adm, wheel, sudo, systemd-journal) and its docker group.
+  writeFileSync(
+    join(etc, "group"),
+    "root:x:0:\nadm:x:4:core\nwheel:x:10:core\nsudo:x:16:core\nsystemd-journal:x:190:core\ndocker:x:982:\ncore:x:1000:\n",
+  );
   writeFileSync(join(etc, "shadow"), "root:*:19000:0:99999:7:::\ncore:*:19000:0:99999:7:::\n", {
     mode: 0o600,
   });
-  writeFileSync(join(etc, "gshadow"), "root:*::\nwheel:*::core\ncore:!::\n", { mode: 0o600 });
+  writeFileSync(
+    join(etc, "gshadow"),
+    "root:*::\nadm:*::core\nwheel:*::core\nsudo:*::core\nsystemd-journal:*::core\ndocker:!::\ncore:!::\n",
+    { mode: 0o600 },
+  );
   // shadow-utils' lock file exists on real images; setfiles is asked to relabel it after usermod.
   writeFileSync(join(etc, ".pwd.lock"), "", { mode: 0o600 });
   // Ignition writes ~core/.ssh as core (uid 1000), so the home directory must belong to core.
@@ -200,4 +217,71 @@ export function fileText(config: IgnitionConfig, path: string): string {
   const f = config.storage?.files?.find((x) => x.path === path);
   if (!f) throw new Error(`no file ${path} in config`);
   return decodeContents(f.contents).toString("utf8");
+}
+
+/** Stand-in for the image's stock docker.service, so the drop-in has something to apply to. */
+export const STOCK_DOCKER_SERVICE = `[Unit]
+Description=Stand-in for the image's docker.service
+After=network-online.target docker.socket containerd.service
+Wants=network-online.target
+Requires=docker.socket
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/sysconfig/docker
+ExecStart=/usr/bin/dockerd --host=fd:// --log-driver=journald --live-restore $OPTIONS
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+const prepared = new Set<string>();
+/** Gives a scratch root what `systemd-analyze verify --root` needs: stock units, a docker.service stand-in, dockerd. */
+export function prepareVerifyRoot(root: string, dockerd: string): void {
+  if (prepared.has(root)) return;
+  prepared.add(root);
+  const unitDir = join(root, "usr/lib/systemd/system");
+  mkdirSync(unitDir, { recursive: true });
+  cpSync("/usr/lib/systemd/system", unitDir, { recursive: true, verbatimSymlinks: true });
+  writeFileSync(join(unitDir, "docker.service"), STOCK_DOCKER_SERVICE);
+  // verify checks that ExecStart's binary exists inside --root: put the real dockerd where the
+  // images have it (hard link when on the same file system, else a copy).
+  mkdirSync(join(root, "usr/bin"), { recursive: true });
+  try {
+    linkSync(dockerd, join(root, "usr/bin/dockerd"));
+  } catch {
+    copyFileSync(dockerd, join(root, "usr/bin/dockerd"));
+  }
+}
+
+export function verifyUnits(
+  root: string,
+  units: string[],
+  systemdAnalyze = "systemd-analyze",
+): { status: number | null; output: string } {
+  const r = spawnSync(systemdAnalyze, ["verify", `--root=${root}`, ...units], {
+    encoding: "utf8",
+  });
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+/** A reviewer-friendly view of a config: every file decoded, every unit and drop-in spelled out. */
+export function readable(config: IgnitionConfig): string {
+  const out: string[] = [];
+  for (const u of config.passwd?.users ?? []) out.push(`user ${u.name}: ${JSON.stringify(u)}`);
+  for (const fs of config.storage?.filesystems ?? []) out.push(`filesystem: ${JSON.stringify(fs)}`);
+  for (const l of config.storage?.links ?? []) out.push(`link ${l.path} -> ${l.target}`);
+  for (const f of config.storage?.files ?? []) {
+    const mode = (f.mode ?? 0).toString(8).padStart(4, "0");
+    const how = f.contents?.compression === "gzip" ? "gzip+base64" : "plain";
+    out.push(
+      `\n=== file ${f.path} (mode ${mode}, overwrite ${String(f.overwrite)}, ${how})\n${decodeContents(f.contents).toString("utf8")}`,
+    );
+  }
+  for (const u of config.systemd?.units ?? []) {
+    out.push(`\n=== unit ${u.name} (enabled ${String(u.enabled)}, mask ${String(u.mask)})`);
+    if (u.contents !== undefined) out.push(u.contents);
+    for (const d of u.dropins ?? []) out.push(`--- drop-in ${u.name}.d/${d.name}\n${d.contents ?? ""}`);
+  }
+  return `${out.join("\n")}\n`;
 }

@@ -17,7 +17,15 @@ import {
   type IgnitionConfig,
   type StorageFile,
 } from "../../ignition/index.ts";
-import { decodeContents, extraFragment, fcosFull, fcosWithExtra, flatcarMinimal, KEYS } from "./fixtures.ts";
+import {
+  decodeContents,
+  extraFragment,
+  fcosFull,
+  fcosWithExtra,
+  flatcarMinimal,
+  KEYS,
+  readable,
+} from "./fixtures.ts";
 
 const decode = (contents: FileContents | undefined): string => decodeContents(contents).toString("utf8");
 
@@ -28,27 +36,6 @@ function fileAt(config: IgnitionConfig, path: string): StorageFile {
 }
 
 const text = (config: IgnitionConfig, path: string): string => decode(fileAt(config, path).contents);
-
-/** A reviewer-friendly view of a config: every file decoded, every unit and drop-in spelled out. */
-function readable(config: IgnitionConfig): string {
-  const out: string[] = [];
-  for (const u of config.passwd?.users ?? []) out.push(`user ${u.name}: ${JSON.stringify(u)}`);
-  for (const fs of config.storage?.filesystems ?? []) out.push(`filesystem: ${JSON.stringify(fs)}`);
-  for (const l of config.storage?.links ?? []) out.push(`link ${l.path} -> ${l.target}`);
-  for (const f of config.storage?.files ?? []) {
-    const mode = (f.mode ?? 0).toString(8).padStart(4, "0");
-    const how = f.contents?.compression === "gzip" ? "gzip+base64" : "plain";
-    out.push(
-      `\n=== file ${f.path} (mode ${mode}, overwrite ${String(f.overwrite)}, ${how})\n${decode(f.contents)}`,
-    );
-  }
-  for (const u of config.systemd?.units ?? []) {
-    out.push(`\n=== unit ${u.name} (enabled ${String(u.enabled)}, mask ${String(u.mask)})`);
-    if (u.contents !== undefined) out.push(u.contents);
-    for (const d of u.dropins ?? []) out.push(`--- drop-in ${u.name}.d/${d.name}\n${d.contents ?? ""}`);
-  }
-  return `${out.join("\n")}\n`;
-}
 
 describe("buildHostIgnition (fcos, everything on)", () => {
   const config = buildHostIgnition(fcosFull);

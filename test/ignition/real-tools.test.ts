@@ -4,17 +4,7 @@
  * on the sshd drop-in.
  */
 import { spawnSync } from "node:child_process";
-import {
-  cpSync,
-  linkSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  copyFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -29,6 +19,8 @@ import {
   fcosWithExtra,
   flatcarMinimal,
   makeScratchRoot,
+  prepareVerifyRoot,
+  verifyUnits,
   type StageRun,
 } from "./fixtures.ts";
 
@@ -192,49 +184,12 @@ describe.skipIf(tools.skip)("the real Ignition binary applies the config (fetch 
  * flags plus $OPTIONS on ExecStart). The scratch root has no Docker package, and a drop-in needs a
  * unit to apply to; the other units (targets, docker.socket) are the host's real ones, copied in.
  */
-const STOCK_DOCKER_SERVICE = `[Unit]
-Description=Stand-in for the image's docker.service
-After=network-online.target docker.socket containerd.service
-Wants=network-online.target
-Requires=docker.socket
-
-[Service]
-Type=notify
-EnvironmentFile=-/etc/sysconfig/docker
-ExecStart=/usr/bin/dockerd --host=fd:// --log-driver=journald --live-restore $OPTIONS
-
-[Install]
-WantedBy=multi-user.target
-`;
-
-const prepared = new Set<string>();
 function prepareForVerify(root: string): void {
-  if (prepared.has(root)) return;
-  prepared.add(root);
-  const unitDir = join(root, "usr/lib/systemd/system");
-  mkdirSync(unitDir, { recursive: true });
-  cpSync("/usr/lib/systemd/system", unitDir, { recursive: true, verbatimSymlinks: true });
-  writeFileSync(join(unitDir, "docker.service"), STOCK_DOCKER_SERVICE);
-  // verify checks that ExecStart's binary exists inside --root: put the real dockerd where the
-  // images have it (hard link when on the same file system, else a copy).
-  mkdirSync(join(root, "usr/bin"), { recursive: true });
-  const dockerd = tools.paths.dockerd ?? "/usr/sbin/dockerd";
-  try {
-    linkSync(dockerd, join(root, "usr/bin/dockerd"));
-  } catch {
-    copyFileSync(dockerd, join(root, "usr/bin/dockerd"));
-  }
+  prepareVerifyRoot(root, tools.paths.dockerd ?? "/usr/sbin/dockerd");
 }
 
 function verify(root: string, units: string[]): { status: number | null; output: string } {
-  const r = spawnSync(
-    tools.paths["systemd-analyze"] ?? "systemd-analyze",
-    ["verify", `--root=${root}`, ...units],
-    {
-      encoding: "utf8",
-    },
-  );
-  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+  return verifyUnits(root, units, tools.paths["systemd-analyze"] ?? "systemd-analyze");
 }
 
 describe.skipIf(tools.skip)("systemd-analyze verify on the units Ignition wrote", () => {
