@@ -2,7 +2,9 @@
  * `berth` — offline companion of the Pulumi program.
  *
  *   berth validate <stack>            check stacks/Pulumi.<stack>.yaml (pr-<N>: derived from testing)
- *   berth plan <stack> [--out DIR]   plan.md, plan.json and hosts/*.ign for reviewers (default out/plan/<stack>)
+ *   berth plan <stack> [--out DIR] [--against REF]
+ *                                     plan.md, plan.json and hosts/*.ign for reviewers (default out/plan/<stack>);
+ *                                     with --against, a Markdown comparison with the plan at REF (for PR comments)
  *   berth render <stack> --out DIR    write DIR/hosts/<host>.ign, each host's Ignition (run under mocks)
  */
 import { parseArgs } from "node:util";
@@ -14,7 +16,10 @@ import { summarize } from "./summary.ts";
 
 const USAGE = `Usage:
   berth validate <stack>             validate a stack's configuration (testing, staging, production, pr-<N>)
-  berth plan <stack> [--out <dir>]   write plan.md, plan.json and hosts/*.ign (default out/plan/<stack>)
+  berth plan <stack> [--out <dir>] [--against <git ref>]
+                                     write plan.md, plan.json and hosts/*.ign (default out/plan/<stack>);
+                                     with --against, print what changes compared with <git ref>, and which
+                                     servers will be replaced because their Ignition changed
   berth render <stack> --out <dir>   write each host's Ignition config to <dir>/hosts/<host>.ign
   berth help                         show this text`;
 
@@ -54,13 +59,14 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         const { positionals, values } = parseArgs({
           args: rest,
           allowPositionals: true,
-          options: { out: { type: "string" } },
+          options: { out: { type: "string" }, against: { type: "string" } },
         });
         const stack = positionals[0];
         if (!stack || positionals.length > 1) return usage(io);
         const { planStack } = await import("./plan.ts");
-        const files = await planStack(root, stack, values.out ?? join("out", "plan", stack));
-        for (const f of files) io.out(`wrote ${f}`);
+        const result = await planStack(root, stack, values.out ?? join(root, "out", "plan", stack), values.against);
+        if (result.diffMarkdown !== undefined) io.out(result.diffMarkdown);
+        else for (const f of result.files) io.out(`wrote ${f}`);
         return 0;
       }
       case "help":
@@ -72,7 +78,7 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         return usage(io);
     }
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || (e instanceof Error && e.name === "AgainstError")) {
       io.err(e.message);
       return 1;
     }

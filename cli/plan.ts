@@ -4,8 +4,16 @@ import { join } from "node:path";
 import { runStack } from "../plan/run.ts";
 import { buildPlan, renderPlanJson, renderPlanMarkdown } from "../plan/plan.ts";
 import { writeIgnitionFiles } from "./render.ts";
+import { planAtRef } from "../plan/against.ts";
+import { diffPlans, renderDiffMarkdown } from "../plan/diff.ts";
 
-export async function planStack(root: string, stack: string, out: string): Promise<string[]> {
+export interface PlanResult {
+  files: string[];
+  /** With `against`: the Markdown comparison, also written to `diff.md`. */
+  diffMarkdown?: string;
+}
+
+export async function planStack(root: string, stack: string, out: string, against?: string): Promise<PlanResult> {
   const run = await runStack(root, stack);
   const plan = buildPlan(run);
   mkdirSync(out, { recursive: true });
@@ -13,5 +21,11 @@ export async function planStack(root: string, stack: string, out: string): Promi
   const json = join(out, "plan.json");
   writeFileSync(md, renderPlanMarkdown(plan));
   writeFileSync(json, renderPlanJson(plan));
-  return [md, json, ...writeIgnitionFiles(run, out)];
+  const files = [md, json, ...writeIgnitionFiles(run, out)];
+  if (against === undefined) return { files };
+  const base = planAtRef(root, against, stack) ?? { stack, environment: plan.environment, resources: [], hosts: [] };
+  const diffMarkdown = renderDiffMarkdown(diffPlans(base, plan), against);
+  const diff = join(out, "diff.md");
+  writeFileSync(diff, diffMarkdown);
+  return { files: [...files, diff], diffMarkdown };
 }
