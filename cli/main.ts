@@ -64,7 +64,12 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         const stack = positionals[0];
         if (!stack || positionals.length > 1) return usage(io);
         const { planStack } = await import("./plan.ts");
-        const result = await planStack(root, stack, values.out ?? join(root, "out", "plan", stack), values.against);
+        const result = await planStack(
+          root,
+          stack,
+          values.out ?? join(root, "out", "plan", stack),
+          values.against,
+        );
         if (result.diffMarkdown !== undefined) io.out(result.diffMarkdown);
         else for (const f of result.files) io.out(`wrote ${f}`);
         return 0;

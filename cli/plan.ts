@@ -13,7 +13,12 @@ export interface PlanResult {
   diffMarkdown?: string;
 }
 
-export async function planStack(root: string, stack: string, out: string, against?: string): Promise<PlanResult> {
+export async function planStack(
+  root: string,
+  stack: string,
+  out: string,
+  against?: string,
+): Promise<PlanResult> {
   const run = await runStack(root, stack);
   const plan = buildPlan(run);
   mkdirSync(out, { recursive: true });
@@ -23,7 +28,12 @@ export async function planStack(root: string, stack: string, out: string, agains
   writeFileSync(json, renderPlanJson(plan));
   const files = [md, json, ...writeIgnitionFiles(run, out)];
   if (against === undefined) return { files };
-  const base = planAtRef(root, against, stack) ?? { stack, environment: plan.environment, resources: [], hosts: [] };
+  const base = planAtRef(root, against, stack) ?? {
+    stack,
+    environment: plan.environment,
+    resources: [],
+    hosts: [],
+  };
   const diffMarkdown = renderDiffMarkdown(diffPlans(base, plan), against);
   const diff = join(out, "diff.md");
   writeFileSync(diff, diffMarkdown);

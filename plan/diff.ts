@@ -7,11 +7,35 @@ import type { Plan, PlanHost, PlanResource } from "./plan.ts";
 
 /** Inputs whose change makes the provider replace the resource rather than update it. */
 export const REPLACE_ON: Record<string, string[]> = {
-  "openstack:compute/instance:Instance": ["userData", "blockDevices", "keyPair", "availabilityZone", "networks", "configDrive", "schedulerHints"],
+  "openstack:compute/instance:Instance": [
+    "userData",
+    "blockDevices",
+    "keyPair",
+    "availabilityZone",
+    "networks",
+    "configDrive",
+    "schedulerHints",
+  ],
   "openstack:blockstorage/volume:Volume": ["availabilityZone", "volumeType", "snapshotId", "imageId"],
   "openstack:networking/port:Port": ["networkId"],
   "openstack:networking/subnet:Subnet": ["cidr", "networkId", "ipVersion"],
-  "docker:index/container:Container": ["image", "envs", "ports", "volumes", "mounts", "uploads", "command", "entrypoints", "networksAdvanced", "labels", "healthcheck", "user", "dns", "dnsSearch", "securityOpts"],
+  "docker:index/container:Container": [
+    "image",
+    "envs",
+    "ports",
+    "volumes",
+    "mounts",
+    "uploads",
+    "command",
+    "entrypoints",
+    "networksAdvanced",
+    "labels",
+    "healthcheck",
+    "user",
+    "dns",
+    "dnsSearch",
+    "securityOpts",
+  ],
 };
 
 export interface ResourceChange {
@@ -46,17 +70,26 @@ export function diffPlans(base: Plan, head: Plan): PlanDiff {
     if (!b) continue;
     const ai = (r.inputs ?? {}) as Record<string, unknown>;
     const bi = (b.inputs ?? {}) as Record<string, unknown>;
-    const fields = [...new Set([...Object.keys(ai), ...Object.keys(bi)])].filter((k) => stable(ai[k]) !== stable(bi[k])).sort();
+    const fields = [...new Set([...Object.keys(ai), ...Object.keys(bi)])]
+      .filter((k) => stable(ai[k]) !== stable(bi[k]))
+      .sort();
     // Secret inputs are masked in plans; a server's Ignition is compared through its digest.
     if (r.type === "openstack:compute/instance:Instance") {
       const host = head.hosts.find((h) => r.name === `${h.name}-server`);
       const prev = host ? baseHosts.get(host.name) : undefined;
-      if (host && prev && host.userDataDigest !== prev.userDataDigest && !fields.includes("userData")) fields.push("userData");
+      if (host && prev && host.userDataDigest !== prev.userDataDigest && !fields.includes("userData"))
+        fields.push("userData");
       fields.sort();
     }
     if (fields.length === 0) continue;
     const replaceOn = REPLACE_ON[r.type] ?? [];
-    changed.push({ urn: r.urn, type: r.type, name: r.name, fields, replace: fields.some((f) => replaceOn.includes(f)) });
+    changed.push({
+      urn: r.urn,
+      type: r.type,
+      name: r.name,
+      fields,
+      replace: fields.some((f) => replaceOn.includes(f)),
+    });
   }
   const replacedHosts = changed
     .filter((c) => c.type === "openstack:compute/instance:Instance" && c.replace)
@@ -79,17 +112,33 @@ export function renderDiffMarkdown(d: PlanDiff, against: string): string {
       `> **${d.replacedHosts.length} server${d.replacedHosts.length === 1 ? "" : "s"} will be replaced**: ${d.replacedHosts.map((h) => `\`${h}\``).join(", ")}. Their Ignition (first-boot configuration) changed; \`pulumi up\` deletes and recreates them (the docker volumes are kept).`,
       "",
     );
-  lines.push(`**${d.added.length}** to add, **${d.changed.length}** to change (${d.changed.filter((c) => c.replace).length} replaced), **${d.removed.length}** to remove.`, "");
+  lines.push(
+    `**${d.added.length}** to add, **${d.changed.length}** to change (${d.changed.filter((c) => c.replace).length} replaced), **${d.removed.length}** to remove.`,
+    "",
+  );
   if (d.added.length > 0)
-    lines.push("| added | name |", "|---|---|", ...d.added.map((r) => `| ${short(r.type)} | ${r.name} |`), "");
+    lines.push(
+      "| added | name |",
+      "|---|---|",
+      ...d.added.map((r) => `| ${short(r.type)} | ${r.name} |`),
+      "",
+    );
   if (d.changed.length > 0)
     lines.push(
       "| changed | name | inputs | action |",
       "|---|---|---|---|",
-      ...d.changed.map((c) => `| ${short(c.type)} | ${c.name} | ${c.fields.join(", ")} | ${c.replace ? "**replace**" : "update"} |`),
+      ...d.changed.map(
+        (c) =>
+          `| ${short(c.type)} | ${c.name} | ${c.fields.join(", ")} | ${c.replace ? "**replace**" : "update"} |`,
+      ),
       "",
     );
   if (d.removed.length > 0)
-    lines.push("| removed | name |", "|---|---|", ...d.removed.map((r) => `| ${short(r.type)} | ${r.name} |`), "");
+    lines.push(
+      "| removed | name |",
+      "|---|---|",
+      ...d.removed.map((r) => `| ${short(r.type)} | ${r.name} |`),
+      "",
+    );
   return lines.join("\n");
 }

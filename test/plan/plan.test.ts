@@ -1,0 +1,161 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../../cli/main.ts";
+import { PROJECT_ROOT } from "../../config/root.ts";
+import { buildPlan, MASK, renderPlanJson, type Plan } from "../../plan/plan.ts";
+import { diffPlans, renderDiffMarkdown } from "../../plan/diff.ts";
+import { runStack } from "../../plan/run.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "berth-plan-test-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function cli(root: string, ...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) }, root);
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+describe("berth plan", () => {
+  let plan: Plan;
+  beforeAll(async () => {
+    const r = await cli(PROJECT_ROOT, "plan", "production", "--out", join(tmp, "a"));
+    expect(r.code, r.err).toBe(0);
+    plan = JSON.parse(readFileSync(join(tmp, "a", "plan.json"), "utf8")) as Plan;
+  });
+
+  it("writes plan.md, plan.json and the hosts' Ignition", () => {
+    const md = readFileSync(join(tmp, "a", "plan.md"), "utf8");
+    for (const h of ["production-ci-1", "production-ci-2", "production-ci-3"]) {
+      expect(md).toContain(`| ${h} |`);
+      expect(readFileSync(join(tmp, "a", "hosts", `${h}.ign`), "utf8")).toMatch(
+        /^\{"ignition":\{"version":"3\.3\.0"\}/,
+      );
+    }
+    for (const section of [
+      "## Hosts",
+      "## Containers per host",
+      "## Networks",
+      "## Volumes",
+      "## Security rules",
+      "## Exposed ports",
+      "```mermaid",
+    ])
+      expect(md).toContain(section);
+  });
+
+  it("lists every registered resource with type, name, parent and inputs", async () => {
+    const run = await runStack(PROJECT_ROOT, "production");
+    expect(plan.resources.map((r) => r.urn).sort()).toEqual(run.resources.map((r) => r.urn).sort());
+    const server = plan.resources.find((r) => r.name === "production-ci-1-server")!;
+    expect(server.type).toBe("openstack:compute/instance:Instance");
+    expect(server.parent).toMatch(/berth:host:CiHost::production-ci-1$/);
+    expect((server.inputs as Record<string, unknown>).flavorName).toBe("m1.2xlarge");
+    const volume = plan.resources.find((r) => r.name === "production-ci-1-docker")!;
+    expect(volume.protect).toBe(true);
+  });
+
+  it("masks every secret: no private key or user data text in plan.json", async () => {
+    const json = readFileSync(join(tmp, "a", "plan.json"), "utf8");
+    const server = plan.resources.find((r) => r.name === "production-ci-1-server")!;
+    expect((server.inputs as Record<string, unknown>).userData).toBe(MASK);
+    expect(server.secretInputs).toContain("userData");
+    const run = await runStack(PROJECT_ROOT, "production");
+    for (const k of run.resources.filter((r) => r.type === "tls:index/privateKey:PrivateKey"))
+      expect(json).not.toContain(String(k.state.privateKeyPem).split("\n")[1]);
+    expect(json).not.toContain("BEGIN PRIVATE KEY");
+  });
+
+  it("is deterministic: the same commit gives the same bytes", async () => {
+    const r = await cli(PROJECT_ROOT, "plan", "production", "--out", join(tmp, "b"));
+    expect(r.code).toBe(0);
+    for (const f of ["plan.json", "plan.md", "hosts/production-ci-2.ign"])
+      expect(readFileSync(join(tmp, "b", f), "utf8")).toBe(readFileSync(join(tmp, "a", f), "utf8"));
+  });
+});
+
+describe("plan diff", () => {
+  it("reports added, changed (update or replace) and removed resources", async () => {
+    const base = buildPlan(await runStack(PROJECT_ROOT, "testing"));
+    const head = structuredClone(base);
+    head.resources = head.resources.filter((r) => r.name !== "testing-ci-icmp-internal");
+    head.resources.push({ ...head.resources[0]!, urn: "urn:new", name: "new-thing" });
+    const vol = head.resources.find((r) => r.name === "testing-ci-1-docker")!;
+    (vol.inputs as Record<string, unknown>).size = 999;
+    head.hosts[0]!.userDataDigest = "0000000000000000";
+    const d = diffPlans(base, head);
+    expect(d.added.map((r) => r.name)).toEqual(["new-thing"]);
+    expect(d.removed.map((r) => r.name)).toEqual(["testing-ci-icmp-internal"]);
+    expect(d.changed).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: "testing-ci-1-docker", fields: ["size"], replace: false }),
+        expect.objectContaining({ name: "testing-ci-1-server", fields: ["userData"], replace: true }),
+      ]),
+    );
+    expect(d.replacedHosts).toEqual(["testing-ci-1"]);
+    const md = renderDiffMarkdown(d, "main");
+    expect(md).toContain("**1 server will be replaced**: `testing-ci-1`");
+    expect(renderDiffMarkdown(diffPlans(base, base), "main")).toContain("No changes.");
+  });
+});
+
+describe("berth plan --against <ref>", () => {
+  const repo = join(tmp, "repo");
+  const git = (...args: string[]) => {
+    const r = spawnSync("git", ["-C", repo, ...args], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    return r.stdout;
+  };
+  const edit = (stack: string, from: RegExp, to: string) => {
+    const f = join(repo, "stacks", `Pulumi.${stack}.yaml`);
+    const text = readFileSync(f, "utf8");
+    expect(text).toMatch(from);
+    writeFileSync(f, text.replace(from, to));
+  };
+
+  beforeAll(() => {
+    // A throwaway clone of the committed project, so the test can commit changes of its own.
+    const r = spawnSync("git", ["clone", "--quiet", PROJECT_ROOT, repo], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    symlinkSync(join(PROJECT_ROOT, "node_modules"), join(repo, "node_modules"), "dir");
+    git("config", "user.email", "test@example.com");
+    git("config", "user.name", "test");
+  });
+
+  it("a service-layer change replaces no server; a host-layer change does, and says so", async () => {
+    edit("staging", /agentsPerHost: 3/, "agentsPerHost: 5");
+    git("commit", "-qam", "more agents");
+    const service = await cli(repo, "plan", "staging", "--against", "HEAD~1", "--out", join(tmp, "s"));
+    expect(service.code, service.err).toBe(0);
+    expect(service.out).toContain("staging-ci-jenkins-agents-1");
+    expect(service.out).not.toContain("will be replaced");
+
+    edit("staging", /timezone: Europe\/Rome/, "timezone: UTC");
+    git("commit", "-qam", "UTC");
+    const host = await cli(repo, "plan", "staging", "--against", "HEAD~1", "--out", join(tmp, "h"));
+    expect(host.code, host.err).toBe(0);
+    expect(host.out).toContain("**2 servers will be replaced**: `staging-ci-1`, `staging-ci-2`");
+    expect(readFileSync(join(tmp, "h", "diff.md"), "utf8")).toBe(host.out);
+    // The worktree used for the base plan is gone again.
+    expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
+  }, 120_000);
+
+  it("an unknown ref is a clear error, not a stack trace", async () => {
+    const r = await cli(repo, "plan", "staging", "--against", "no-such-ref", "--out", join(tmp, "x"));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("git rev-parse");
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("plan.json rendering", () => {
+  it("ends with a newline and is stable JSON", async () => {
+    const p = buildPlan(await runStack(PROJECT_ROOT, "pr-17"));
+    const text = renderPlanJson(p);
+    expect(text.endsWith("}\n")).toBe(true);
+    expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(p)));
+  });
+});
