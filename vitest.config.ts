@@ -8,5 +8,7 @@ export default defineConfig({
     hookTimeout: 180_000,
     // Tests that start real daemons use loop devices and mounts of their own; keep file-level parallelism modest.
     maxWorkers: 2,
+    // The JSON report lets .ci/run print a plain "N passed, N failed" line.
+    reporters: ["default", ["json", { outputFile: ".cache/vitest-report.json" }]],
   },
 });
