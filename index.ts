@@ -17,3 +17,7 @@ export const dockerTlsEndpoints = outputs.dockerTlsEndpoints;
 export const dockerTlsCaPem = outputs.dockerTlsCaPem;
 export const dockerTlsClientCertPem = outputs.dockerTlsClientCertPem;
 export const dockerTlsClientKeyPem = outputs.dockerTlsClientKeyPem;
+export const registryUsers = outputs.registryUsers;
+export const registryPasswords = outputs.registryPasswords;
+export const agentKnownHosts = outputs.agentKnownHosts;
+export const serviceCredentials = outputs.serviceCredentials;

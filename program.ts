@@ -18,16 +18,36 @@ export interface BerthOutputs {
   dockerTlsClientCertPem?: pulumi.Output<string>;
   /** Secret: the Jenkins controller's key for dockerd TLS. */
   dockerTlsClientKeyPem?: pulumi.Output<string>;
+  registryUsers: string[];
+  /** Secret: registry user → password. */
+  registryPasswords: pulumi.Output<Record<string, string>>;
+  /** known_hosts lines of every agent (stable across container replacement), for Jenkins. */
+  agentKnownHosts: pulumi.Output<string>;
+  /** Secret: generated credentials of the backend services (postgres, rabbitmq), per host. */
+  serviceCredentials: pulumi.Output<Record<string, unknown>>;
 }
 
 export function berthProgram(config: BerthConfig): BerthOutputs {
   const env = new CiEnvironment(config.stack, { config });
+  const registry = env.hostServices.find((h) => h.registry)?.registry;
   return {
     environment: config.environment,
     hosts: env.hosts,
     registryUrl: env.registryUrl,
     registryCaPem: env.registryCaPem,
     agentEndpoints: env.agentEndpoints,
+    registryUsers: registry?.users ?? [],
+    registryPasswords: pulumi.secret(registry?.passwords ?? pulumi.output<Record<string, string>>({})),
+    agentKnownHosts: pulumi.all(env.hostServices.map((h) => h.agents.knownHosts)).apply((l) => l.join("")),
+    serviceCredentials: pulumi.secret(
+      pulumi
+        .all(
+          env.hostServices.map((h, i) =>
+            pulumi.all([config.hosts.names[i] as string, h.services.credentials]),
+          ),
+        )
+        .apply((pairs) => Object.fromEntries(pairs)),
+    ),
     ...(env.dockerTls
       ? {
           dockerTlsEndpoints: env.dockerTls.endpoints,

@@ -5,6 +5,8 @@ import type { HostIgnitionInput } from "../ignition/index.ts";
 import { CiNetwork } from "./network.ts";
 import { CiHost } from "./host.ts";
 import { StackCa } from "./pki.ts";
+import { HostServices } from "./host-services.ts";
+import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE, DOCKER_BRIDGE_BIP } from "./docker-host.ts";
 
 export interface CiEnvironmentArgs {
   /** The validated stack configuration (from `config/`). */
@@ -40,12 +42,13 @@ export function hostIgnitionBase(
     ...(c.hosts.os === "fcos" ? { coreGroups: ["adm", "wheel", "sudo", "systemd-journal", "docker"] } : {}),
     timezone: c.hosts.timezone,
     docker: {
-      logMaxSize: "20m",
-      logMaxFile: 5,
+      // Containers set the same log options explicitly (daemon-applied defaults would show as diffs).
+      logMaxSize: CONTAINER_LOG_MAX_SIZE,
+      logMaxFile: CONTAINER_LOG_MAX_FILE,
       registryMirrors: c.registry.pullThroughCache
         ? [`https://${c.registry.hostname}:${c.registry.pullThroughCache.port}`]
         : [],
-      bip: "172.17.0.1/16",
+      bip: DOCKER_BRIDGE_BIP,
     },
     registry: {
       hostname: c.registry.hostname,
@@ -74,6 +77,8 @@ export class CiEnvironment extends pulumi.ComponentResource {
   };
   public readonly agentEndpoints: pulumi.Output<string>[];
   public readonly ciHosts: CiHost[];
+  /** The service layer of each host (same order as `ciHosts`): containers, updated in place. */
+  public readonly hostServices: HostServices[];
 
   constructor(name: string, args: CiEnvironmentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("berth:stack:CiEnvironment", name, {}, opts);
@@ -188,6 +193,25 @@ export class CiEnvironment extends pulumi.ComponentResource {
         child,
       );
     });
+
+    // The service layer: containers on each host, through a Docker provider over ssh to the host's
+    // floating IP. It reads host outputs but feeds nothing back into a server's inputs, so changing
+    // it never replaces a VM.
+    this.hostServices = this.ciHosts.map(
+      (h, i) =>
+        new HostServices(
+          c.hosts.names[i] as string,
+          {
+            config: c,
+            hostName: c.hosts.names[i] as string,
+            floatingIp: h.floatingIp,
+            privateIp: h.privateIp,
+            serverId: h.serverId,
+            registryCa,
+          },
+          child,
+        ),
+    );
 
     if (dockerCa) {
       const client = dockerCa.issue(

@@ -71,7 +71,10 @@ function providerOutputs(
         privateKeyPem: mockPem("PRIVATE KEY", name),
         publicKeyPem: mockPem("PUBLIC KEY", name),
         publicKeyOpenssh: `ssh-ed25519 ${Buffer.from(name).toString("base64")} mock`,
+        privateKeyOpenssh: mockPem("OPENSSH PRIVATE KEY", name),
       };
+    case "docker:index/remoteImage:RemoteImage":
+      return { imageId: `sha256:${hex(String(inputs.name))}` };
     case "tls:index/selfSignedCert:SelfSignedCert":
     case "tls:index/locallySignedCert:LocallySignedCert":
       return { certPem: mockPem("CERTIFICATE", name) };
@@ -117,7 +120,11 @@ interface RegisterRequest {
   getIgnorechangesList(): string[];
 }
 
-type Monitor = { registerResource(req: RegisterRequest, cb: (err: unknown, res: unknown) => void): unknown };
+type Monitor = {
+  registerResource(req: RegisterRequest, cb: (err: unknown, res: unknown) => void): unknown;
+  registerResourceOutputs(req: unknown, cb: (err: unknown, res: unknown) => void): unknown;
+  newUrn?(parent: string, type: string, name: string): string;
+};
 
 /**
  * Runs `program` under mocks for `stack` and returns every registered resource in registration
@@ -163,7 +170,9 @@ export async function runUnderMocks<T>(
     const parent = req.getParent() || undefined;
     const deps = new Set(req.getDependenciesList());
     req.getPropertydependenciesMap().forEach((v) => v.getUrnsList().forEach((u) => deps.add(u)));
-    const urn = `urn:pulumi:${stack}::${project}::${parent ? `${parentTypeChain(parent)}$` : ""}${type}::${name}`;
+    // The mock monitor's own URN (parent type + type + name), so parents, providers and
+    // dependencies, which carry the same URNs, match.
+    const urn = monitor.newUrn ? monitor.newUrn(parent ?? "", type, name) : `urn:pulumi:${stack}::${project}::${type}::${name}`;
     const entry: CapturedResource = {
       urn,
       type,
@@ -189,30 +198,34 @@ export async function runUnderMocks<T>(
       cb(err, res);
     });
   };
+  // Components register their outputs once those resolve; a run is over when every component has.
+  let outputsRegistered = 0;
+  const originalOutputs = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req, cb) =>
+    originalOutputs(req, (err, res) => {
+      outputsRegistered++;
+      cb(err, res);
+    });
   const result = program();
-  await settle(captured);
+  await settle(captured, () => outputsRegistered >= captured.filter((c) => !c.custom).length);
   return { resources: captured, result };
 }
 
-function parentTypeChain(parentUrn: string): string {
-  // urn:pulumi:stack::project::typeChain::name → typeChain
-  const parts = parentUrn.split("::");
-  return parts[2] ?? "";
-}
 
 /** Waits until the program's registrations and outputs have all resolved. */
-async function settle(captured: CapturedResource[]): Promise<void> {
+async function settle(captured: CapturedResource[], componentsDone: () => boolean): Promise<void> {
   const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
   let last = -1;
-  for (let i = 0; i < 1000; i++) {
+  for (let i = 0; i < 2000; i++) {
     if (waitForRPCs) await waitForRPCs();
     await new Promise((r) => setImmediate(r));
-    if (captured.length === last && captured.every((c) => c.state !== undefined)) {
-      await new Promise((r) => setTimeout(r, 5));
-      if (captured.length === last) return;
+    if (captured.length === last && componentsDone()) {
+      await new Promise((r) => setTimeout(r, 2));
+      if (captured.length === last && componentsDone()) return;
     }
     last = captured.length;
   }
+  throw new Error(`the program's registrations did not settle (${captured.length} resources registered)`);
 }
 
 /** Resolves an Output (or plain value) to its value and whether it is secret, under mocks. */

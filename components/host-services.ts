@@ -1,0 +1,128 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { BerthConfig } from "../config/types.ts";
+import { DockerHost } from "./docker-host.ts";
+import { JenkinsAgents } from "./jenkins.ts";
+import type { StackCa } from "./pki.ts";
+import { Registry } from "./registry.ts";
+import { BackendServices } from "./services.ts";
+
+export interface HostServicesArgs {
+  /** The validated stack configuration. */
+  config: BerthConfig;
+  /** The host's name, e.g. `staging-ci-1` (one of `config.hosts.names`). */
+  hostName: string;
+  /** The host's floating IP: Pulumi reaches dockerd through it. */
+  floatingIp: pulumi.Output<string>;
+  /** The host's fixed address on the CI network (registry and agent ports are published on it). */
+  privateIp: string;
+  /** The host's server ID: dockerd readiness is awaited again only when the server is replaced. */
+  serverId: pulumi.Output<string>;
+  /** The stack's registry CA (self-signed registry TLS); only used on the registry host. */
+  registryCa?: StackCa;
+  /** Reach dockerd over mutual TLS (the controller's client certificate) instead of ssh. */
+  dockerTls?: {
+    /** CA certificate of dockerd's server certificate. */
+    caPem: pulumi.Input<string>;
+    /** Client certificate. */
+    certPem: pulumi.Input<string>;
+    /** Client key (secret). */
+    keyPem: pulumi.Input<string>;
+  };
+}
+
+/**
+ * The service layer of one CI host, everything it runs as containers, updated in place and never
+ * a reason to replace the VM (nothing here feeds any server input): the Docker provider
+ * (`DockerHost`), the registry on the stack's registry host, the Jenkins agents, and the backend
+ * services.
+ */
+export class HostServices extends pulumi.ComponentResource {
+  public readonly dockerHost: DockerHost;
+  public readonly registry?: Registry;
+  public readonly agents: JenkinsAgents;
+  public readonly services: BackendServices;
+
+  constructor(name: string, args: HostServicesArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("berth:services:HostServices", name, {}, opts);
+    const c = args.config;
+    const h = args.hostName;
+    if (!c.hosts.names.includes(h)) throw new Error(`${name}: ${h} is not one of the stack's hosts`);
+
+    this.dockerHost = new DockerHost(
+      `${h}-dockerd`,
+      {
+        hostName: h,
+        address: args.floatingIp,
+        serverId: args.serverId,
+        ...(args.dockerTls ? { tls: { ...args.dockerTls, port: c.hosts.dockerTlsPort } } : {}),
+      },
+      { parent: this },
+    );
+    const provider = this.dockerHost.provider;
+    const child = { parent: this, providers: [provider] };
+
+    this.services = new BackendServices(
+      `${h}-services`,
+      {
+        hostName: h,
+        subnet: c.services.subnet,
+        gateway: c.services.gateway,
+        dnsAddress: c.services.dnsAddress,
+        upstreamDns: c.services.upstreamDns,
+        searchDomain: c.dns.searchDomain,
+        minimal: c.services.minimal,
+        productionLike: c.services.productionLike,
+        networkHolders: c.services.networkHolders,
+        protectData: c.hosts.protectData,
+        provider,
+      },
+      child,
+    );
+
+    if (h === c.registry.host) {
+      this.registry = new Registry(
+        `${h}-registry`,
+        {
+          hostName: h,
+          privateIp: args.privateIp,
+          hostname: c.registry.hostname,
+          tls: c.registry.tls,
+          ...(args.registryCa ? { ca: args.registryCa } : {}),
+          users: c.registry.users,
+          image: c.registry.image,
+          nginxImage: c.registry.nginxImage,
+          ...(c.registry.pullThroughCache ? { pullThroughCache: c.registry.pullThroughCache } : {}),
+          mirrorAllowCidrs: [c.openstack.networkCidr, ...c.openstack.registryClientCidrs],
+          protectData: c.hosts.protectData,
+          provider,
+        },
+        child,
+      );
+    }
+
+    this.agents = new JenkinsAgents(
+      `${h}-agents`,
+      {
+        hostName: h,
+        count: c.jenkins.agentsPerHost,
+        image: c.jenkins.image,
+        basePort: c.jenkins.basePort,
+        agentPublicKey: c.jenkins.agentPublicKey,
+        dockerSocket: c.jenkins.dockerSocket,
+        bindAddress: args.privateIp,
+        publicAddress: args.floatingIp,
+        servicesNetwork: this.services.networkName,
+        dnsAddress: c.services.dnsAddress,
+        searchDomain: c.dns.searchDomain,
+        provider,
+      },
+      child,
+    );
+
+    this.registerOutputs({
+      endpoint: this.dockerHost.endpoint,
+      registryUrl: this.registry?.url,
+      agentKnownHosts: this.agents.knownHosts,
+    });
+  }
+}

@@ -1,0 +1,325 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as docker from "@pulumi/docker";
+import * as random from "@pulumi/random";
+import type { RegistryTls, RegistryUser, SecretValue } from "../config/types.ts";
+import {
+  bcryptSaltFrom,
+  htpasswdEntry,
+  renderHtpasswd,
+  renderNginxConfig,
+  renderRegistryConfig,
+  REGISTRY_DEFAULTS,
+} from "../renderers/index.ts";
+import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import type { StackCa } from "./pki.ts";
+
+/** Paths inside the containers. */
+const REGISTRY_CONFIG_PATH = "/etc/docker/registry/config.yml";
+const NGINX_CONFIG_PATH = "/etc/nginx/nginx.conf";
+const NGINX_HTPASSWD_PATH = "/etc/nginx/berth/htpasswd";
+const NGINX_CERT_PATH = "/etc/nginx/berth/registry.crt";
+const NGINX_KEY_PATH = "/etc/nginx/berth/registry.key";
+/** gid of `nginx` in the official nginx images: workers read the htpasswd file on every request. */
+const NGINX_WORKER_GID = "101";
+/** Port the registry containers listen on (plain HTTP, only on the `berth-registry` network). */
+const REGISTRY_PORT = 5000;
+
+/** Name of the placeholder used when a password is only known encrypted (offline runs). */
+export const OFFLINE_PLACEHOLDER_PREFIX = "berth-offline-placeholder-not-a-real-secret";
+
+/**
+ * A configured secret as a Pulumi secret. `encrypted` values only occur in offline runs (`berth
+ * render`/`plan` without the stack's passphrase; under `pulumi up`, Pulumi has decrypted them): they
+ * become a clearly named placeholder so the program still runs, never a usable credential.
+ */
+export function secretInput(value: SecretValue, what: string): pulumi.Output<string> {
+  return pulumi.secret(value.kind === "plain" ? value.value : `${OFFLINE_PLACEHOLDER_PREFIX}-${what}`);
+}
+
+export interface RegistryArgs {
+  /** Host name of the host it runs on, e.g. `staging-ci-1` (resource names). */
+  hostName: string;
+  /** The host's address on the CI network: nginx publishes on it, and the certificate names it. */
+  privateIp: string;
+  /** DNS name clients use; the certificate and nginx's `server_name` carry it. */
+  hostname: string;
+  /** TLS settings from the stack configuration. */
+  tls: RegistryTls;
+  /** The stack's registry CA; required when `tls.mode` is `self-signed`. */
+  ca?: StackCa;
+  /** Users allowed to push and pull (basic auth). */
+  users: RegistryUser[];
+  /** Registry image, pinned by digest. */
+  image: string;
+  /** nginx image, pinned by digest. */
+  nginxImage: string;
+  /** Optional read-only pull-through cache of a public registry on its own port. */
+  pullThroughCache?: { remoteUrl: string; port: number };
+  /** Sources allowed to pull through the cache: the CI network CIDR and the registry client CIDRs. */
+  mirrorAllowCidrs: string[];
+  /** Protect the data volumes from deletion and retain them when the stack is destroyed. */
+  protectData: boolean;
+  /** Lifetime of a self-signed server certificate, in days. Default: `tls.validityDays`. */
+  certValidityDays?: number;
+  /** This host's Docker provider. */
+  provider: docker.Provider;
+}
+
+/**
+ * The private registry on the stack's registry host: the distribution registry on an internal
+ * network (never published), nginx in front of it terminating TLS and doing basic auth (bcrypt
+ * htpasswd) on 443 of the host's CI address, optionally a second registry as a read-only
+ * pull-through cache served by the same nginx on its own port, only to the CI network and the
+ * registry client CIDRs. Images live on named volumes.
+ */
+export class Registry extends pulumi.ComponentResource {
+  /** `https://<hostname>`. */
+  public readonly url: string;
+  /** Mirror URL, when the pull-through cache is on. */
+  public readonly mirrorUrl?: string;
+  /** User names. */
+  public readonly users: string[];
+  /** Secret: user name → password. */
+  public readonly passwords: pulumi.Output<Record<string, string>>;
+  /** CA certificate clients must trust ("" when the provided certificate chains to a public CA). */
+  public readonly caCertPem: pulumi.Output<string>;
+  /** The server certificate nginx presents. */
+  public readonly certPem: pulumi.Output<string>;
+  /** Docker volume names holding the images. */
+  public readonly dataVolumes: string[];
+
+  constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Refuse bad input before anything is registered.
+    if (args.tls.mode === "self-signed" && !args.ca) {
+      throw new Error(`${name}: tls.mode self-signed needs the stack's registry CA (args.ca)`);
+    }
+    assertPinned(args.image, name);
+    assertPinned(args.nginxImage, name);
+    super("berth:registry:Registry", name, {}, { ...opts, providers: [args.provider] });
+    const provider = args.provider;
+    const child = { parent: this, provider };
+    const data = { ...child, protect: args.protectData, retainOnDelete: args.protectData };
+    const images = new PinnedImages(name, this, provider);
+    const cache = args.pullThroughCache;
+
+    // Registry ↔ nginx only. Internal: no route out, nothing published from it.
+    const net = new docker.Network(
+      `${name}-net`,
+      { name: "berth-registry", driver: "bridge", internal: true },
+      child,
+    );
+
+    const volume = new docker.Volume(`${name}-data`, { name: "registry-data" }, data);
+    const mirrorVolume = cache
+      ? new docker.Volume(`${name}-mirror-data`, { name: "registry-mirror-data" }, data)
+      : undefined;
+    this.dataVolumes = ["registry-data", ...(cache ? ["registry-mirror-data"] : [])];
+
+    // --- TLS ---------------------------------------------------------------------------------
+    let certPem: pulumi.Output<string>;
+    let keyPem: pulumi.Output<string>;
+    if (args.tls.mode === "self-signed" && args.ca) {
+      const issued = args.ca.issue(
+        `${name}-server`,
+        {
+          commonName: args.hostname,
+          dnsNames: [args.hostname],
+          ipAddresses: [args.privateIp],
+          usage: "server",
+          validityHours: (args.certValidityDays ?? args.tls.validityDays) * 24,
+        },
+        this,
+      );
+      certPem = issued.certPem;
+      keyPem = pulumi.secret(issued.keyPem);
+      this.caCertPem = args.ca.certPem;
+    } else if (args.tls.mode === "provided") {
+      certPem = pulumi.output(args.tls.certificate);
+      keyPem = secretInput(args.tls.privateKey, "registry-tls-key");
+      this.caCertPem = pulumi.output(args.tls.caCertificate ?? "");
+    } else {
+      throw new Error(`${name}: unreachable: self-signed TLS without a CA`);
+    }
+    this.certPem = certPem;
+
+    // --- users -------------------------------------------------------------------------------
+    this.users = args.users.map((u) => u.name);
+    const passwordEntries = args.users.map((u) => {
+      const password = u.password
+        ? secretInput(u.password, `registry-password-${u.name}`)
+        : pulumi.secret(
+            new random.RandomPassword(
+              `${name}-user-${u.name}`,
+              // No special characters: the password goes into `docker login` and CI credentials stores.
+              { length: 32, special: false, minLower: 2, minUpper: 2, minNumeric: 2 },
+              { parent: this },
+            ).result,
+          );
+      return { user: u.name, password };
+    });
+    this.passwords = pulumi.secret(
+      pulumi
+        .all(passwordEntries.map((e) => e.password))
+        .apply((pws) => Object.fromEntries(passwordEntries.map((e, i) => [e.user, pws[i] as string]))),
+    );
+    // Salt derived from each user's password (and name): the file only changes when a password does.
+    const htpasswd = pulumi.secret(
+      pulumi.all(passwordEntries.map((e) => e.password)).apply((pws) =>
+        renderHtpasswd(
+          passwordEntries.map((e, i) => {
+            const pw = pws[i] as string;
+            return htpasswdEntry(e.user, pw, { salt: bcryptSaltFrom(`${pw}:${e.user}`) });
+          }),
+        ),
+      ),
+    );
+
+    // --- registry containers -------------------------------------------------------------------
+    const registryHealth = {
+      tests: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${REGISTRY_PORT}/v2/`],
+      interval: "30s",
+      timeout: "5s",
+      retries: 3,
+      startPeriod: "10s",
+    };
+    const httpSecret = (suffix: string) =>
+      pulumi.secret(
+        new random.RandomPassword(`${name}-${suffix}`, { length: 48, special: false }, { parent: this })
+          .result,
+      );
+
+    const registry = new docker.Container(
+      `${name}-registry`,
+      {
+        name: "registry",
+        hostname: "registry",
+        image: images.imageId(args.image),
+        ...commonContainerArgs(),
+        // Only on berth-registry (the provider detaches the default bridge when networksAdvanced is set).
+        networkMode: "bridge",
+        networksAdvanced: [{ name: net.name, aliases: ["registry"] }],
+        volumes: [{ volumeName: volume.name, containerPath: REGISTRY_DEFAULTS.rootDirectory }],
+        uploads: [
+          {
+            file: REGISTRY_CONFIG_PATH,
+            // Storage deletes are enabled in the rendered config (storage.delete), not by env.
+            content: pulumi.secret(
+              httpSecret("http-secret").apply((s) => renderRegistryConfig({ httpSecret: s })),
+            ),
+            permissions: "0600",
+          },
+        ],
+        healthcheck: registryHealth,
+        wait: true,
+        waitTimeout: 120,
+      },
+      child,
+    );
+
+    const mirror =
+      cache && mirrorVolume
+        ? new docker.Container(
+            `${name}-mirror`,
+            {
+              name: "registry-mirror",
+              hostname: "registry-mirror",
+              image: images.imageId(args.image),
+              ...commonContainerArgs(),
+              // The default bridge gives it a route to the upstream registry; nginx reaches it on berth-registry.
+              networkMode: "bridge",
+              networksAdvanced: [{ name: "bridge" }, { name: net.name, aliases: ["registry-mirror"] }],
+              volumes: [{ volumeName: mirrorVolume.name, containerPath: REGISTRY_DEFAULTS.rootDirectory }],
+              uploads: [
+                {
+                  file: REGISTRY_CONFIG_PATH,
+                  content: pulumi.secret(
+                    httpSecret("mirror-http-secret").apply((s) =>
+                      renderRegistryConfig({ httpSecret: s, proxy: { remoteUrl: cache.remoteUrl } }),
+                    ),
+                  ),
+                  permissions: "0600",
+                },
+              ],
+              healthcheck: registryHealth,
+              wait: true,
+              waitTimeout: 120,
+            },
+            child,
+          )
+        : undefined;
+
+    // --- nginx ---------------------------------------------------------------------------------
+    const nginxConf = renderNginxConfig({
+      serverName: args.hostname,
+      listenPort: 443,
+      tlsCertificatePath: NGINX_CERT_PATH,
+      tlsKeyPath: NGINX_KEY_PATH,
+      htpasswdPath: NGINX_HTPASSWD_PATH,
+      upstream: `registry:${REGISTRY_PORT}`,
+      ...(cache
+        ? {
+            mirror: {
+              port: cache.port,
+              upstream: `registry-mirror:${REGISTRY_PORT}`,
+              allowCidrs: args.mirrorAllowCidrs,
+            },
+          }
+        : {}),
+    });
+    const published = [443, ...(cache ? [cache.port] : [])];
+
+    new docker.Container(
+      `${name}-nginx`,
+      {
+        name: "registry-nginx",
+        hostname: "registry-nginx",
+        image: images.imageId(args.nginxImage),
+        ...commonContainerArgs(),
+        // Published ports need a non-internal network: the default bridge; upstreams on berth-registry.
+        networkMode: "bridge",
+        networksAdvanced: [{ name: "bridge" }, { name: net.name }],
+        // Only on the host's CI address (clients coming through the floating IP arrive there too).
+        ports: published.map((p) => ({ internal: p, external: p, ip: args.privateIp, protocol: "tcp" })),
+        uploads: [
+          { file: NGINX_CONFIG_PATH, content: nginxConf, permissions: "0644" },
+          { file: NGINX_CERT_PATH, content: certPem, permissions: "0644" },
+          { file: NGINX_KEY_PATH, content: keyPem, permissions: "0600", owner: "0", group: "0" },
+          {
+            file: NGINX_HTPASSWD_PATH,
+            content: htpasswd,
+            permissions: "0640",
+            owner: "0",
+            group: NGINX_WORKER_GID,
+          },
+        ],
+        healthcheck: {
+          tests: [
+            "CMD",
+            "wget",
+            "-q",
+            "--no-check-certificate",
+            "-O",
+            "/dev/null",
+            "https://127.0.0.1/healthz",
+          ],
+          interval: "30s",
+          timeout: "5s",
+          retries: 3,
+          startPeriod: "5s",
+        },
+      },
+      // nginx resolves its upstreams once, at start: the registry containers must exist first.
+      { ...child, dependsOn: [registry, ...(mirror ? [mirror] : [])] },
+    );
+
+    this.url = `https://${args.hostname}`;
+    if (cache) this.mirrorUrl = `https://${args.hostname}:${cache.port}`;
+    this.registerOutputs({
+      url: this.url,
+      mirrorUrl: this.mirrorUrl,
+      users: this.users,
+      passwords: this.passwords,
+      caCertPem: this.caCertPem,
+    });
+  }
+}

@@ -1,0 +1,332 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as docker from "@pulumi/docker";
+import * as random from "@pulumi/random";
+import { DEFAULT_IMAGES, SERVICE_CATALOG } from "../config/images.ts";
+import { cidrContains, formatIpv4, parseCidr, parseIpv4 } from "../config/net.ts";
+import type { NamedService, ServiceKind } from "../config/types.ts";
+import { renderDnsmasqConfig } from "../renderers/index.ts";
+import { DOCKER_BRIDGE_GATEWAY, PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+
+/** Name of the services network on every host. */
+export const SERVICES_NETWORK = "ci-services";
+/** Name of the DNS container. */
+export const DNSMASQ_CONTAINER = "dnsmasq";
+
+/** Health-check timing shared by the service containers (the test commands come from the catalog). */
+const SERVICE_HEALTH_TIMING = { interval: "30s", timeout: "10s", retries: 5, startPeriod: "60s" } as const;
+/** Seconds a data service gets to shut down cleanly before its container is removed. */
+const DATA_SERVICE_STOP_GRACE = 60;
+
+/**
+ * Credentials the images insist on: postgres refuses to start without a password, and RabbitMQ's
+ * default `guest` user only logs in from localhost. Generated per container (secrets).
+ */
+const GENERATED_CREDENTIALS: Partial<
+  Record<ServiceKind, { user: string; env: (password: string) => string[] }>
+> = {
+  postgres: { user: "postgres", env: (pw) => ["POSTGRES_USER=postgres", `POSTGRES_PASSWORD=${pw}`] },
+  rabbitmq: { user: "berth", env: (pw) => ["RABBITMQ_DEFAULT_USER=berth", `RABBITMQ_DEFAULT_PASS=${pw}`] },
+};
+
+export interface BackendServicesArgs {
+  /** Host name, e.g. `staging-ci-1` (resource names). */
+  hostName: string;
+  /** Subnet of the `ci-services` bridge network. */
+  subnet: string;
+  /** Its gateway (the host's address on it). */
+  gateway: string;
+  /** Fixed address of the dnsmasq container on `ci-services`. */
+  dnsAddress: string;
+  /** dnsmasq's upstream resolvers. */
+  upstreamDns: string[];
+  /** Search domain: every production-like name also resolves as `<name>.<searchDomain>`. */
+  searchDomain: string;
+  /** Kinds of the minimal set: one container each, on the host's default ports. */
+  minimal: ServiceKind[];
+  /** The production-like set: production's names, fixed addresses on `ci-services`. */
+  productionLike: NamedService[];
+  /** Names of the network-holder containers. */
+  networkHolders: string[];
+  /** Protect the data volumes from deletion and retain them when the stack is destroyed. */
+  protectData: boolean;
+  /** Addresses the minimal set is published on. Default: 127.0.0.1 and docker0's gateway. */
+  minimalBindAddresses?: string[];
+  /** dnsmasq image, pinned by digest. Default `DEFAULT_IMAGES.dnsmasq`. */
+  dnsmasqImage?: string;
+  /** Network-holder image, pinned by digest. Default `DEFAULT_IMAGES.holder`. */
+  holderImage?: string;
+  /** This host's Docker provider. */
+  provider: docker.Provider;
+}
+
+/** A credential generated for a service container. */
+export interface ServiceCredential {
+  user: string;
+  password: string;
+}
+
+/**
+ * The backend services of one CI host, in three parts (after the seeds' CI practice):
+ *
+ * - **Minimal set** — one container per kind (`redis`, `mongodb`, …) on the default bridge, its
+ *   default port published on 127.0.0.1 and on docker0's gateway (172.17.0.1, the `bip` of the
+ *   host's daemon.json) only, never on the public interface: unit tests on the host, in the agents
+ *   and in job containers reach `172.17.0.1:<default port>`. Empty databases reserved for tests.
+ * - **Production-like set** — containers named and hostnamed exactly like production's services
+ *   (`mongodb-cluster-a-node-1`), each at its fixed address on the `ci-services` network, with
+ *   its own data volume. A dnsmasq container at `dnsAddress` answers every such name, short and
+ *   under the search domain, and forwards anything else to the upstream resolvers; every
+ *   container on `ci-services` uses it (`dns`/`dnsSearch`), so applications keep production's
+ *   configuration (`mongodb.host = mongodb-cluster-a-node-1:27017`).
+ * - **Network holders** — long-sleeping containers on `ci-services` (and the default bridge)
+ *   whose network namespace a job shares: start the application with
+ *   `docker run --network container:<holder> …` and its integration tests the same way; both see
+ *   one `localhost`, the production-like names (through the holder's resolver settings) and the
+ *   minimal set on 172.17.0.1.
+ *
+ * `ci-services` hands out dynamic addresses (agents, holders) only from the upper half of its
+ * subnet, so they never take a fixed address before its service is created; fixed addresses must
+ * lie in the lower half.
+ */
+export class BackendServices extends pulumi.ComponentResource {
+  /** Name of the `ci-services` network (resolves once the network exists). */
+  public readonly networkName: pulumi.Output<string>;
+  /** The dnsmasq address. */
+  public readonly dnsAddress: string;
+  /** Production-like service name → address. */
+  public readonly addresses: Record<string, string>;
+  /** Minimal set: kind → published port. */
+  public readonly minimalPorts: Partial<Record<ServiceKind, number>>;
+  /** Secret: container name → generated credential (postgres, rabbitmq). */
+  public readonly credentials: pulumi.Output<Record<string, ServiceCredential>>;
+
+  constructor(name: string, args: BackendServicesArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Refuse bad input before anything is registered.
+    const ipRange = checkServiceAddresses(args);
+    checkContainerNames(args);
+    assertPinned(args.dnsmasqImage ?? DEFAULT_IMAGES.dnsmasq, name);
+    assertPinned(args.holderImage ?? DEFAULT_IMAGES.holder, name);
+    super("berth:services:BackendServices", name, {}, { ...opts, providers: [args.provider] });
+    const provider = args.provider;
+    const child = { parent: this, provider };
+    const data = { ...child, protect: args.protectData, retainOnDelete: args.protectData };
+    const images = new PinnedImages(name, this, provider);
+
+    const net = new docker.Network(
+      `${name}-net`,
+      {
+        name: SERVICES_NETWORK,
+        driver: "bridge",
+        ipamConfigs: [{ subnet: args.subnet, gateway: args.gateway, ipRange }],
+      },
+      child,
+    );
+    this.networkName = net.name;
+    const dnsSettings = { dns: [args.dnsAddress], dnsSearches: [args.searchDomain] };
+
+    const credentials: { container: string; user: string; password: pulumi.Output<string> }[] = [];
+    const serviceEnv = (kind: ServiceKind, container: string, resourceName: string) => {
+      const gen = GENERATED_CREDENTIALS[kind];
+      if (!gen) return {};
+      const password = pulumi.secret(
+        new random.RandomPassword(
+          `${resourceName}-password`,
+          { length: 32, special: false },
+          { parent: this },
+        ).result,
+      );
+      credentials.push({ container, user: gen.user, password });
+      return { envs: pulumi.secret(password.apply(gen.env)) };
+    };
+    const dataVolume = (kind: ServiceKind, volumeName: string, resourceName: string) => {
+      const dir = SERVICE_CATALOG[kind].dataDir;
+      if (dir === undefined) return [];
+      const volume = new docker.Volume(resourceName, { name: volumeName }, data);
+      return [{ volumeName: volume.name, containerPath: dir }];
+    };
+    const health = (kind: ServiceKind) => ({
+      tests: [...SERVICE_CATALOG[kind].healthcheck],
+      ...SERVICE_HEALTH_TIMING,
+    });
+
+    // --- minimal set ---------------------------------------------------------------------------
+    const binds = args.minimalBindAddresses ?? ["127.0.0.1", DOCKER_BRIDGE_GATEWAY];
+    this.minimalPorts = {};
+    for (const kind of args.minimal) {
+      const spec = SERVICE_CATALOG[kind];
+      this.minimalPorts[kind] = spec.port;
+      new docker.Container(
+        `${name}-${kind}`,
+        {
+          name: kind,
+          hostname: kind,
+          image: images.imageId(spec.image),
+          ...commonContainerArgs(),
+          // Default bridge only: reachable through the published ports, not on ci-services.
+          networkMode: "bridge",
+          ports: binds.map((ip) => ({ internal: spec.port, external: spec.port, ip, protocol: "tcp" })),
+          volumes: dataVolume(kind, `${kind}-data`, `${name}-${kind}-data`),
+          ...serviceEnv(kind, kind, `${name}-${kind}`),
+          healthcheck: health(kind),
+          destroyGraceSeconds: DATA_SERVICE_STOP_GRACE,
+        },
+        child,
+      );
+    }
+
+    // --- dnsmasq -------------------------------------------------------------------------------
+    const dnsmasqConf = renderDnsmasqConfig({
+      searchDomain: args.searchDomain,
+      listenAddresses: [args.dnsAddress],
+      upstreamServers: args.upstreamDns,
+      records: args.productionLike.map((s) => ({ name: s.name, address: s.address })),
+      logFacility: "-",
+    });
+    const probe = args.productionLike[0];
+    const dnsmasq = new docker.Container(
+      `${name}-dnsmasq`,
+      {
+        name: DNSMASQ_CONTAINER,
+        hostname: DNSMASQ_CONTAINER,
+        image: images.imageId(args.dnsmasqImage ?? DEFAULT_IMAGES.dnsmasq),
+        ...commonContainerArgs(),
+        entrypoints: ["dnsmasq"],
+        command: ["--keep-in-foreground", "--conf-file=/etc/dnsmasq.conf"],
+        networkMode: "bridge",
+        networksAdvanced: [{ name: net.name, ipv4Address: args.dnsAddress }],
+        uploads: [{ file: "/etc/dnsmasq.conf", content: dnsmasqConf, permissions: "0644" }],
+        healthcheck: {
+          tests: probe
+            ? ["CMD", "nslookup", `${probe.name}.${args.searchDomain}`, args.dnsAddress]
+            : ["CMD", "pidof", "dnsmasq"],
+          interval: "30s",
+          timeout: "5s",
+          retries: 3,
+          startPeriod: "5s",
+        },
+      },
+      child,
+    );
+
+    // --- production-like set -------------------------------------------------------------------
+    this.addresses = {};
+    for (const svc of args.productionLike) {
+      const spec = SERVICE_CATALOG[svc.kind];
+      this.addresses[svc.name] = svc.address;
+      new docker.Container(
+        `${name}-svc-${svc.name}`,
+        {
+          name: svc.name,
+          hostname: svc.name,
+          image: images.imageId(spec.image),
+          ...commonContainerArgs(),
+          networkMode: "bridge",
+          networksAdvanced: [{ name: net.name, ipv4Address: svc.address }],
+          ...dnsSettings,
+          volumes: dataVolume(svc.kind, `${svc.name}-data`, `${name}-svc-${svc.name}-data`),
+          ...serviceEnv(svc.kind, svc.name, `${name}-svc-${svc.name}`),
+          healthcheck: health(svc.kind),
+          destroyGraceSeconds: DATA_SERVICE_STOP_GRACE,
+        },
+        { ...child, dependsOn: [dnsmasq] },
+      );
+    }
+
+    // --- network holders -----------------------------------------------------------------------
+    for (const holder of args.networkHolders) {
+      new docker.Container(
+        `${name}-holder-${holder}`,
+        {
+          name: holder,
+          hostname: holder,
+          image: images.imageId(args.holderImage ?? DEFAULT_IMAGES.holder),
+          ...commonContainerArgs(),
+          // PID 1 ignores signals it has no handler for: trap them so `docker stop` is immediate.
+          command: ["sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+          networkMode: "bridge",
+          networksAdvanced: [{ name: "bridge" }, { name: net.name }],
+          ...dnsSettings,
+        },
+        { ...child, dependsOn: [dnsmasq] },
+      );
+    }
+
+    this.dnsAddress = args.dnsAddress;
+    this.credentials = pulumi.secret(
+      pulumi
+        .all(credentials.map((c) => c.password))
+        .apply((pws) =>
+          Object.fromEntries(
+            credentials.map((c, i) => [c.container, { user: c.user, password: pws[i] as string }]),
+          ),
+        ),
+    );
+    this.registerOutputs({
+      networkName: this.networkName,
+      dnsAddress: this.dnsAddress,
+      addresses: this.addresses,
+      minimalPorts: this.minimalPorts,
+      credentials: this.credentials,
+    });
+  }
+}
+
+/**
+ * Checks the fixed addresses against the subnet and returns the dynamic range (`ipRange`): the
+ * upper half of the subnet. Fixed addresses (dnsmasq, production-like services) must be inside the
+ * subnet, below that range, distinct, and not the gateway.
+ */
+export function checkServiceAddresses(
+  args: Pick<BackendServicesArgs, "subnet" | "gateway" | "dnsAddress" | "productionLike">,
+): string {
+  const subnet = parseCidr(args.subnet);
+  if (!subnet || subnet.prefix > 29)
+    throw new Error(`services subnet ${args.subnet} must be an IPv4 CIDR of /29 or larger`);
+  const half = {
+    network: subnet.network + subnet.size / 2,
+    prefix: subnet.prefix + 1,
+    size: subnet.size / 2,
+  };
+  const ipRange = `${formatIpv4(half.network)}/${half.prefix}`;
+  const fixed = [
+    { what: "dnsAddress", address: args.dnsAddress },
+    ...args.productionLike.map((s) => ({ what: `service ${s.name}`, address: s.address })),
+  ];
+  const seen = new Map<string, string>();
+  for (const f of fixed) {
+    const ip = parseIpv4(f.address);
+    if (ip === undefined || !cidrContains(subnet, ip)) {
+      throw new Error(`${f.what}: ${f.address} is not in the services subnet ${args.subnet}`);
+    }
+    if (cidrContains(half, ip)) {
+      throw new Error(
+        `${f.what}: ${f.address} is in ${ipRange}, the range ci-services hands out dynamically`,
+      );
+    }
+    if (f.address === args.gateway || ip === subnet.network) {
+      throw new Error(`${f.what}: ${f.address} is the subnet's network or gateway address`);
+    }
+    const other = seen.get(f.address);
+    if (other) throw new Error(`${f.what}: ${f.address} is also the address of ${other}`);
+    seen.set(f.address, f.what);
+  }
+  return ipRange;
+}
+
+/** Container names share one namespace per host: refuse duplicates before Docker does. */
+function checkContainerNames(
+  args: Pick<BackendServicesArgs, "minimal" | "productionLike" | "networkHolders">,
+): void {
+  const names = [
+    DNSMASQ_CONTAINER,
+    ...args.minimal,
+    ...args.productionLike.map((s) => s.name),
+    ...args.networkHolders,
+  ];
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n))
+      throw new Error(`container name ${JSON.stringify(n)} is used twice on the host's services`);
+    seen.add(n);
+  }
+}

@@ -1,0 +1,851 @@
+/**
+ * The service layer under Pulumi's mocks: per stack, the containers, networks and volumes of each
+ * host, their provider, image pinning, secrets, data protection and published ports.
+ */
+import { createHash } from "node:crypto";
+import bcrypt from "bcryptjs";
+import * as pulumi from "@pulumi/pulumi";
+import type * as docker from "@pulumi/docker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadStack } from "../../config/load.ts";
+import { PROJECT_ROOT } from "../../config/root.ts";
+import { IMAGE_DIGEST_PATTERN, SERVICE_CATALOG } from "../../config/images.ts";
+import type { BerthConfig } from "../../config/types.ts";
+import { resolveOutput, runUnderMocks, type CapturedResource, type CapturedRun } from "../../plan/mocks.ts";
+import { berthProgram } from "../../program.ts";
+import { DockerHost } from "../../components/docker-host.ts";
+import { HostServices } from "../../components/host-services.ts";
+import { JenkinsAgents } from "../../components/jenkins.ts";
+import { StackCa } from "../../components/pki.ts";
+import { OFFLINE_PLACEHOLDER_PREFIX, Registry } from "../../components/registry.ts";
+import { BackendServices, checkServiceAddresses } from "../../components/services.ts";
+
+/**
+ * Build the stacks through the real program (`berthProgram`) once CiEnvironment creates a
+ * HostServices per host; until then, the test composes HostServices itself the way CiEnvironment
+ * is meant to (one per host, the stack's registry CA).
+ */
+const VIA_PROGRAM = true;
+
+/**
+ * Temporary shim, until plan/mocks.ts returns these outputs itself: `tls.PrivateKey` →
+ * `privateKeyOpenssh`, `docker.RemoteImage` → `imageId`. It only fills outputs the harness leaves
+ * out (the harness's own values win), so it becomes a no-op once the harness provides them.
+ */
+const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+const mockImageId = (ref: string) => `sha256:${sha(ref)}`;
+type SetMocks = typeof pulumi.runtime.setMocks;
+const runtime = pulumi.runtime as unknown as { setMocks: SetMocks };
+const originalSetMocks = runtime.setMocks;
+runtime.setMocks = (mocks, ...rest) =>
+  originalSetMocks(
+    {
+      call: (args) => mocks.call(args),
+      async newResource(args) {
+        const result = await mocks.newResource(args);
+        const extra: Record<string, unknown> = {};
+        if (args.type === "tls:index/privateKey:PrivateKey") {
+          extra.privateKeyOpenssh = `-----BEGIN OPENSSH PRIVATE KEY-----\nmock ${args.name} ${sha(args.name).slice(0, 24)}\n-----END OPENSSH PRIVATE KEY-----\n`;
+        }
+        if (args.type === "docker:index/remoteImage:RemoteImage") {
+          extra.imageId = mockImageId(String((args.inputs as { name?: unknown }).name));
+        }
+        return { ...result, state: { ...extra, ...(result.state as Record<string, unknown>) } };
+      },
+    },
+    ...rest,
+  );
+// The runtime module may be shared with other test files in this worker: put it back.
+afterAll(() => {
+  runtime.setMocks = originalSetMocks;
+});
+
+const STACKS = ["testing", "staging", "production", "pr-17"] as const;
+
+/**
+ * runUnderMocks returns once registrations settle, but a component's registerOutputs can still be
+ * in flight (it waits for its outputs first); the next run's setMocks would then orphan it. Let
+ * them land before starting another run.
+ */
+async function quiesce(): Promise<void> {
+  const wait = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 30));
+    if (wait) await wait();
+  }
+}
+
+async function mocked<T>(stack: string, program: () => T): Promise<CapturedRun<T>> {
+  const run = await runUnderMocks(stack, program);
+  await quiesce();
+  return run;
+}
+
+/** Components that refuse their input throw before registering anything: no provider needed. */
+const NO_PROVIDER = {} as docker.Provider;
+const floatingIpOf = (i: number) => `203.0.113.${11 + i}`;
+
+/** Composes the service layer the way CiEnvironment does (used until VIA_PROGRAM). */
+function composeHostServices(c: BerthConfig): HostServices[] {
+  const ca =
+    c.registry.tls.mode === "self-signed"
+      ? new StackCa(`${c.stack}-registry-ca`, {
+          commonName: `Berth ${c.stack} registry CA`,
+          organization: "Berth",
+        })
+      : undefined;
+  return c.hosts.names.map(
+    (hostName, i) =>
+      new HostServices(hostName, {
+        config: c,
+        hostName,
+        floatingIp: pulumi.output(floatingIpOf(i)),
+        privateIp: c.hosts.addresses[i]!,
+        serverId: pulumi.output(`server-${hostName}`),
+        ...(ca ? { registryCa: ca } : {}),
+      }),
+  );
+}
+
+// --- reading the captured graph ------------------------------------------------------------------
+
+/**
+ * `type::name` of a URN. The harness's own `urn` field and the URNs the SDK reports (parents,
+ * dependencies, providers) spell the parent-type chain differently, so resources are matched by
+ * their last type and name (unique in this program).
+ */
+function keyOf(urn: string): string {
+  const parts = urn.split("::");
+  const types = parts[2] ?? "";
+  return `${types.split("$").pop()}::${parts.slice(3).join("::")}`;
+}
+
+interface Graph {
+  config: BerthConfig;
+  resources: CapturedResource[];
+  byKey: Map<string, CapturedResource>;
+  /** Host name of the HostServices a resource sits under (undefined outside the service layer). */
+  hostOf(r: CapturedResource): string | undefined;
+  ofType(type: string): CapturedResource[];
+  containers(host: string): CapturedResource[];
+  container(host: string, name: string): CapturedResource;
+}
+
+function graph(config: BerthConfig, resources: CapturedResource[]): Graph {
+  const byKey = new Map(resources.map((r) => [`${r.type}::${r.name}`, r]));
+  const hostOf = (r: CapturedResource): string | undefined => {
+    let cur: CapturedResource | undefined = r;
+    for (let depth = 0; cur && depth < 20; depth++) {
+      if (cur.type === "berth:services:HostServices") return cur.name;
+      cur = cur.parent ? byKey.get(keyOf(cur.parent)) : undefined;
+    }
+    return undefined;
+  };
+  const ofType = (type: string) => resources.filter((r) => r.type === type);
+  const containers = (host: string) =>
+    ofType("docker:index/container:Container").filter((r) => hostOf(r) === host);
+  return {
+    config,
+    resources,
+    byKey,
+    hostOf,
+    ofType,
+    containers,
+    container(host, name) {
+      const found = containers(host).filter((r) => r.inputs.name === name);
+      expect(found, `container ${name} on ${host}`).toHaveLength(1);
+      return found[0]!;
+    },
+  };
+}
+
+async function build(stack: string): Promise<Graph> {
+  const config = loadStack(PROJECT_ROOT, stack);
+  const run = await mocked(stack, () => (VIA_PROGRAM ? berthProgram(config) : composeHostServices(config)));
+  return graph(config, run.resources);
+}
+
+// --- value helpers -------------------------------------------------------------------------------
+
+interface Port {
+  internal: number;
+  external?: number;
+  ip?: string;
+  protocol?: string;
+}
+interface Upload {
+  file: string;
+  content?: unknown;
+  permissions?: string;
+}
+interface NetAttach {
+  name: string;
+  ipv4Address?: string;
+}
+interface VolumeMount {
+  volumeName?: string;
+  hostPath?: string;
+  containerPath: string;
+}
+
+const isSecret = (v: unknown): v is { secret: true; value: unknown } =>
+  typeof v === "object" && v !== null && (v as { secret?: unknown }).secret === true && "value" in v;
+/** The value, secret or not. */
+const reveal = (v: unknown): unknown => (isSecret(v) ? reveal(v.value) : v);
+const list = <T>(v: unknown): T[] => (reveal(v) as T[] | undefined) ?? [];
+
+/** Every string in `v` outside secret-wrapped subtrees. */
+function publicStrings(v: unknown, out: string[] = []): string[] {
+  if (isSecret(v)) return out;
+  if (typeof v === "string") out.push(v);
+  else if (Array.isArray(v)) v.forEach((x) => publicStrings(x, out));
+  else if (v && typeof v === "object") Object.values(v).forEach((x) => publicStrings(x, out));
+  return out;
+}
+
+function uploadOf(c: CapturedResource, file: string): Upload {
+  const found = list<Upload>(c.inputs.uploads).filter((u) => u.file === file);
+  expect(found, `${c.inputs.name as string} uploads ${file}`).toHaveLength(1);
+  return found[0]!;
+}
+
+function expectedContainers(c: BerthConfig, host: string): string[] {
+  const names = [
+    ...c.services.minimal,
+    ...c.services.productionLike.map((s) => s.name),
+    "dnsmasq",
+    ...c.services.networkHolders,
+    ...Array.from({ length: c.jenkins.agentsPerHost }, (_, i) => `jenkins-agent-${i + 1}`),
+  ];
+  if (host === c.registry.host) {
+    names.push("registry", "registry-nginx", ...(c.registry.pullThroughCache ? ["registry-mirror"] : []));
+  }
+  return names.sort();
+}
+
+/** Volumes holding data (protected in production) vs. caches. */
+function expectedDataVolumes(c: BerthConfig, host: string): string[] {
+  return [
+    ...c.services.minimal.filter((k) => SERVICE_CATALOG[k].dataDir !== undefined).map((k) => `${k}-data`),
+    ...c.services.productionLike
+      .filter((s) => SERVICE_CATALOG[s.kind].dataDir !== undefined)
+      .map((s) => `${s.name}-data`),
+    ...(host === c.registry.host
+      ? ["registry-data", ...(c.registry.pullThroughCache ? ["registry-mirror-data"] : [])]
+      : []),
+  ].sort();
+}
+
+// --- per stack -----------------------------------------------------------------------------------
+
+describe.each(STACKS)("service layer of stack %s", (stack) => {
+  let g: Graph;
+  beforeAll(async () => {
+    g = await build(stack);
+  });
+
+  it("has one HostServices per host, and the registry only on the registry host", () => {
+    const c = g.config;
+    expect(
+      g
+        .ofType("berth:services:HostServices")
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([...c.hosts.names].sort());
+    const registries = g.ofType("berth:registry:Registry");
+    expect(registries).toHaveLength(1);
+    expect(g.hostOf(registries[0]!)).toBe(c.registry.host);
+  });
+
+  it("runs exactly the configured containers on every host", () => {
+    for (const host of g.config.hosts.names) {
+      const names = g.containers(host).map((r) => r.inputs.name as string);
+      expect(names.sort(), host).toEqual(expectedContainers(g.config, host));
+    }
+  });
+
+  it("creates the ci-services network with the configured subnet, and berth-registry only on the registry host", () => {
+    const c = g.config;
+    for (const host of c.hosts.names) {
+      const nets = g.ofType("docker:index/network:Network").filter((r) => g.hostOf(r) === host);
+      const expected = ["ci-services", ...(host === c.registry.host ? ["berth-registry"] : [])].sort();
+      expect(nets.map((n) => n.inputs.name).sort(), host).toEqual(expected);
+      const svc = nets.find((n) => n.inputs.name === "ci-services")!;
+      const ipam = list<{ subnet: string; gateway: string; ipRange: string }>(svc.inputs.ipamConfigs);
+      expect(ipam).toHaveLength(1);
+      expect(ipam[0]).toMatchObject({ subnet: c.services.subnet, gateway: c.services.gateway });
+      const reg = nets.find((n) => n.inputs.name === "berth-registry");
+      if (reg) expect(reg.inputs.internal).toBe(true);
+    }
+  });
+
+  it("places the production-like services, dnsmasq and the holders on ci-services as configured", () => {
+    const c = g.config;
+    for (const host of c.hosts.names) {
+      for (const svc of c.services.productionLike) {
+        const ctr = g.container(host, svc.name);
+        expect(ctr.inputs.hostname).toBe(svc.name);
+        expect(list<NetAttach>(ctr.inputs.networksAdvanced)).toEqual([
+          { name: "ci-services", ipv4Address: svc.address },
+        ]);
+        expect(ctr.inputs.dns).toEqual([c.services.dnsAddress]);
+        expect(ctr.inputs.dnsSearches).toEqual([c.dns.searchDomain]);
+        expect(ctr.inputs.ports ?? []).toEqual([]);
+      }
+      const dns = g.container(host, "dnsmasq");
+      expect(list<NetAttach>(dns.inputs.networksAdvanced)).toEqual([
+        { name: "ci-services", ipv4Address: c.services.dnsAddress },
+      ]);
+      const conf = reveal(uploadOf(dns, "/etc/dnsmasq.conf").content) as string;
+      expect(conf).toContain(`listen-address=${c.services.dnsAddress}\n`);
+      for (const svc of c.services.productionLike) {
+        expect(conf).toContain(`host-record=${svc.name},${svc.name}.${c.dns.searchDomain},${svc.address}\n`);
+      }
+      expect(conf.match(/^host-record=/gm) ?? []).toHaveLength(c.services.productionLike.length);
+      for (const up of c.services.upstreamDns) expect(conf).toContain(`server=${up}\n`);
+
+      for (const holder of c.services.networkHolders) {
+        const h = g.container(host, holder);
+        const nets = list<NetAttach>(h.inputs.networksAdvanced).map((n) => n.name);
+        expect(nets).toContain("ci-services");
+        expect(h.inputs.dns).toEqual([c.services.dnsAddress]);
+        expect((h.inputs.command as string[]).join(" ")).toContain("sleep");
+      }
+    }
+  });
+
+  it("runs the minimal set on the default ports of 127.0.0.1 and docker0 only, off ci-services", () => {
+    for (const host of g.config.hosts.names) {
+      for (const kind of g.config.services.minimal) {
+        const ctr = g.container(host, kind);
+        const port = SERVICE_CATALOG[kind].port;
+        const ports = list<Port>(ctr.inputs.ports)
+          .map((p) => `${p.ip}:${p.external}->${p.internal}`)
+          .sort();
+        expect(ports, `${host} ${kind}`).toEqual([
+          `127.0.0.1:${port}->${port}`,
+          `172.17.0.1:${port}->${port}`,
+        ]);
+        expect(list<NetAttach>(ctr.inputs.networksAdvanced).map((n) => n.name)).not.toContain("ci-services");
+        expect(
+          list<string>(ctr.inputs.healthcheck && (ctr.inputs.healthcheck as { tests: string[] }).tests),
+        ).toEqual([...SERVICE_CATALOG[kind].healthcheck]);
+      }
+    }
+  });
+
+  it("runs agentsPerHost Jenkins agents on basePort+1..basePort+N of the host's CI address", () => {
+    const c = g.config;
+    c.hosts.names.forEach((host, i) => {
+      const agents = g.containers(host).filter((r) => /^jenkins-agent-\d+$/.test(r.inputs.name as string));
+      expect(agents).toHaveLength(c.jenkins.agentsPerHost);
+      for (let n = 1; n <= c.jenkins.agentsPerHost; n++) {
+        const a = g.container(host, `jenkins-agent-${n}`);
+        expect(list<Port>(a.inputs.ports)).toEqual([
+          { internal: 22, external: c.jenkins.basePort + n, ip: c.hosts.addresses[i], protocol: "tcp" },
+        ]);
+        expect(list<string>(a.inputs.envs)).toContain(`JENKINS_AGENT_SSH_PUBKEY=${c.jenkins.agentPublicKey}`);
+        expect(
+          list<NetAttach>(a.inputs.networksAdvanced)
+            .map((x) => x.name)
+            .sort(),
+        ).toEqual(["bridge", "ci-services"]);
+        expect(a.inputs.dns).toEqual([c.services.dnsAddress]);
+        expect(list<VolumeMount>(a.inputs.volumes)).toContainEqual({
+          volumeName: `jenkins-agent-${n}-work`,
+          containerPath: "/home/jenkins/agent",
+        });
+        // The Docker socket is opt-in; no shipped stack opts in.
+        expect(list<VolumeMount>(a.inputs.volumes).some((v) => v.hostPath !== undefined)).toBe(
+          c.jenkins.dockerSocket,
+        );
+      }
+    });
+  });
+
+  it("gives every Docker resource its own host's provider", () => {
+    const docker = g.resources.filter((r) => r.type.startsWith("docker:"));
+    expect(docker.length).toBeGreaterThan(0);
+    const providers = g.ofType("pulumi:providers:docker");
+    expect(providers.map((p) => p.name).sort()).toEqual(
+      g.config.hosts.names.map((h) => `${h}-dockerd`).sort(),
+    );
+    const endpoints = new Set(providers.map((p) => p.inputs.host));
+    expect(endpoints.size).toBe(providers.length);
+    for (const r of docker) {
+      const host = g.hostOf(r);
+      expect(host, r.name).toBeDefined();
+      const provider = g.byKey.get(`pulumi:providers:docker::${host}-dockerd`)!;
+      expect(r.provider, r.name).toBeDefined();
+      const ref = r.provider!;
+      const cut = ref.lastIndexOf("::");
+      expect(keyOf(ref.slice(0, cut)), r.name).toBe(`pulumi:providers:docker::${host}-dockerd`);
+      expect(ref.slice(cut + 2), r.name).toBe(provider.id);
+    }
+  });
+
+  it("waits for dockerd before the provider is used, re-running only for a new server", () => {
+    for (const host of g.config.hosts.names) {
+      const provider = g.byKey.get(`pulumi:providers:docker::${host}-dockerd`)!;
+      expect(provider.inputs.host).toMatch(/^ssh:\/\/core@\d+\.\d+\.\d+\.\d+$/);
+      const wait = g.byKey.get(`command:local:Command::${host}-dockerd-ready`)!;
+      expect(provider.dependencies.map(keyOf)).toContain(`command:local:Command::${host}-dockerd-ready`);
+      expect(wait.inputs.create).toMatch(/^scripts\/wait-for-docker\.sh .*core@\d+\.\d+\.\d+\.\d+$/);
+      expect((wait.inputs.triggers as unknown[]).length).toBe(1);
+    }
+  });
+
+  it("pins every container image by digest, pulled on the container's own host", () => {
+    const images = g.ofType("docker:index/remoteImage:RemoteImage");
+    for (const img of images) expect(img.inputs.name as string).toMatch(IMAGE_DIGEST_PATTERN);
+    const containers = g.ofType("docker:index/container:Container");
+    expect(containers.length).toBeGreaterThan(0);
+    for (const ctr of containers) {
+      const host = g.hostOf(ctr);
+      const image = images.find(
+        (i) => g.hostOf(i) === host && mockImageId(i.inputs.name as string) === ctr.inputs.image,
+      );
+      expect(image, `${ctr.name} image ${String(ctr.inputs.image)}`).toBeDefined();
+      expect(image!.provider).toBe(ctr.provider);
+      expect(image!.inputs.keepLocally).toBe(true);
+    }
+  });
+
+  it("keeps passwords, htpasswd, TLS keys and agent host keys secret, and their plaintext out of public inputs", () => {
+    const c = g.config;
+    const plaintexts: string[] = [];
+    for (const pw of g.ofType("random:index/randomPassword:RandomPassword"))
+      plaintexts.push(pw.state.result as string);
+    for (const key of g.ofType("tls:index/privateKey:PrivateKey")) {
+      plaintexts.push(key.state.privateKeyPem as string, key.state.privateKeyOpenssh as string);
+    }
+    const host = c.registry.host;
+    const nginx = g.container(host, "registry-nginx");
+    const htpasswd = uploadOf(nginx, "/etc/nginx/berth/htpasswd");
+    expect(isSecret(htpasswd.content)).toBe(true);
+    const lines = (reveal(htpasswd.content) as string).trim().split("\n");
+    expect(lines.map((l) => l.split(":")[0]).sort()).toEqual(c.registry.users.map((u) => u.name).sort());
+    plaintexts.push(...lines);
+    const tlsKey = uploadOf(nginx, "/etc/nginx/berth/registry.key");
+    expect(isSecret(tlsKey.content)).toBe(true);
+    expect(tlsKey.permissions).toBe("0600");
+    plaintexts.push(reveal(tlsKey.content) as string);
+    for (const name of ["registry", ...(c.registry.pullThroughCache ? ["registry-mirror"] : [])]) {
+      const conf = uploadOf(g.container(host, name), "/etc/docker/registry/config.yml");
+      expect(isSecret(conf.content), name).toBe(true);
+      const secretLine = /secret: "([^"]+)"/.exec(reveal(conf.content) as string)?.[1];
+      expect(secretLine, name).toBeDefined();
+      plaintexts.push(secretLine!);
+    }
+    for (const h of c.hosts.names) {
+      for (let n = 1; n <= c.jenkins.agentsPerHost; n++) {
+        const agent = g.container(h, `jenkins-agent-${n}`);
+        for (const t of ["ed25519", "rsa"]) {
+          const key = uploadOf(agent, `/etc/ssh/berth-hostkeys/ssh_host_${t}_key`);
+          expect(isSecret(key.content), `${h} agent ${n} ${t}`).toBe(true);
+          expect(reveal(key.content), `${h} agent ${n} ${t}`).toMatch(/PRIVATE KEY/);
+          expect(key.permissions).toBe("0600");
+          const pub = uploadOf(agent, `/etc/ssh/berth-hostkeys/ssh_host_${t}_key.pub`);
+          expect(isSecret(pub.content)).toBe(false);
+        }
+      }
+      for (const ctr of g.containers(h)) {
+        const envs = ctr.inputs.envs;
+        if (list<string>(envs).some((e) => /PASSWORD=|_PASS=/.test(e)))
+          expect(isSecret(envs), ctr.name).toBe(true);
+      }
+    }
+    const secrets = plaintexts.filter((p) => typeof p === "string" && p.length >= 8);
+    expect(secrets.length).toBeGreaterThan(c.registry.users.length + 2);
+    for (const r of g.resources) {
+      for (const s of publicStrings(r.inputs)) {
+        for (const p of secrets) expect(s.includes(p), `${r.type} ${r.name} exposes a secret`).toBe(false);
+      }
+    }
+  });
+
+  it("keeps registry and service data on named volumes, protected and retained only in production", () => {
+    const c = g.config;
+    const protect = c.stack === "production";
+    expect(c.hosts.protectData).toBe(protect);
+    for (const host of c.hosts.names) {
+      const volumes = g.ofType("docker:index/volume:Volume").filter((r) => g.hostOf(r) === host);
+      const data = expectedDataVolumes(c, host);
+      const work = Array.from({ length: c.jenkins.agentsPerHost }, (_, i) => `jenkins-agent-${i + 1}-work`);
+      expect(volumes.map((v) => v.inputs.name as string).sort()).toEqual([...data, ...work].sort());
+      for (const v of volumes) {
+        const isData = data.includes(v.inputs.name as string);
+        expect(v.protect, `${host} ${v.inputs.name as string}`).toBe(isData && protect);
+        expect(v.retainOnDelete, `${host} ${v.inputs.name as string}`).toBe(isData && protect);
+      }
+      // Each data service mounts its own named volume at the image's data directory.
+      for (const svc of c.services.productionLike) {
+        const dir = SERVICE_CATALOG[svc.kind].dataDir;
+        const mounts = list<VolumeMount>(g.container(host, svc.name).inputs.volumes);
+        expect(mounts).toEqual(dir ? [{ volumeName: `${svc.name}-data`, containerPath: dir }] : []);
+      }
+      if (host === c.registry.host) {
+        expect(list<VolumeMount>(g.container(host, "registry").inputs.volumes)).toEqual([
+          { volumeName: "registry-data", containerPath: "/var/lib/registry" },
+        ]);
+      }
+      // No container bind-mounts a host directory for its data.
+      for (const ctr of g.containers(host)) {
+        for (const m of list<VolumeMount>(ctr.inputs.volumes)) {
+          expect(m.hostPath === undefined || m.hostPath === "/var/run/docker.sock", ctr.name).toBe(true);
+        }
+      }
+    }
+  });
+
+  it("publishes no port on 0.0.0.0 and the registry only on the host's CI address", () => {
+    const c = g.config;
+    for (const ctr of g.ofType("docker:index/container:Container")) {
+      for (const p of list<Port>(ctr.inputs.ports)) {
+        expect(p.ip, `${ctr.name} port ${p.internal}`).toBeDefined();
+        expect(["0.0.0.0", "", "::"]).not.toContain(p.ip);
+      }
+    }
+    const regIp = c.hosts.addresses[c.hosts.names.indexOf(c.registry.host)];
+    const ports = list<Port>(g.container(c.registry.host, "registry-nginx").inputs.ports);
+    const expected = [443, ...(c.registry.pullThroughCache ? [c.registry.pullThroughCache.port] : [])];
+    expect(ports.map((p) => `${p.ip}:${p.external}`).sort()).toEqual(
+      expected.map((p) => `${regIp}:${p}`).sort(),
+    );
+    for (const name of ["registry", "registry-mirror"]) {
+      const r = g.containers(c.registry.host).find((x) => x.inputs.name === name);
+      if (r) expect(r.inputs.ports ?? []).toEqual([]);
+    }
+  });
+
+  it("fronts the registry with nginx: TLS for the registry hostname, basic auth, mirror only for the CI sources", () => {
+    const c = g.config;
+    const nginx = g.container(c.registry.host, "registry-nginx");
+    const conf = reveal(uploadOf(nginx, "/etc/nginx/nginx.conf").content) as string;
+    expect(conf).toContain(`server_name ${c.registry.hostname};`);
+    expect(conf).toContain("auth_basic_user_file /etc/nginx/berth/htpasswd;");
+    expect(conf).toContain("server registry:5000;");
+    const allows = [...conf.matchAll(/^\s*allow (\S+);$/gm)].map((m) => m[1]);
+    if (c.registry.pullThroughCache) {
+      expect(conf).toContain(`listen ${c.registry.pullThroughCache.port} ssl;`);
+      expect(allows.sort()).toEqual([c.openstack.networkCidr, ...c.openstack.registryClientCidrs].sort());
+      const mirror = g.container(c.registry.host, "registry-mirror");
+      const mirrorConf = reveal(uploadOf(mirror, "/etc/docker/registry/config.yml").content) as string;
+      expect(mirrorConf).toContain(`remoteurl: "${c.registry.pullThroughCache.remoteUrl}"`);
+    } else {
+      expect(allows).toEqual([]);
+    }
+    const registryConf = reveal(
+      uploadOf(g.container(c.registry.host, "registry"), "/etc/docker/registry/config.yml").content,
+    ) as string;
+    expect(registryConf).toMatch(/delete:\n\s+enabled: true/);
+  });
+
+  it("sets restart, log options and health checks explicitly on every long-running container", () => {
+    for (const ctr of g.ofType("docker:index/container:Container")) {
+      expect(ctr.inputs.restart, ctr.name).toBe("unless-stopped");
+      expect(ctr.inputs.logDriver, ctr.name).toBe("json-file");
+      expect(ctr.inputs.logOpts, ctr.name).toEqual({ "max-size": "20m", "max-file": "5" });
+      const isHolder = g.config.services.networkHolders.includes(ctr.inputs.name as string);
+      if (!isHolder)
+        expect(
+          (ctr.inputs.healthcheck as { tests?: string[] } | undefined)?.tests?.length,
+          ctr.name,
+        ).toBeGreaterThan(0);
+    }
+  });
+
+  it.runIf(VIA_PROGRAM)("feeds nothing of the service layer into any server input", () => {
+    const serviceKeys = new Set(
+      g.resources.filter((r) => g.hostOf(r) !== undefined).map((r) => `${r.type}::${r.name}`),
+    );
+    for (const server of g.ofType("openstack:compute/instance:Instance")) {
+      for (const d of server.dependencies)
+        expect(serviceKeys.has(keyOf(d)), `${server.name} ← ${d}`).toBe(false);
+    }
+  });
+});
+
+// --- components on their own ---------------------------------------------------------------------
+
+const staging = () => loadStack(PROJECT_ROOT, "staging");
+
+describe("Registry", () => {
+  it("exports the users, a secret password map, and htpasswd lines that verify and do not change between runs", async () => {
+    const c = staging();
+    const once = async () => {
+      const run = await mocked("staging", () => {
+        const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
+          .provider;
+        const ca = new StackCa("ca", { commonName: "ca", organization: "Berth" });
+        return new Registry("h-registry", {
+          hostName: "h",
+          privateIp: "10.42.20.11",
+          hostname: c.registry.hostname,
+          tls: { mode: "self-signed", validityDays: 30 },
+          ca,
+          users: [
+            { name: "jenkins" },
+            { name: "ops", password: { kind: "plain", value: "correct horse battery" } },
+          ],
+          image: c.registry.image,
+          nginxImage: c.registry.nginxImage,
+          mirrorAllowCidrs: ["10.42.20.0/24"],
+          protectData: false,
+          provider,
+        });
+      });
+      const nginx = run.resources.find((r) => r.name === "h-registry-nginx")!;
+      const htpasswd = reveal(
+        list<Upload>(nginx.inputs.uploads).find((u) => u.file.endsWith("htpasswd"))!.content,
+      ) as string;
+      return { registry: run.result, htpasswd };
+    };
+    const first = await once();
+    const second = await once();
+    expect(second.htpasswd).toBe(first.htpasswd);
+    expect(first.registry.users).toEqual(["jenkins", "ops"]);
+    expect(first.registry.url).toBe(`https://${c.registry.hostname}`);
+    const passwords = await resolveOutput(first.registry.passwords);
+    expect(passwords.secret).toBe(true);
+    expect(passwords.value.ops).toBe("correct horse battery");
+    expect(passwords.value.jenkins).toMatch(/^mock-/);
+    for (const line of first.htpasswd.trim().split("\n")) {
+      const [user, hash] = line.split(":") as [string, string];
+      expect(hash.startsWith("$2y$")).toBe(true);
+      expect(bcrypt.compareSync(passwords.value[user]!, `$2b$${hash.slice(4)}`), user).toBe(true);
+      expect(bcrypt.compareSync("wrong password", `$2b$${hash.slice(4)}`), user).toBe(false);
+    }
+    const ca = await resolveOutput(first.registry.caCertPem);
+    expect(ca.value).toMatch(/BEGIN CERTIFICATE/);
+  });
+
+  it("uses a clearly named placeholder for passwords only known encrypted, and the provided TLS key as a secret", async () => {
+    const c = staging();
+    const run = await mocked("staging", () => {
+      const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
+        .provider;
+      return new Registry("h-registry", {
+        hostName: "h",
+        privateIp: "10.42.20.11",
+        hostname: c.registry.hostname,
+        tls: {
+          mode: "provided",
+          certificate: "-----BEGIN CERTIFICATE-----\nprovided\n-----END CERTIFICATE-----\n",
+          privateKey: {
+            kind: "plain",
+            value: "-----BEGIN PRIVATE KEY-----\nprovided-key\n-----END PRIVATE KEY-----\n",
+          },
+        },
+        users: [{ name: "ci", password: { kind: "encrypted", ciphertext: "v1:abc" } }],
+        image: c.registry.image,
+        nginxImage: c.registry.nginxImage,
+        mirrorAllowCidrs: ["10.42.20.0/24"],
+        protectData: true,
+        provider,
+      });
+    });
+    const passwords = await resolveOutput(run.result.passwords);
+    expect(passwords.value.ci).toContain(OFFLINE_PLACEHOLDER_PREFIX);
+    const nginx = run.resources.find((r) => r.name === "h-registry-nginx")!;
+    const key = list<Upload>(nginx.inputs.uploads).find((u) => u.file.endsWith("registry.key"))!;
+    expect(isSecret(key.content)).toBe(true);
+    expect(reveal(key.content)).toContain("provided-key");
+    expect(run.resources.some((r) => r.type.startsWith("tls:"))).toBe(false);
+    const volume = run.resources.find((r) => r.type === "docker:index/volume:Volume")!;
+    expect([volume.protect, volume.retainOnDelete]).toEqual([true, true]);
+  });
+
+  it("refuses a self-signed setup without the stack's CA", () => {
+    const c = staging();
+    expect(
+      () =>
+        new Registry("h-registry", {
+          hostName: "h",
+          privateIp: "10.42.20.11",
+          hostname: c.registry.hostname,
+          tls: { mode: "self-signed", validityDays: 30 },
+          users: [],
+          image: c.registry.image,
+          nginxImage: c.registry.nginxImage,
+          mirrorAllowCidrs: [],
+          protectData: false,
+          provider: NO_PROVIDER,
+        }),
+    ).toThrow(/registry CA/);
+  });
+});
+
+describe("JenkinsAgents", () => {
+  it("mounts the Docker socket with label=disable only when opted in, and exports stable known_hosts lines", async () => {
+    const c = staging();
+    const make = (dockerSocket: boolean) =>
+      mocked("staging", () => {
+        const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
+          .provider;
+        return new JenkinsAgents("h-agents", {
+          hostName: "h",
+          count: 2,
+          image: c.jenkins.image,
+          basePort: 2200,
+          agentPublicKey: c.jenkins.agentPublicKey,
+          dockerSocket,
+          bindAddress: "10.42.20.11",
+          publicAddress: "203.0.113.5",
+          servicesNetwork: "ci-services",
+          dnsAddress: "172.30.0.2",
+          searchDomain: "ci.example.internal",
+          provider,
+        });
+      });
+    const on = await make(true);
+    const off = await make(false);
+    for (const a of on.resources.filter((r) => r.type === "docker:index/container:Container")) {
+      expect(list<VolumeMount>(a.inputs.volumes)).toContainEqual({
+        hostPath: "/var/run/docker.sock",
+        containerPath: "/var/run/docker.sock",
+      });
+      expect(a.inputs.securityOpts).toEqual(["label=disable"]);
+    }
+    for (const a of off.resources.filter((r) => r.type === "docker:index/container:Container")) {
+      expect(list<VolumeMount>(a.inputs.volumes).map((v) => v.hostPath)).toEqual([undefined]);
+      expect(a.inputs.securityOpts).toBeUndefined();
+    }
+    const known = await resolveOutput(off.result.knownHosts);
+    const lines = known.value.split("\n");
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/^\[203\.0\.113\.5\]:2201 ssh-/);
+    expect(lines[3]).toMatch(/^\[203\.0\.113\.5\]:2202 ssh-/);
+    expect(off.result.agents.map((a) => a.port)).toEqual([2201, 2202]);
+  });
+
+  it("refuses an agent key the image would ignore", () => {
+    const c = staging();
+    expect(
+      () =>
+        new JenkinsAgents("h-agents", {
+          hostName: "h",
+          count: 1,
+          image: c.jenkins.image,
+          basePort: 2200,
+          agentPublicKey: "ecdsa-sha2-nistp256 AAAA jenkins",
+          dockerSocket: false,
+          bindAddress: "10.42.20.11",
+          publicAddress: "203.0.113.5",
+          servicesNetwork: "ci-services",
+          dnsAddress: "172.30.0.2",
+          searchDomain: "ci.example.internal",
+          provider: NO_PROVIDER,
+        }),
+    ).toThrow(/ssh-/);
+  });
+});
+
+describe("DockerHost", () => {
+  it("in TLS mode talks tcp://ip:port with the key as a secret, and waits with curl", async () => {
+    const run = await mocked("staging", () => {
+      new DockerHost("h-dockerd", {
+        hostName: "h",
+        address: "203.0.113.5",
+        serverId: "server-1",
+        tls: { caPem: "CA-PEM", certPem: "CERT-PEM", keyPem: "KEY-PEM-SECRET", port: 2376 },
+      });
+    });
+    const provider = run.resources.find((r) => r.type === "pulumi:providers:docker")!;
+    expect(provider.inputs.host).toBe("tcp://203.0.113.5:2376");
+    expect(isSecret(provider.inputs.keyMaterial)).toBe(true);
+    const wait = run.resources.find((r) => r.type === "command:local:Command")!;
+    expect(wait.inputs.create).toBe("scripts/wait-for-docker.sh --tls --port 2376 --timeout 600 203.0.113.5");
+    expect(wait.inputs.triggers).toEqual(["server-1"]);
+    for (const r of run.resources)
+      expect(
+        publicStrings(r.inputs).some((s) => s.includes("KEY-PEM-SECRET")),
+        r.name,
+      ).toBe(false);
+    expect(provider.dependencies.map(keyOf)).toContain("command:local:Command::h-dockerd-ready");
+  });
+
+  it("refuses images not pinned by digest", () => {
+    const c = staging();
+    expect(
+      () =>
+        new JenkinsAgents("h-agents", {
+          hostName: "h",
+          count: 1,
+          image: "jenkins/ssh-agent:latest",
+          basePort: 2200,
+          agentPublicKey: c.jenkins.agentPublicKey,
+          dockerSocket: false,
+          bindAddress: "10.42.20.11",
+          publicAddress: "203.0.113.5",
+          servicesNetwork: "ci-services",
+          dnsAddress: "172.30.0.2",
+          searchDomain: "ci.example.internal",
+          provider: NO_PROVIDER,
+        }),
+    ).toThrow(/not pinned by digest/);
+  });
+});
+
+describe("BackendServices", () => {
+  it("hands out dynamic addresses only from the upper half of ci-services, and refuses fixed addresses there", () => {
+    const base = { subnet: "172.30.0.0/24", gateway: "172.30.0.1", dnsAddress: "172.30.0.2" };
+    expect(
+      checkServiceAddresses({
+        ...base,
+        productionLike: [{ name: "a", kind: "redis", address: "172.30.0.11" }],
+      }),
+    ).toBe("172.30.0.128/25");
+    expect(() =>
+      checkServiceAddresses({
+        ...base,
+        productionLike: [{ name: "a", kind: "redis", address: "172.30.0.200" }],
+      }),
+    ).toThrow(/dynamically/);
+    expect(() =>
+      checkServiceAddresses({
+        ...base,
+        productionLike: [{ name: "a", kind: "redis", address: "172.30.1.5" }],
+      }),
+    ).toThrow(/not in the services subnet/);
+    expect(() =>
+      checkServiceAddresses({
+        ...base,
+        productionLike: [{ name: "a", kind: "redis", address: "172.30.0.2" }],
+      }),
+    ).toThrow(/also the address of dnsAddress/);
+  });
+
+  it("generates credentials for postgres and rabbitmq as secrets", async () => {
+    const run = await mocked("staging", () => {
+      const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
+        .provider;
+      return new BackendServices("h-services", {
+        hostName: "h",
+        subnet: "172.30.0.0/24",
+        gateway: "172.30.0.1",
+        dnsAddress: "172.30.0.2",
+        upstreamDns: ["9.9.9.9"],
+        searchDomain: "ci.example.internal",
+        minimal: ["postgres", "memcached"],
+        productionLike: [{ name: "rabbitmq-events-1", kind: "rabbitmq", address: "172.30.0.41" }],
+        networkHolders: [],
+        protectData: false,
+        provider,
+      });
+    });
+    const creds = await resolveOutput(run.result.credentials);
+    expect(creds.secret).toBe(true);
+    expect(Object.keys(creds.value).sort()).toEqual(["postgres", "rabbitmq-events-1"]);
+    const rabbit = run.resources.find((r) => r.inputs.name === "rabbitmq-events-1")!;
+    expect(isSecret(rabbit.inputs.envs)).toBe(true);
+    expect(list<string>(rabbit.inputs.envs)).toContain(
+      `RABBITMQ_DEFAULT_PASS=${creds.value["rabbitmq-events-1"]!.password}`,
+    );
+    // memcached keeps no data: no volume for it.
+    const volumes = run.resources
+      .filter((r) => r.type === "docker:index/volume:Volume")
+      .map((v) => v.inputs.name);
+    expect(volumes.sort()).toEqual(["postgres-data", "rabbitmq-events-1-data"]);
+  });
+});
