@@ -21,6 +21,8 @@ const USAGE = `Usage:
                                      with --against, print what changes compared with <git ref>, and which
                                      servers will be replaced because their Ignition changed
   berth render <stack> --out <dir>   write each host's Ignition config to <dir>/hosts/<host>.ign
+  berth janitor [--apply] [--now <iso>]
+                                     destroy expired pr-<N> preview stacks (dry run unless --apply)
   berth help                         show this text`;
 
 export interface Io {
@@ -73,6 +75,10 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         if (result.diffMarkdown !== undefined) io.out(result.diffMarkdown);
         else for (const f of result.files) io.out(`wrote ${f}`);
         return 0;
+      }
+      case "janitor": {
+        const { runJanitor } = await import("../janitor/run.ts");
+        return await runJanitor(rest, io, { root });
       }
       case "help":
       case "--help":

@@ -1,0 +1,396 @@
+/**
+ * Berth's policies, as plain data: `index.ts` hands them to a `PolicyPack` when Pulumi runs the pack
+ * (`pulumi preview|up --policy-pack policy`); tests import this module and call each policy's
+ * `validateResource` / `validateStack` directly, without starting the pack's gRPC server.
+ *
+ * This directory is loaded by Pulumi's policy runner (ts-node, CommonJS, `policy/package.json`), so
+ * it only imports `@pulumi/policy` types and has no relative imports.
+ *
+ * Values Pulumi cannot know during a preview (computed outputs) make `@pulumi/policy` throw when
+ * read; the checks below read them through `known()`, treat such values as "cannot tell yet" and
+ * never report a violation they cannot prove. `pulumi up` runs the same checks with real values.
+ */
+import type {
+  PolicyResource,
+  ReportViolation,
+  ResourceValidationArgs,
+  ResourceValidationPolicy,
+  StackValidationArgs,
+  StackValidationPolicy,
+} from "@pulumi/policy";
+
+export const TYPES = {
+  secGroupRule: "openstack:networking/secGroupRule:SecGroupRule",
+  instance: "openstack:compute/instance:Instance",
+  blockVolume: "openstack:blockstorage/volume:Volume",
+  container: "docker:index/container:Container",
+  remoteImage: "docker:index/remoteImage:RemoteImage",
+  dockerVolume: "docker:index/volume:Volume",
+} as const;
+
+/** Ports no ingress rule may open to the world, each with what listens there. */
+export const SENSITIVE_PORTS: readonly { from: number; to: number; what: string }[] = [
+  { from: 22, to: 22, what: "SSH" },
+  { from: 2375, to: 2376, what: "Docker API" },
+  { from: 443, to: 443, what: "registry HTTPS" },
+  { from: 8443, to: 8443, what: "registry pull-through cache" },
+  { from: 2200, to: 2299, what: "Jenkins agents" },
+  { from: 6379, to: 6379, what: "redis" },
+  { from: 27017, to: 27017, what: "mongodb" },
+  { from: 5432, to: 5432, what: "postgres" },
+  { from: 11211, to: 11211, what: "memcached" },
+  { from: 5672, to: 5672, what: "rabbitmq" },
+];
+
+/** Nova's limit on user data, base64-encoded. */
+export const MAX_USER_DATA_BASE64 = 65535;
+
+export const DIGEST_PINNED = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
+/** A local image ID (`docker inspect` ID): content-addressed, so as pinned as a digest. */
+export const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
+
+// --- helpers -------------------------------------------------------------------------------------
+
+const UNKNOWN: unique symbol = Symbol("unknown");
+type Maybe<T> = T | undefined | typeof UNKNOWN;
+
+/**
+ * Reads `obj[key]`; `UNKNOWN` when the value is not known yet (during a preview `@pulumi/policy`'s
+ * proxy throws on reading a computed value), `undefined` when absent.
+ */
+function known(obj: unknown, key: string): Maybe<unknown> {
+  if (typeof obj !== "object" || obj === null) return undefined;
+  try {
+    return (obj as Record<string, unknown>)[key];
+  } catch {
+    return UNKNOWN;
+  }
+}
+
+function knownString(obj: unknown, key: string): Maybe<string> {
+  const v = known(obj, key);
+  if (v === UNKNOWN) return UNKNOWN;
+  if (v === undefined || v === null) return undefined;
+  return typeof v === "string" ? v : String(v);
+}
+
+function knownNumber(obj: unknown, key: string): Maybe<number> {
+  const v = known(obj, key);
+  if (v === UNKNOWN) return UNKNOWN;
+  if (v === undefined || v === null || v === "") return undefined;
+  const n = typeof v === "number" ? v : Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Elements of an array property; `UNKNOWN` when the array (or its length) is not known. */
+function knownArray(obj: unknown, key: string): Maybe<unknown[]> {
+  const v = known(obj, key);
+  if (v === UNKNOWN) return UNKNOWN;
+  if (!Array.isArray(v)) return undefined;
+  try {
+    return Array.from({ length: v.length }, (_, i) => {
+      try {
+        return v[i] as unknown;
+      } catch {
+        return UNKNOWN;
+      }
+    });
+  } catch {
+    return UNKNOWN;
+  }
+}
+
+/** The stack of a resource, from its URN (`urn:pulumi:<stack>::<project>::<type>::<name>`). */
+export function stackOfUrn(urn: string): string | undefined {
+  const m = /^urn:pulumi:([^:]+)::/.exec(urn);
+  return m?.[1];
+}
+
+function describePorts(from: number, to: number): string {
+  return from === to ? `port ${from}` : `ports ${from}-${to}`;
+}
+
+// --- (a) no world-open ingress to sensitive ports ------------------------------------------------
+
+function isWorld(prefix: string): boolean {
+  return /\/0$/.test(prefix.trim());
+}
+
+export const noWorldIngress: ResourceValidationPolicy = {
+  name: "berth-no-world-ingress",
+  description:
+    "No security group rule opens SSH, the Docker API, the registry, Jenkins agents or a backend service port to 0.0.0.0/0.",
+  enforcementLevel: "mandatory",
+  severity: "critical",
+  validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+    if (args.type !== TYPES.secGroupRule) return;
+    const p = args.props;
+    const direction = knownString(p, "direction");
+    if (direction === UNKNOWN || direction !== "ingress") return;
+    const protocol = knownString(p, "protocol");
+    if (protocol === UNKNOWN) return;
+    // Only TCP/UDP rules (or "any protocol") carry ports.
+    const proto = (protocol ?? "").toLowerCase();
+    if (proto !== "" && proto !== "tcp" && proto !== "udp" && proto !== "6" && proto !== "17") return;
+
+    const prefix = knownString(p, "remoteIpPrefix");
+    const group = knownString(p, "remoteGroupId");
+    if (prefix === UNKNOWN || group === UNKNOWN) return;
+    let source: string;
+    if (prefix !== undefined && prefix !== "") {
+      if (!isWorld(prefix)) return;
+      source = prefix;
+    } else {
+      // No prefix: the members of remoteGroupId if set, otherwise any address.
+      if (group !== undefined && group !== "") return;
+      source = "any address (no remoteIpPrefix)";
+    }
+
+    const min = knownNumber(p, "portRangeMin");
+    const max = knownNumber(p, "portRangeMax");
+    if (min === UNKNOWN || max === UNKNOWN) return;
+    // Neutron: no range (or 0) means every port.
+    const from = min === undefined || min === 0 ? 1 : min;
+    const to = max === undefined || max === 0 ? 65535 : max;
+    const hits = SENSITIVE_PORTS.filter((s) => s.from <= to && from <= s.to);
+    if (hits.length === 0) return;
+    const opened = from === 1 && to === 65535 ? "every port" : describePorts(from, to);
+    reportViolation(
+      `ingress rule ${JSON.stringify(args.name)} opens ${proto || "any protocol"} ${opened} to ${source}, ` +
+        `which includes ${hits.map((h) => `${h.what} (${describePorts(h.from, h.to)})`).join(", ")}; ` +
+        `restrict remoteIpPrefix to the admin, CI network or Jenkins controller CIDRs`,
+    );
+  },
+};
+
+// --- (b) registry only behind TLS + basic auth ---------------------------------------------------
+
+/** Repository of an image reference, without registry host, tag or digest. */
+export function imageRepository(ref: string): string {
+  const noDigest = ref.split("@")[0] ?? ref;
+  const parts = noDigest.split("/");
+  const last = parts.pop() ?? "";
+  const colon = last.indexOf(":");
+  parts.push(colon < 0 ? last : last.slice(0, colon));
+  const first = parts[0] ?? "";
+  if (parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost"))
+    parts.shift();
+  if (parts[0] === "library") parts.shift();
+  return parts.join("/");
+}
+
+export function isRegistryImage(ref: string): boolean {
+  const repo = imageRepository(ref);
+  return repo === "registry" || repo === "distribution/distribution" || repo.endsWith("/registry");
+}
+
+export function isNginxImage(ref: string): boolean {
+  return /(^|\/)nginx(-unprivileged)?$/.test(imageRepository(ref));
+}
+
+/**
+ * The image reference a container runs. Berth gives containers the ID of a `RemoteImage` (a name
+ * would read back as an ID and force a replacement), so follow the `image` property's dependency to
+ * the `RemoteImage` and take its `name`; fall back to matching the ID, then to the value itself.
+ */
+function imageRefOf(container: PolicyResource, remoteImages: PolicyResource[]): Maybe<string> {
+  const deps = known(container.propertyDependencies, "image");
+  if (Array.isArray(deps)) {
+    for (const dep of deps as PolicyResource[]) {
+      if (dep.type !== TYPES.remoteImage) continue;
+      const name = knownString(dep.props, "name");
+      if (typeof name === "string") return name;
+    }
+  }
+  const image = knownString(container.props, "image");
+  if (typeof image !== "string") return image;
+  if (IMAGE_ID.test(image)) {
+    for (const r of remoteImages) {
+      const id = knownString(r.props, "imageId");
+      const name = knownString(r.props, "name");
+      if (id === image && typeof name === "string") return name;
+    }
+  }
+  return image;
+}
+
+const providerKey = (r: PolicyResource): string => r.provider?.urn ?? "<default docker provider>";
+
+interface FrontCheck {
+  ok: boolean;
+  /** Some input could not be read yet (preview): no verdict. */
+  undecided: boolean;
+  missing: string[];
+}
+
+function checkTlsFront(nginx: PolicyResource): FrontCheck {
+  const missing: string[] = [];
+  let undecided = false;
+  const ports = knownArray(nginx.props, "ports");
+  if (ports === UNKNOWN) undecided = true;
+  else {
+    const publishes443 = (ports ?? []).some((p) => {
+      const ext = knownNumber(p, "external");
+      if (ext === UNKNOWN) undecided = true;
+      return ext === 443;
+    });
+    if (!publishes443) missing.push("publish port 443");
+  }
+  const uploads = knownArray(nginx.props, "uploads");
+  if (uploads === UNKNOWN) undecided = true;
+  else {
+    const files: string[] = [];
+    for (const u of uploads ?? []) {
+      const f = knownString(u, "file");
+      if (f === UNKNOWN) undecided = true;
+      else if (f !== undefined) files.push(f);
+    }
+    if (!files.some((f) => /htpasswd/i.test(f))) missing.push("upload an htpasswd file (basic auth)");
+    if (!files.some((f) => /(\.key|key\.pem)$/i.test(f))) missing.push("upload a TLS private key");
+  }
+  return { ok: missing.length === 0, undecided: undecided && missing.length > 0, missing };
+}
+
+export const registryBehindTlsAndAuth: StackValidationPolicy = {
+  name: "berth-registry-tls-auth",
+  description:
+    "A Docker registry container only runs behind an nginx on the same Docker host that publishes 443 with a TLS key and an htpasswd file, and publishes no port itself.",
+  enforcementLevel: "mandatory",
+  severity: "critical",
+  validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) => {
+    const remoteImages = args.resources.filter((r) => r.type === TYPES.remoteImage);
+    const containers = args.resources
+      .filter((r) => r.type === TYPES.container)
+      .map((r) => ({ r, ref: imageRefOf(r, remoteImages) }));
+    const registries = containers.filter((c) => typeof c.ref === "string" && isRegistryImage(c.ref));
+    for (const { r: registry } of registries) {
+      const label = `registry container ${JSON.stringify(registry.name)}`;
+      const ports = knownArray(registry.props, "ports");
+      if (Array.isArray(ports) && ports.length > 0) {
+        const published = ports.map((p) => knownNumber(p, "external") ?? knownNumber(p, "internal"));
+        reportViolation(
+          `${label} publishes port(s) ${published.map((p) => (typeof p === "number" ? p : "?")).join(", ")} ` +
+            `itself, bypassing TLS and authentication; only its nginx front may publish ports`,
+          registry.urn,
+        );
+      }
+      const key = providerKey(registry);
+      const fronts = containers.filter(
+        (c) => providerKey(c.r) === key && typeof c.ref === "string" && isNginxImage(c.ref),
+      );
+      const undecidedFront = containers.some(
+        (c) => providerKey(c.r) === key && c.ref === UNKNOWN && c.r.urn !== registry.urn,
+      );
+      if (fronts.length === 0) {
+        if (!undecidedFront)
+          reportViolation(
+            `${label} has no nginx container on the same Docker host (provider ${key}) terminating TLS ` +
+              `on 443 with basic auth in front of it`,
+            registry.urn,
+          );
+        continue;
+      }
+      const checks = fronts.map((f) => ({ f: f.r, c: checkTlsFront(f.r) }));
+      if (checks.some((x) => x.c.ok || x.c.undecided)) continue;
+      const best = checks.reduce((a, b) => (b.c.missing.length < a.c.missing.length ? b : a));
+      reportViolation(
+        `${label} is fronted by nginx container ${JSON.stringify(best.f.name)}, which does not ` +
+          `${best.c.missing.join(", ")}: the registry must never be reachable without TLS and authentication`,
+        registry.urn,
+      );
+    }
+  },
+};
+
+// --- (c) images pinned by digest ----------------------------------------------------------------
+
+export const imagesPinnedByDigest: ResourceValidationPolicy = {
+  name: "berth-images-pinned",
+  description:
+    "Every container image and every pulled image is pinned by digest (name[:tag]@sha256:<64 hex>), or is a pulled image's ID.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+    if (args.type === TYPES.container) {
+      const image = knownString(args.props, "image");
+      if (image === UNKNOWN) return;
+      if (image === undefined || !(DIGEST_PINNED.test(image) || IMAGE_ID.test(image)))
+        reportViolation(
+          `container ${JSON.stringify(args.name)} uses image ${JSON.stringify(image ?? "")}, which is not ` +
+            `pinned by digest: use name[:tag]@sha256:<64 hex> (or the ID of a digest-pinned RemoteImage)`,
+        );
+    } else if (args.type === TYPES.remoteImage) {
+      const name = knownString(args.props, "name");
+      if (name === UNKNOWN) return;
+      if (name === undefined || !DIGEST_PINNED.test(name))
+        reportViolation(
+          `image ${JSON.stringify(name ?? "")} (RemoteImage ${JSON.stringify(args.name)}) is not pinned by ` +
+            `digest: use name[:tag]@sha256:<64 hex>`,
+        );
+    }
+  },
+};
+
+// --- (d) production data is protected -----------------------------------------------------------
+
+export const productionDataProtected: ResourceValidationPolicy = {
+  name: "berth-production-data-protected",
+  description:
+    "In the production stack every Cinder volume and every Docker volume named *-data has `protect: true`.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+    if (stackOfUrn(args.urn) !== "production") return;
+    let what: string;
+    if (args.type === TYPES.blockVolume) {
+      what = `Cinder volume ${JSON.stringify(args.name)}`;
+    } else if (args.type === TYPES.dockerVolume) {
+      const volumeName = knownString(args.props, "name");
+      const isData =
+        args.name.endsWith("-data") || (typeof volumeName === "string" && volumeName.endsWith("-data"));
+      if (!isData) return;
+      what = `Docker volume ${JSON.stringify(typeof volumeName === "string" ? volumeName : args.name)}`;
+    } else return;
+    if (args.opts.protect !== true)
+      reportViolation(
+        `${what} in production is not protected: create it with { protect: true } (hosts.protectData) so ` +
+          `no update or destroy can delete production data`,
+      );
+  },
+};
+
+// --- (e) user data fits Nova's limit ------------------------------------------------------------
+
+/** Size of user data as Nova stores it: base64 (given as is when it already is base64). */
+export function userDataBase64Size(userData: string): number {
+  const trimmed = userData.trim();
+  if (trimmed.length > 0 && trimmed.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(trimmed))
+    return trimmed.length;
+  return 4 * Math.ceil(Buffer.byteLength(userData, "utf8") / 3);
+}
+
+export const userDataSize: ResourceValidationPolicy = {
+  name: "berth-user-data-size",
+  description: `A server's user data (Ignition), base64-encoded, is at most ${MAX_USER_DATA_BASE64} bytes (Nova's limit).`,
+  enforcementLevel: "mandatory",
+  severity: "high",
+  validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
+    if (args.type !== TYPES.instance) return;
+    const userData = knownString(args.props, "userData");
+    if (typeof userData !== "string") return;
+    const size = userDataBase64Size(userData);
+    if (size > MAX_USER_DATA_BASE64)
+      reportViolation(
+        `server ${JSON.stringify(args.name)} has ${size} bytes of user data once base64-encoded; Nova accepts ` +
+          `at most ${MAX_USER_DATA_BASE64}: move content out of Ignition or compress it (data URLs with gzip)`,
+      );
+  },
+};
+
+export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
+  noWorldIngress,
+  registryBehindTlsAndAuth,
+  imagesPinnedByDigest,
+  productionDataProtected,
+  userDataSize,
+];
