@@ -116,6 +116,12 @@ describe("berth plan --against <ref>", () => {
     writeFileSync(f, text.replace(from, to));
   };
 
+  /** The clone's own `berth` (its committed code on both sides of the comparison). */
+  const berth = (...argv: string[]) => {
+    const r = spawnSync(process.execPath, [join(repo, "bin", "berth.js"), ...argv], { cwd: repo, encoding: "utf8" });
+    return { code: r.status, out: r.stdout.trimEnd(), err: r.stderr };
+  };
+
   beforeAll(() => {
     // A throwaway clone of the committed project, so the test can commit changes of its own.
     const r = spawnSync("git", ["clone", "--quiet", PROJECT_ROOT, repo], { encoding: "utf8" });
@@ -128,23 +134,23 @@ describe("berth plan --against <ref>", () => {
   it("a service-layer change replaces no server; a host-layer change does, and says so", async () => {
     edit("staging", /agentsPerHost: 3/, "agentsPerHost: 5");
     git("commit", "-qam", "more agents");
-    const service = await cli(repo, "plan", "staging", "--against", "HEAD~1", "--out", join(tmp, "s"));
+    const service = berth("plan", "staging", "--against", "HEAD~1", "--out", join(tmp, "s"));
     expect(service.code, service.err).toBe(0);
     expect(service.out).toContain("staging-ci-jenkins-agents-1");
     expect(service.out).not.toContain("will be replaced");
 
     edit("staging", /timezone: Europe\/Rome/, "timezone: UTC");
     git("commit", "-qam", "UTC");
-    const host = await cli(repo, "plan", "staging", "--against", "HEAD~1", "--out", join(tmp, "h"));
+    const host = berth("plan", "staging", "--against", "HEAD~1", "--out", join(tmp, "h"));
     expect(host.code, host.err).toBe(0);
     expect(host.out).toContain("**2 servers will be replaced**: `staging-ci-1`, `staging-ci-2`");
-    expect(readFileSync(join(tmp, "h", "diff.md"), "utf8")).toBe(host.out);
+    expect(readFileSync(join(tmp, "h", "diff.md"), "utf8").trimEnd()).toBe(host.out);
     // The worktree used for the base plan is gone again.
     expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
   }, 120_000);
 
   it("an unknown ref is a clear error, not a stack trace", async () => {
-    const r = await cli(repo, "plan", "staging", "--against", "no-such-ref", "--out", join(tmp, "x"));
+    const r = berth("plan", "staging", "--against", "no-such-ref", "--out", join(tmp, "x"));
     expect(r.code).toBe(1);
     expect(r.err).toContain("git rev-parse");
     expect(r.err).not.toMatch(/\n\s+at /);
