@@ -18,6 +18,18 @@ export const REPLACE_ON: Record<string, string[]> = {
   ],
   "openstack:blockstorage/volume:Volume": ["availabilityZone", "volumeType", "snapshotId", "imageId"],
   "openstack:networking/port:Port": ["networkId"],
+  // Neutron security group rules are immutable: any change is a new rule.
+  "openstack:networking/secGroupRule:SecGroupRule": [
+    "direction",
+    "ethertype",
+    "protocol",
+    "portRangeMin",
+    "portRangeMax",
+    "remoteIpPrefix",
+    "remoteGroupId",
+    "securityGroupId",
+    "description",
+  ],
   "openstack:networking/subnet:Subnet": ["cidr", "networkId", "ipVersion"],
   "docker:index/container:Container": [
     "image",
