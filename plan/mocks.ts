@@ -172,7 +172,9 @@ export async function runUnderMocks<T>(
     req.getPropertydependenciesMap().forEach((v) => v.getUrnsList().forEach((u) => deps.add(u)));
     // The mock monitor's own URN (parent type + type + name), so parents, providers and
     // dependencies, which carry the same URNs, match.
-    const urn = monitor.newUrn ? monitor.newUrn(parent ?? "", type, name) : `urn:pulumi:${stack}::${project}::${type}::${name}`;
+    const urn = monitor.newUrn
+      ? monitor.newUrn(parent ?? "", type, name)
+      : `urn:pulumi:${stack}::${project}::${type}::${name}`;
     const entry: CapturedResource = {
       urn,
       type,
@@ -206,11 +208,22 @@ export async function runUnderMocks<T>(
       outputsRegistered++;
       cb(err, res);
     });
-  const result = program();
-  await settle(captured, () => outputsRegistered >= captured.filter((c) => !c.custom).length);
-  return { resources: captured, result };
+  // The SDK records a stack trace for every internal promise and every resource (debugging aids
+  // and source positions); formatted through tsx's source maps they dominated offline runs (see
+  // docs/performance.md). Offline, nobody reads them: keep them short and unmapped for the run.
+  const { stackTraceLimit } = Error;
+  const sourceMaps = process.sourceMapsEnabled;
+  Error.stackTraceLimit = 0;
+  process.setSourceMapsEnabled(false);
+  try {
+    const result = program();
+    await settle(captured, () => outputsRegistered >= captured.filter((c) => !c.custom).length);
+    return { resources: captured, result };
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+    process.setSourceMapsEnabled(sourceMaps);
+  }
 }
-
 
 /** Waits until the program's registrations and outputs have all resolved. */
 async function settle(captured: CapturedResource[], componentsDone: () => boolean): Promise<void> {
