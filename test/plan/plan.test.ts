@@ -118,7 +118,10 @@ describe("berth plan --against <ref>", () => {
 
   /** The clone's own `berth` (its committed code on both sides of the comparison). */
   const berth = (...argv: string[]) => {
-    const r = spawnSync(process.execPath, [join(repo, "bin", "berth.js"), ...argv], { cwd: repo, encoding: "utf8" });
+    const r = spawnSync(process.execPath, [join(repo, "bin", "berth.js"), ...argv], {
+      cwd: repo,
+      encoding: "utf8",
+    });
     return { code: r.status, out: r.stdout.trimEnd(), err: r.stderr };
   };
 
