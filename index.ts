@@ -21,3 +21,4 @@ export const registryUsers = outputs.registryUsers;
 export const registryPasswords = outputs.registryPasswords;
 export const agentKnownHosts = outputs.agentKnownHosts;
 export const serviceCredentials = outputs.serviceCredentials;
+export const jenkinsCasc = outputs.jenkinsCasc;

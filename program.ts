@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { BerthConfig } from "./config/types.ts";
 import { CiEnvironment } from "./components/environment.ts";
+import { renderJenkinsCasc } from "./renderers/casc.ts";
 
 export interface BerthOutputs {
   environment: string;
@@ -25,6 +26,8 @@ export interface BerthOutputs {
   agentKnownHosts: pulumi.Output<string>;
   /** Secret: generated credentials of the backend services (postgres, rabbitmq), per host. */
   serviceCredentials: pulumi.Output<Record<string, unknown>>;
+  /** JCasC YAML: one Jenkins Docker cloud per per-build host, at its floating IP (renderers/casc.ts). */
+  jenkinsCasc: pulumi.Output<string>;
 }
 
 export function berthProgram(config: BerthConfig): BerthOutputs {
@@ -48,6 +51,10 @@ export function berthProgram(config: BerthConfig): BerthOutputs {
         )
         .apply((pairs) => Object.fromEntries(pairs)),
     ),
+    // Only plain values reach the renderer: the apply creates no resources.
+    jenkinsCasc: pulumi
+      .all(env.hosts.map((h) => pulumi.all([h.name, h.floatingIp])))
+      .apply((pairs) => renderJenkinsCasc(config, Object.fromEntries(pairs))),
     ...(env.dockerTls
       ? {
           dockerTlsEndpoints: env.dockerTls.endpoints,

@@ -6,6 +6,7 @@
  *                                     plan.md, plan.json and hosts/*.ign for reviewers (default out/plan/<stack>);
  *                                     with --against, a Markdown comparison with the plan at REF (for PR comments)
  *   berth render <stack> --out DIR    write DIR/hosts/<host>.ign, each host's Ignition (run under mocks)
+ *   berth jenkins-casc <stack>        print the JCasC Docker clouds for per-build agents (run under mocks)
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -21,6 +22,9 @@ const USAGE = `Usage:
                                      with --against, print what changes compared with <git ref>, and which
                                      servers will be replaced because their Ignition changed
   berth render <stack> --out <dir>   write each host's Ignition config to <dir>/hosts/<host>.ign
+  berth jenkins-casc <stack>         print the Jenkins Configuration-as-Code Docker clouds (per-build agents,
+                                     one per host, over dockerd's mutual TLS); addresses are placeholders
+                                     offline, \`pulumi stack output jenkinsCasc\` has the real ones
   berth janitor [--apply] [--now <iso>]
                                      destroy expired pr-<N> preview stacks (dry run unless --apply)
   berth help                         show this text`;
@@ -74,6 +78,14 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         );
         if (result.diffMarkdown !== undefined) io.out(result.diffMarkdown);
         else for (const f of result.files) io.out(`wrote ${f}`);
+        return 0;
+      }
+      case "jenkins-casc": {
+        const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+        const stack = positionals[0];
+        if (!stack || positionals.length > 1) return usage(io);
+        const { jenkinsCascText } = await import("./casc.ts");
+        io.out((await jenkinsCascText(root, stack)).trimEnd());
         return 0;
       }
       case "janitor": {

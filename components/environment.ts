@@ -20,6 +20,12 @@ export interface HostSummary {
   ssh: pulumi.Output<string>;
 }
 
+/**
+ * Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`, also on Fedora CoreOS and
+ * Flatcar): where dockerd picks the host port when the Docker plugin publishes an agent's port 22.
+ */
+export const EPHEMERAL_PORTS = { first: 32768, last: 60999 } as const;
+
 /** Five years: a docker server certificate change rewrites the host's Ignition and replaces it. */
 const DOCKER_SERVER_CERT_HOURS = 5 * 365 * 24;
 /** One year: the controller's client certificate can rotate freely (no host change). */
@@ -106,6 +112,8 @@ export class CiEnvironment extends pulumi.ComponentResource {
         agentPorts:
           j.agentsPerHost > 0 ? { first: j.basePort + 1, last: j.basePort + j.agentsPerHost } : undefined,
         dockerTlsPort: c.hosts.dockerTls ? c.hosts.dockerTlsPort : undefined,
+        // The controller connects to each per-build agent's randomly published SSH port.
+        perBuildAgentPorts: j.perBuild.enabled ? EPHEMERAL_PORTS : undefined,
         tags,
       },
       child,

@@ -31,6 +31,11 @@ export interface CiNetworkArgs {
   agentPorts?: { first: number; last: number };
   /** dockerd's mutual-TLS port, when hosts expose it. */
   dockerTlsPort?: number;
+  /**
+   * Host ports Docker picks for per-build agents' SSH (the Docker plugin publishes container port 22
+   * on a random host port, from the kernel's ephemeral range), when per-build agents are enabled.
+   */
+  perBuildAgentPorts?: { first: number; last: number };
   /** Tags put on every resource that takes them. */
   tags: string[];
 }
@@ -108,6 +113,16 @@ export class CiNetwork extends pulumi.ComponentResource {
               purpose: "docker-tls",
               portMin: args.dockerTlsPort,
               portMax: args.dockerTlsPort,
+              cidr: args.controllerCidr,
+            },
+          ]
+        : []),
+      ...(args.perBuildAgentPorts
+        ? [
+            {
+              purpose: "per-build-agents",
+              portMin: args.perBuildAgentPorts.first,
+              portMax: args.perBuildAgentPorts.last,
               cidr: args.controllerCidr,
             },
           ]

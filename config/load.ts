@@ -2,13 +2,24 @@
  * From a stack's configuration to the typed `BerthConfig`: read `stacks/Pulumi.<stack>.yaml` (or
  * derive a `pr-<N>` preview stack from `testing`), validate, default, and derive names/addresses.
  */
+import { spawnSync } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { validateRaw } from "./validate.ts";
 import { cidrHost } from "./net.ts";
-import type { BerthConfig, Environment, SecretValue, ServiceKind } from "./types.ts";
+import { IMAGE_DIGEST_PATTERN } from "./images.ts";
+import { FORMAT_HINTS } from "./schema.ts";
+import { PROJECT_ROOT } from "./root.ts";
+import type {
+  BerthConfig,
+  Environment,
+  PerBuildConfig,
+  PullStrategy,
+  SecretValue,
+  ServiceKind,
+} from "./types.ts";
 
 export const NAMESPACE = "berth";
 /** Preview stacks: `pr-<N>`, derived from `testing`. */
@@ -75,6 +86,8 @@ export function derivePreviewValues(testing: Obj): Obj {
   if (typeof hosts.dockerVolumeSize !== "number" || hosts.dockerVolumeSize > 20) hosts.dockerVolumeSize = 20;
   const jenkins = isObj(v.jenkins) ? v.jenkins : (v.jenkins = {});
   if (typeof jenkins.agentsPerHost !== "number" || jenkins.agentsPerHost > 1) jenkins.agentsPerHost = 1;
+  // Host names carry the stack name: testing's list of per-build hosts names none of the preview's.
+  if (isObj(jenkins.perBuild)) delete jenkins.perBuild.hosts;
   return v;
 }
 
@@ -110,9 +123,121 @@ function secretValue(v: unknown): SecretValue {
   return { kind: "encrypted", ciphertext: String(secure) };
 }
 
+/** The per-build agent image the stack builds itself (images/jenkins-agent), in its own registry. */
+export const AGENT_IMAGE_REPOSITORY = "berth/jenkins-agent";
+/** Overrides the git revision as the tag of the stack's own agent image. */
+export const AGENT_IMAGE_TAG_ENV = "BERTH_AGENT_IMAGE_TAG";
+
+export interface ResolveOptions {
+  /**
+   * Tag of `<registry>/berth/jenkins-agent` (perBuild.image "registry"). Default: $BERTH_AGENT_IMAGE_TAG,
+   * else the git revision (`git rev-parse HEAD`) of the project, which is what
+   * images/jenkins-agent/build-and-push.sh tags and pushes in the deploy workflow.
+   */
+  agentImageTag?: string;
+}
+
+/** The git revision of the checkout at `root`, or undefined outside a git checkout. */
+export function gitRevision(root: string = PROJECT_ROOT): string | undefined {
+  const r = spawnSync("git", ["rev-parse", "HEAD"], { cwd: root, encoding: "utf8", timeout: 10_000 });
+  const rev = r.status === 0 ? r.stdout.trim() : "";
+  return /^[0-9a-f]{40,64}$/.test(rev) ? rev : undefined;
+}
+
+const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * Cross-field checks of `berth:jenkins.perBuild` (they need the derived host names). Defensive:
+ * runs on raw values that may also have schema errors, so every problem is reported together.
+ */
+export function perBuildIssues(stack: string, raw: Obj): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const jenkins = isObj(raw.jenkins) ? raw.jenkins : {};
+  const perBuild = isObj(jenkins.perBuild) ? jenkins.perBuild : undefined;
+  if (!perBuild) return issues;
+  const hosts = isObj(raw.hosts) ? raw.hosts : {};
+  if (perBuild.enabled === true && hosts.dockerTls === false)
+    issues.push({
+      path: "berth:jenkins.perBuild.enabled",
+      message:
+        "per-build agents reach dockerd over mutual TLS, but berth:hosts.dockerTls is false; set berth:hosts.dockerTls: true (it changes every host's Ignition and so replaces every host) or berth:jenkins.perBuild.enabled: false",
+    });
+  const count = hosts.count;
+  if (Array.isArray(perBuild.hosts) && typeof count === "number" && Number.isInteger(count) && count >= 1) {
+    const names = Array.from({ length: count }, (_, i) => `${stack}-ci-${i + 1}`);
+    perBuild.hosts.forEach((h, i) => {
+      if (typeof h === "string" && h !== "" && !names.includes(h))
+        issues.push({
+          path: `berth:jenkins.perBuild.hosts[${i}]`,
+          message: `"${h}" is not a host of stack ${stack}; its hosts are ${names.join(", ")}`,
+        });
+    });
+  }
+  const image = perBuild.image;
+  if (typeof image === "string" && image !== "" && image !== "registry" && !IMAGE_DIGEST_PATTERN.test(image))
+    issues.push({
+      path: "berth:jenkins.perBuild.image",
+      message: `must be "registry" (the stack's own images/jenkins-agent build) or ${FORMAT_HINTS["image-digest"]}, got ${JSON.stringify(image)}`,
+    });
+  return issues;
+}
+
+/** Schema validation plus the per-build checks, reported as one ConfigError. */
+function validateAll(stack: string, raw: RawStackConfig): Obj {
+  const extra = perBuildIssues(stack, raw.values);
+  let d: Obj;
+  try {
+    d = validateRaw(stack, raw.source, raw.values);
+  } catch (e) {
+    if (e instanceof ConfigError && extra.length > 0)
+      throw new ConfigError(stack, raw.source, [...e.issues, ...extra]);
+    throw e;
+  }
+  if (extra.length > 0) throw new ConfigError(stack, raw.source, extra);
+  return d;
+}
+
+function resolvePerBuild(
+  stack: string,
+  source: string,
+  p: Obj,
+  names: string[],
+  registryHostname: string,
+  options: ResolveOptions,
+): PerBuildConfig {
+  const enabled = p.enabled === true;
+  const configured = p.image as string;
+  const prefix = typeof p.credentialsIdPrefix === "string" ? p.credentialsIdPrefix : stack;
+  let image = configured;
+  if (configured === "registry") {
+    const tag =
+      options.agentImageTag ?? process.env[AGENT_IMAGE_TAG_ENV] ?? (enabled ? gitRevision() : "unknown");
+    if (tag === undefined || !TAG_PATTERN.test(tag))
+      throw new ConfigError(stack, source, [
+        {
+          path: "berth:jenkins.perBuild.image",
+          message: `is "registry", whose tag is the git revision, but ${tag === undefined ? "this is not a git checkout" : `${JSON.stringify(tag)} is not a valid image tag`}; run from the checkout or set ${AGENT_IMAGE_TAG_ENV}`,
+        },
+      ]);
+    image = `${registryHostname}/${AGENT_IMAGE_REPOSITORY}:${tag}`;
+  }
+  const listed = Array.isArray(p.hosts) ? (p.hosts as string[]) : names;
+  return {
+    enabled,
+    hosts: names.filter((n) => listed.includes(n)),
+    instanceCap: p.instanceCap as number,
+    labels: p.labels as string[],
+    image,
+    imageSource: configured === "registry" ? "registry" : "pinned",
+    pullStrategy: p.pullStrategy as PullStrategy,
+    dockerCredentialsId: `${prefix}-dockerd-tls`,
+    registryCredentialsId: `${prefix}-registry`,
+  };
+}
+
 /** Validates raw values and builds the typed configuration. Throws one ConfigError on bad input. */
-export function resolveConfig(stack: string, raw: RawStackConfig): BerthConfig {
-  const d = validateRaw(stack, raw.source, raw.values) as {
+export function resolveConfig(stack: string, raw: RawStackConfig, options: ResolveOptions = {}): BerthConfig {
+  const d = validateAll(stack, raw) as {
     openstack: Obj & { networkCidr: string; dnsServers: string[] };
     hosts: Obj & { count: number };
     registry: Obj & { tls: Obj; users: Obj[]; pullThroughCache?: Obj };
@@ -188,7 +313,17 @@ export function resolveConfig(stack: string, raw: RawStackConfig): BerthConfig {
       host: names[0] as string,
       address: addresses[0] as string,
     },
-    jenkins: d.jenkins as unknown as BerthConfig["jenkins"],
+    jenkins: {
+      ...(d.jenkins as unknown as Omit<BerthConfig["jenkins"], "perBuild">),
+      perBuild: resolvePerBuild(
+        stack,
+        raw.source,
+        d.jenkins.perBuild as Obj,
+        names,
+        d.registry.hostname as string,
+        options,
+      ),
+    },
     services: {
       subnet: s.subnet,
       gateway: cidrHost(s.subnet, 1),
@@ -206,6 +341,6 @@ export function resolveConfig(stack: string, raw: RawStackConfig): BerthConfig {
 }
 
 /** `berth validate`, `berth render`, `berth plan` and tests: the typed config of a stack in `root`. */
-export function loadStack(root: string, stack: string): BerthConfig {
-  return resolveConfig(stack, readStack(root, stack));
+export function loadStack(root: string, stack: string, options: ResolveOptions = {}): BerthConfig {
+  return resolveConfig(stack, readStack(root, stack), options);
 }

@@ -150,6 +150,38 @@ export const berthSchema = {
           items: { type: "string", pattern: "^[A-Za-z0-9_.-]+$" },
           default: ["docker"],
         },
+        perBuild: {
+          type: "object",
+          description:
+            "Per-build agents: every listed host is a Jenkins Docker cloud reached over mutual TLS.",
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { type: "boolean", default: false },
+            hosts: {
+              type: "array",
+              description: "names of the hosts that offer per-build agents (default: all)",
+              items: { type: "string", minLength: 1 },
+              minItems: 1,
+              uniqueItems: true,
+            },
+            instanceCap: { type: "integer", minimum: 1, maximum: 256, default: 4 },
+            labels: {
+              type: "array",
+              items: { type: "string", pattern: "^[A-Za-z0-9_.-]+$" },
+              minItems: 1,
+              default: ["docker-build"],
+            },
+            // "registry" or a digest-pinned reference; checked in load.ts, which also resolves it.
+            image: { type: "string", minLength: 1, default: "registry" },
+            pullStrategy: { enum: ["PULL_ALWAYS", "PULL_NEVER", "PULL_LATEST"], default: "PULL_LATEST" },
+            credentialsIdPrefix: {
+              type: "string",
+              description: "prefix of the Jenkins credential IDs (default: the stack name)",
+              pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            },
+          },
+        },
       },
     },
     services: {

@@ -106,6 +106,35 @@ export interface JenkinsConfig {
   dockerSocket: boolean;
   /** Labels the agents carry in Jenkins. */
   labels: string[];
+  /** Per-build agents through the Jenkins Docker plugin (one Docker cloud per listed host). */
+  perBuild: PerBuildConfig;
+}
+
+/** How the Docker plugin pulls a template's image before starting a container. */
+export type PullStrategy = "PULL_ALWAYS" | "PULL_NEVER" | "PULL_LATEST";
+
+export interface PerBuildConfig {
+  /** Emit Docker clouds for the Jenkins controller; needs `hosts.dockerTls`. */
+  enabled: boolean;
+  /** Hosts that offer per-build agents (default: every host), in the stack's host order. */
+  hosts: string[];
+  /** Containers per host at most (the cloud's `containerCap` and the template's `instanceCapStr`). */
+  instanceCap: number;
+  /** Labels jobs use to ask for a per-build agent. */
+  labels: string[];
+  /**
+   * Resolved agent image: `<registry hostname>/berth/jenkins-agent:<git revision>` when configured
+   * as `"registry"` (built from images/jenkins-agent and pushed by its build-and-push.sh), else the
+   * configured digest-pinned reference.
+   */
+  image: string;
+  /** Whether `image` is the stack's own registry image (`"registry"`) or a pinned reference. */
+  imageSource: "registry" | "pinned";
+  pullStrategy: PullStrategy;
+  /** Jenkins credential ID of the controller's dockerd client certificate: `<prefix>-dockerd-tls`. */
+  dockerCredentialsId: string;
+  /** Jenkins credential ID of the registry login used to pull the image: `<prefix>-registry`. */
+  registryCredentialsId: string;
 }
 
 export type ServiceKind = "redis" | "mongodb" | "postgres" | "memcached" | "rabbitmq";

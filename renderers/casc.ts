@@ -1,0 +1,120 @@
+/**
+ * The Jenkins Configuration-as-Code snippet for per-build agents: one Docker cloud (Docker plugin,
+ * `docker:` symbol) per per-build host, reached over dockerd's mutual-TLS endpoint, with one
+ * template that starts the agent image and connects to it with SSH (the controller's instance
+ * identity key injected by the plugin, user `jenkins`). Pure: the caller passes the hosts'
+ * addresses (floating IPs, outputs of the stack).
+ *
+ * Field names are those of the Docker plugin's data-bound constructors and setters, as its own CasC
+ * tests use them: `DockerCloud` (name, dockerApi, containerCap, templates), `DockerAPI.dockerHost`
+ * (`DockerServerEndpoint`: uri, credentialsId), `DockerTemplate` (labelString, dockerTemplateBase,
+ * remoteFs, connector, instanceCapStr, pullStrategy, removeVolumes), `DockerTemplateBase` (image,
+ * pullCredentialsId), `DockerComputerSSHConnector` (`@Symbol("ssh")`, sshKeyStrategy) and its
+ * `InjectSSHKey` strategy (no symbol, hence `injectSSHKey`, field user).
+ */
+import { stringify } from "yaml";
+import type { BerthConfig } from "../config/types.ts";
+
+/** The agent's working directory in the image (images/jenkins-agent, like jenkins/ssh-agent). */
+export const PER_BUILD_REMOTE_FS = "/home/jenkins/agent";
+/** The user the plugin logs in as. */
+export const PER_BUILD_USER = "jenkins";
+
+export interface DockerCloudCasc {
+  docker: {
+    name: string;
+    dockerApi: { dockerHost: { uri: string; credentialsId: string } };
+    containerCap: number;
+    templates: {
+      labelString: string;
+      dockerTemplateBase: { image: string; pullCredentialsId?: string };
+      remoteFs: string;
+      connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: string } } } };
+      instanceCapStr: string;
+      pullStrategy: string;
+      removeVolumes: boolean;
+    }[];
+  };
+}
+
+/** The registry host of an image reference (`host[:port]/path...`), or undefined for Docker Hub. */
+function registryOf(image: string): string | undefined {
+  const first = image.split("/")[0] ?? "";
+  return image.includes("/") && /[.:]|^localhost$/.test(first) ? first.replace(/:\d+$/, "") : undefined;
+}
+
+/**
+ * The clouds, in the stack's host order. `addresses` maps a host name to the address the controller
+ * uses for it (its floating IP); every per-build host must have one.
+ */
+export function jenkinsDockerClouds(
+  config: BerthConfig,
+  addresses: Record<string, string>,
+): DockerCloudCasc[] {
+  const p = config.jenkins.perBuild;
+  if (!p.enabled) return [];
+  // The registry credentials only make sense for the stack's own registry.
+  const pullCredentials = registryOf(p.image) === config.registry.hostname;
+  return p.hosts.map((host) => {
+    const address = addresses[host];
+    if (address === undefined || address === "") throw new Error(`jenkins-casc: no address for host ${host}`);
+    return {
+      docker: {
+        name: host,
+        dockerApi: {
+          dockerHost: {
+            uri: `tcp://${address}:${config.hosts.dockerTlsPort}`,
+            credentialsId: p.dockerCredentialsId,
+          },
+        },
+        containerCap: p.instanceCap,
+        templates: [
+          {
+            labelString: p.labels.join(" "),
+            dockerTemplateBase: {
+              image: p.image,
+              ...(pullCredentials ? { pullCredentialsId: p.registryCredentialsId } : {}),
+            },
+            remoteFs: PER_BUILD_REMOTE_FS,
+            connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: PER_BUILD_USER } } } },
+            instanceCapStr: String(p.instanceCap),
+            pullStrategy: p.pullStrategy,
+            // The image declares the workspace a volume: one anonymous volume per build, removed with it.
+            removeVolumes: true,
+          },
+        ],
+      },
+    };
+  });
+}
+
+/**
+ * The YAML text: a header saying which credentials the snippet refers to, then
+ * `jenkins: clouds: [...]`. With per-build agents disabled, only a comment (no clouds: applying it
+ * must not replace clouds configured elsewhere).
+ */
+export function renderJenkinsCasc(
+  config: BerthConfig,
+  addresses: Record<string, string>,
+  note?: string,
+): string {
+  const p = config.jenkins.perBuild;
+  const header = [
+    `# Berth stack ${config.stack}: Jenkins Docker clouds for per-build agents (Docker plugin, JCasC).`,
+    ...(note ? [`# ${note}`] : []),
+  ];
+  if (!p.enabled)
+    return `${[...header, "# Per-build agents are disabled (berth:jenkins.perBuild.enabled): no Docker clouds."].join("\n")}\n`;
+  const credentials = [
+    `# Credentials the controller must hold:`,
+    `#   ${p.dockerCredentialsId}: X.509 client certificate (Docker Server Credentials) from the stack outputs`,
+    `#     dockerTlsClientKeyPem (secret), dockerTlsClientCertPem and dockerTlsCaPem.`,
+    ...(registryOf(p.image) === config.registry.hostname
+      ? [
+          `#   ${p.registryCredentialsId}: username/password of a registry user (stack output registryPasswords).`,
+        ]
+      : []),
+  ];
+  const doc = { jenkins: { clouds: jenkinsDockerClouds(config, addresses) } };
+  return `${[...header, ...credentials].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
+}

@@ -1,0 +1,288 @@
+/**
+ * Per-build agents under Pulumi mocks: the dockerd mutual-TLS material stays secret, the ports the
+ * Docker clouds use admit only the Jenkins controller, and the `jenkinsCasc` output (and
+ * `berth jenkins-casc`) lists one Docker cloud per per-build host with the Docker plugin's fields.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { main } from "../../cli/main.ts";
+import { loadStack } from "../../config/load.ts";
+import { PROJECT_ROOT } from "../../config/root.ts";
+import type { BerthConfig } from "../../config/types.ts";
+import { EPHEMERAL_PORTS } from "../../components/environment.ts";
+import { resolveOutput, type CapturedResource } from "../../plan/mocks.ts";
+import { runConfig, plain, isSecret, type StackRun } from "../../plan/run.ts";
+import { PLACEHOLDER_NOTE } from "../../plan/casc.ts";
+
+const TAG = "0123456789abcdef0123456789abcdef01234567";
+const DIGEST = "sha256:" + "cd".repeat(32);
+
+interface Cloud {
+  docker: {
+    name: string;
+    dockerApi: { dockerHost: { uri: string; credentialsId: string } };
+    containerCap: number;
+    templates: Record<string, unknown>[];
+  };
+}
+type Casc = { jenkins: { clouds: Cloud[] } } | null;
+
+const staging = () => loadStack(PROJECT_ROOT, "staging", { agentImageTag: TAG });
+function variant(edit: (c: BerthConfig) => void): BerthConfig {
+  const c = structuredClone(staging());
+  edit(c);
+  return c;
+}
+
+interface Run {
+  run: StackRun;
+  casc: { value: string; secret: boolean };
+  clientKey: { value: string; secret: boolean };
+}
+const runs = new Map<string, Run>();
+async function execute(name: string, config: BerthConfig): Promise<void> {
+  const run = await runConfig(config);
+  const casc = await resolveOutput(run.outputs.jenkinsCasc);
+  const clientKey = await resolveOutput(run.outputs.dockerTlsClientKeyPem ?? "");
+  runs.set(name, { run, casc, clientKey });
+}
+const get = (name: string) => runs.get(name) as Run;
+
+beforeAll(async () => {
+  // One mock run at a time: the mocks are process-wide.
+  await execute("staging", staging());
+  await execute(
+    "disabled",
+    variant((c) => (c.jenkins.perBuild.enabled = false)),
+  );
+  await execute(
+    "one host",
+    variant((c) => (c.jenkins.perBuild.hosts = ["staging-ci-2"])),
+  );
+  await execute(
+    "pinned",
+    variant((c) => {
+      c.jenkins.perBuild.image = `docker.io/example/agent:1@${DIGEST}`;
+      c.jenkins.perBuild.imageSource = "pinned";
+      c.jenkins.perBuild.pullStrategy = "PULL_NEVER";
+    }),
+  );
+  await execute("testing", loadStack(PROJECT_ROOT, "testing"));
+});
+
+const byName = (run: StackRun, name: string): CapturedResource => {
+  const r = run.resources.find((x) => x.name === name);
+  if (!r) throw new Error(`no resource named ${name}`);
+  return r;
+};
+const rules = (run: StackRun) =>
+  run.resources
+    .filter((r) => r.type === "openstack:networking/secGroupRule:SecGroupRule")
+    .map((r) => ({
+      name: r.name,
+      min: plain(r.inputs.portRangeMin) as number | undefined,
+      max: plain(r.inputs.portRangeMax) as number | undefined,
+      cidr: plain(r.inputs.remoteIpPrefix) as string,
+    }));
+const sourcesOf = (run: StackRun, port: number) =>
+  rules(run)
+    .filter((r) => r.min !== undefined && r.max !== undefined && r.min <= port && port <= r.max)
+    .map((r) => r.cidr);
+
+/** Every string in `v` that is not inside a secret mark, with its path. */
+function plainStrings(v: unknown, path: string, out: { path: string; text: string }[]): void {
+  if (isSecret(v)) return;
+  if (typeof v === "string") out.push({ path, text: v });
+  else if (Array.isArray(v)) v.forEach((x, i) => plainStrings(x, `${path}[${i}]`, out));
+  else if (v && typeof v === "object")
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) plainStrings(x, `${path}.${k}`, out);
+}
+
+describe("dockerd TLS material is secret", () => {
+  it("no private key text appears in a non-secret input of any resource", () => {
+    const { run } = get("staging");
+    const leaks: string[] = [];
+    for (const r of run.resources) {
+      const found: { path: string; text: string }[] = [];
+      plainStrings(r.inputs, r.name, found);
+      for (const f of found) if (/PRIVATE KEY/.test(f.text)) leaks.push(f.path);
+    }
+    expect(leaks).toEqual([]);
+  });
+
+  it("the CA key, each server key and the client key reach their consumers as secrets", () => {
+    const { run } = get("staging");
+    const c = run.config;
+    // The CA key signs every certificate: an input of each LocallySignedCert.
+    const signed = run.resources.filter((r) => r.type === "tls:index/locallySignedCert:LocallySignedCert");
+    const dockerSigned = signed.filter(
+      (r) => r.name.endsWith("-dockerd-cert") || r.name.includes("jenkins-client"),
+    );
+    expect(dockerSigned.map((r) => r.name).sort()).toEqual(
+      [...c.hosts.names.map((h) => `${h}-dockerd-cert`), `${c.stack}-jenkins-client-cert`].sort(),
+    );
+    for (const r of dockerSigned) {
+      expect(isSecret(r.inputs.caPrivateKeyPem), `${r.name}.caPrivateKeyPem`).toBe(true);
+      expect(plain(r.inputs.caPrivateKeyPem)).toBe(
+        byName(run, `${c.stack}-docker-ca-key`).state.privateKeyPem,
+      );
+    }
+    // Each key pair's private half goes into its CSR as a secret.
+    for (const name of [...c.hosts.names.map((h) => `${h}-dockerd`), `${c.stack}-jenkins-client`]) {
+      const csr = byName(run, `${name}-csr`);
+      expect(isSecret(csr.inputs.privateKeyPem), `${name}-csr.privateKeyPem`).toBe(true);
+      expect(plain(csr.inputs.privateKeyPem)).toBe(byName(run, `${name}-key`).state.privateKeyPem);
+    }
+    // The server key travels in the host's user data, which is therefore secret as a whole.
+    for (const host of c.hosts.names) {
+      const userData = byName(run, `${host}-server`).inputs.userData;
+      expect(isSecret(userData), host).toBe(true);
+      expect(String(plain(userData))).toContain("/etc/docker/tls/server-key.pem");
+    }
+  });
+
+  it("exports the client key as a secret, and the CASC snippet carries no key", () => {
+    const { clientKey, casc } = get("staging");
+    expect(clientKey.secret).toBe(true);
+    expect(clientKey.value).toContain("PRIVATE KEY");
+    expect(casc.secret).toBe(false);
+    expect(casc.value).not.toMatch(/PRIVATE KEY|CERTIFICATE/);
+  });
+});
+
+describe("security group", () => {
+  it("admits dockerd's TLS port only from the controller CIDR", () => {
+    for (const name of ["staging", "testing"]) {
+      const { run } = get(name);
+      const c = run.config;
+      expect(sourcesOf(run, c.hosts.dockerTlsPort), name).toEqual([c.jenkins.controllerCidr]);
+      const tls = rules(run).filter((r) => r.name.includes("docker-tls"));
+      expect(tls).toEqual([
+        { name: `${c.stack}-ci-docker-tls-1`, min: 2376, max: 2376, cidr: c.jenkins.controllerCidr },
+      ]);
+      expect(sourcesOf(run, 2375), name).toEqual([]);
+    }
+  });
+
+  it("opens the ports Docker publishes agents' SSH on, only to the controller and only when enabled", () => {
+    const { run } = get("staging");
+    const c = run.config;
+    const range = rules(run).filter((r) => r.name.includes("per-build"));
+    expect(range).toEqual([
+      {
+        name: "staging-ci-per-build-agents-1",
+        min: EPHEMERAL_PORTS.first,
+        max: EPHEMERAL_PORTS.last,
+        cidr: c.jenkins.controllerCidr,
+      },
+    ]);
+    for (const port of [EPHEMERAL_PORTS.first, 45000, EPHEMERAL_PORTS.last])
+      expect(sourcesOf(run, port)).toEqual([c.jenkins.controllerCidr]);
+    for (const name of ["disabled", "testing"])
+      expect(
+        rules(get(name).run).filter((r) => r.name.includes("per-build")),
+        name,
+      ).toEqual([]);
+  });
+
+  it("enabling per-build agents adds only that rule: no server input changes", () => {
+    const on = get("staging").run;
+    const off = get("disabled").run;
+    const names = (r: StackRun) => new Set(r.resources.map((x) => x.name));
+    expect([...names(on)].filter((n) => !names(off).has(n))).toEqual(["staging-ci-per-build-agents-1"]);
+    expect([...names(off)].filter((n) => !names(on).has(n))).toEqual([]);
+    const servers = (r: StackRun) =>
+      r.resources
+        .filter((x) => x.type === "openstack:compute/instance:Instance")
+        .map((x) => JSON.stringify(x.inputs));
+    expect(servers(on)).toEqual(servers(off));
+  });
+});
+
+describe("the jenkinsCasc output", () => {
+  const parsed = (name: string) => parse(get(name).casc.value) as Casc;
+  const floatingIp = (run: StackRun, host: string) =>
+    String(byName(run, `${host}-fip`).state.address ?? "missing");
+
+  it("parses as YAML with one Docker cloud per per-build host, at its floating IP over TLS", () => {
+    const { run } = get("staging");
+    const c = run.config;
+    const clouds = parsed("staging")!.jenkins.clouds;
+    expect(clouds.map((x) => x.docker.name)).toEqual(c.hosts.names);
+    for (const cloud of clouds) {
+      const ip = floatingIp(run, cloud.docker.name);
+      expect(ip).toMatch(/^203\.0\.113\.\d+$/);
+      expect(cloud.docker.dockerApi).toEqual({
+        dockerHost: { uri: `tcp://${ip}:2376`, credentialsId: "staging-dockerd-tls" },
+      });
+      expect(cloud.docker.containerCap).toBe(4);
+    }
+  });
+
+  it("has the Docker plugin's template fields, from the configuration", () => {
+    const clouds = parsed("staging")!.jenkins.clouds;
+    for (const cloud of clouds)
+      expect(cloud.docker.templates).toEqual([
+        {
+          labelString: "docker-build staging-build",
+          dockerTemplateBase: {
+            image: `registry.staging.ci.example.com/berth/jenkins-agent:${TAG}`,
+            pullCredentialsId: "staging-registry",
+          },
+          remoteFs: "/home/jenkins/agent",
+          connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: "jenkins" } } } },
+          instanceCapStr: "4",
+          pullStrategy: "PULL_LATEST",
+          removeVolumes: true,
+        },
+      ]);
+    // Names the credentials the controller must hold.
+    expect(get("staging").casc.value).toMatch(/^# {3}staging-dockerd-tls: X\.509 client certificate/m);
+  });
+
+  it("lists only the configured hosts", () => {
+    const clouds = parsed("one host")!.jenkins.clouds;
+    expect(clouds.map((x) => x.docker.name)).toEqual(["staging-ci-2"]);
+    expect(clouds[0]!.docker.dockerApi.dockerHost.uri).toBe(
+      `tcp://${floatingIp(get("one host").run, "staging-ci-2")}:2376`,
+    );
+  });
+
+  it("gives no registry credentials for an image from another registry", () => {
+    const template = parsed("pinned")!.jenkins.clouds[0]!.docker.templates[0]!;
+    expect(template.dockerTemplateBase).toEqual({ image: `docker.io/example/agent:1@${DIGEST}` });
+    expect(template.pullStrategy).toBe("PULL_NEVER");
+  });
+
+  it("has no clouds when per-build agents are disabled", () => {
+    for (const name of ["disabled", "testing"]) {
+      expect(parsed(name), name).toBeNull();
+      expect(get(name).casc.value).toContain("Per-build agents are disabled");
+      expect(get(name).casc.value).not.toContain("docker:");
+    }
+  });
+});
+
+describe("berth jenkins-casc", () => {
+  async function cli(...argv: string[]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) }, PROJECT_ROOT);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  }
+
+  it("prints the staging clouds with the mock addresses, marked as placeholders", async () => {
+    const r = await cli("jenkins-casc", "staging");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`# ${PLACEHOLDER_NOTE}`);
+    const doc = parse(r.out) as Casc;
+    const uris = doc!.jenkins.clouds.map((x) => x.docker.dockerApi.dockerHost.uri);
+    expect(uris).toEqual(["tcp://203.0.113.11:2376", "tcp://203.0.113.12:2376"]);
+  });
+
+  it("needs exactly one stack", async () => {
+    expect((await cli("jenkins-casc")).code).toBe(2);
+    expect((await cli("jenkins-casc", "a", "b")).code).toBe(2);
+  });
+});
