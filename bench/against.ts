@@ -30,7 +30,7 @@ try {
   writeFileSync(join(repo, "stacks", "Pulumi.fleet.yaml"), big);
   const git = (...a: string[]) =>
     run("git", ["-c", "user.email=b@example.com", "-c", "user.name=bench", ...a]);
-  git("add", "-A");
+  git("add", "stacks/Pulumi.fleet.yaml");
   git("commit", "-qm", `fleet of ${hosts}`);
   writeFileSync(
     join(repo, "stacks", "Pulumi.fleet.yaml"),

@@ -38,11 +38,7 @@ export function scaledConfig(hosts: number): BerthConfig {
 }
 
 /** A resource of the captured type with the captured inputs (secrets re-marked), and no program logic. */
-class Replayed extends pulumi.CustomResource {
-  constructor(type: string, name: string, props: Record<string, pulumi.Input<unknown>>) {
-    super(type, name, props);
-  }
-}
+class Replayed extends pulumi.CustomResource {}
 
 function revive(v: unknown): unknown {
   if (v && typeof v === "object" && (v as { secret?: unknown }).secret === true && "value" in v)

@@ -26,7 +26,8 @@ export function planAtRef(root: string, ref: string, stack: string): Plan | unde
   const tree = join(dir, "tree");
   try {
     git(root, ["worktree", "add", "--detach", "--force", tree, commit]);
-    symlinkSync(join(root, "node_modules"), join(tree, "node_modules"), "dir");
+    if (!existsSync(join(tree, "node_modules")))
+      symlinkSync(join(root, "node_modules"), join(tree, "node_modules"), "dir");
     if (!existsSync(join(tree, "cli", "main.ts")))
       throw new AgainstError(`${ref} (${commit.slice(0, 12)}) has no berth command to plan with`);
     const isPreview = /^pr-\d+$/.test(stack);
