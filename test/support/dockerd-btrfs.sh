@@ -10,10 +10,18 @@
 # <workdir>/daemon.json as its --config-file and <workdir>/mnt as its data root.
 #
 # Environment: BERTH_LABEL (default docker), BERTH_DISK_SIZE (default 1536M),
-# BERTH_BRIDGE_CIDR (default 10.213.0.1/24), BERTH_START_TIMEOUT seconds (default 60).
+# BERTH_BRIDGE_CIDR (default 10.213.0.1/24), BERTH_START_TIMEOUT seconds (default 60),
+# BERTH_DOCKERD_ARGS (extra dockerd flags, split on whitespace, e.g. "--storage-driver=btrfs"),
+# BERTH_NETFILTER (default 0): set to 1 when daemon.json lets dockerd manage iptables (published
+# ports, NAT). start then snapshots the firewall (iptables-save, ip6tables-save) into <workdir>, and
+# stop deletes the rules and chains that appeared since that snapshot and restores the built-in
+# chains' policies (dockerd leaves its rules and DOCKER* chains behind when it exits).
 #
-# Everything it creates is recorded in <workdir> (loop device, bridge name, pids), and stop only
-# removes what that record names.
+# Everything it creates is recorded in <workdir> (loop device, bridge name, pids, firewall
+# snapshot), and stop only removes what that record names. Bridges of user-defined Docker networks
+# (br-<id>) are removed by stop only when their network id is in this daemon's own network store;
+# containers left running by a daemon that died are killed through runc's state under
+# <workdir>/exec and their shims by their exact containerd address, never by name.
 set -euo pipefail
 
 usage() {
@@ -59,6 +67,15 @@ start() {
     ip link set "$br" up
   fi
 
+  if [[ ${BERTH_NETFILTER:-0} == 1 ]]; then
+    netfilter_snapshot
+  fi
+
+  local -a extra=()
+  # Word splitting is the documented interface of BERTH_DOCKERD_ARGS.
+  # shellcheck disable=SC2206
+  [[ -n ${BERTH_DOCKERD_ARGS:-} ]] && extra=(${BERTH_DOCKERD_ARGS})
+
   # setsid: dockerd must not die with the test runner's process group before stop runs.
   setsid dockerd \
     --config-file "$workdir/daemon.json" \
@@ -67,6 +84,7 @@ start() {
     --pidfile "$workdir/dockerd.pid" \
     --bridge "$br" \
     -H "unix://$sock" \
+    "${extra[@]}" \
     >"$workdir/dockerd.log" 2>&1 </dev/null &
   echo $! >"$workdir/dockerd.launcher.pid"
 
@@ -85,6 +103,126 @@ start() {
     sleep 0.5
   done
   log "dockerd is up on unix://$sock (data root $mnt on $loop)"
+}
+
+# Firewall tools present on this machine, as "table-tool save-tool" pairs.
+netfilter_tools() {
+  command -v iptables-save >/dev/null 2>&1 && echo "iptables iptables-save"
+  command -v ip6tables-save >/dev/null 2>&1 && echo "ip6tables ip6tables-save"
+  return 0
+}
+
+# Records the firewall as it is before dockerd starts (one file per tool).
+netfilter_snapshot() {
+  local tool save
+  while read -r tool save; do
+    "$save" >"$workdir/netfilter.$tool.before" 2>/dev/null || rm -f "$workdir/netfilter.$tool.before"
+  done < <(netfilter_tools)
+  touch "$workdir/netfilter"
+}
+
+# Undoes what appeared in the firewall since netfilter_snapshot: new rules (deleted in reverse
+# order), then new chains, then built-in chain policies that changed. Only acts on tables and
+# tools that have a snapshot.
+netfilter_restore() {
+  [[ -f $workdir/netfilter ]] || return 0
+  local tool save before
+  while read -r tool save; do
+    before=$workdir/netfilter.$tool.before
+    [[ -f $before ]] || continue
+    local now table line
+    now=$("$save" 2>/dev/null) || continue
+    # Rules: "-A CHAIN spec" lines per table that were not in the snapshot, deleted last-first.
+    local -a dels=() chains=() policies=()
+    table=""
+    while IFS= read -r line; do
+      case $line in
+        \**) table=${line#\*} ;;
+        -A\ *)
+          if ! table_has "$before" "$table" "$line"; then dels+=("$table"$'\t'"${line#-A }"); fi
+          ;;
+        :*)
+          local chain=${line%% *} policy
+          chain=${chain#:}
+          policy=$(echo "$line" | awk '{print $2}')
+          if ! table_has_chain "$before" "$table" "$chain"; then
+            chains+=("$table"$'\t'"$chain")
+          elif [[ $policy != - ]]; then
+            local old
+            old=$(chain_policy "$before" "$table" "$chain")
+            if [[ -n $old && $old != "$policy" ]]; then policies+=("$table"$'\t'"$chain"$'\t'"$old"); fi
+          fi
+          ;;
+      esac
+    done <<<"$now"
+    local i entry spec
+    for ((i = ${#dels[@]} - 1; i >= 0; i--)); do
+      entry=${dels[i]}
+      table=${entry%%$'\t'*}
+      spec=${entry#*$'\t'}
+      # The spec comes from *-save output, which quotes arguments with spaces: let eval split it.
+      eval "\"\$tool\" -w -t \"\$table\" -D $spec" 2>/dev/null || log "$tool: could not delete -t $table -A $spec"
+    done
+    for entry in "${chains[@]}"; do
+      "$tool" -w -t "${entry%%$'\t'*}" -F "${entry#*$'\t'}" 2>/dev/null || true
+    done
+    for entry in "${chains[@]}"; do
+      "$tool" -w -t "${entry%%$'\t'*}" -X "${entry#*$'\t'}" 2>/dev/null ||
+        log "$tool: could not delete chain ${entry#*$'\t'} in table ${entry%%$'\t'*}"
+    done
+    for entry in "${policies[@]}"; do
+      IFS=$'\t' read -r table chain policy <<<"$entry"
+      "$tool" -w -t "$table" -P "$chain" "$policy" 2>/dev/null || true
+    done
+  done < <(netfilter_tools)
+  rm -f "$workdir/netfilter" "$workdir"/netfilter.*.before
+}
+
+# True when the *-save dump $1 has, in table $2, the exact rule line $3.
+table_has() {
+  T=$2 L=$3 awk '/^\*/ {cur=substr($0,2)} cur==ENVIRON["T"] && $0==ENVIRON["L"] {found=1} END {exit !found}' "$1"
+}
+table_has_chain() {
+  T=$2 C=$3 awk '/^\*/ {cur=substr($0,2)} cur==ENVIRON["T"] && $1==":"ENVIRON["C"] {found=1} END {exit !found}' "$1"
+}
+chain_policy() {
+  T=$2 C=$3 awk '/^\*/ {cur=substr($0,2)} cur==ENVIRON["T"] && $1==":"ENVIRON["C"] {print $2}' "$1"
+}
+
+# Deletes br-<id> bridges of user-defined networks this daemon created. A bridge counts as ours only
+# when its id appears in this data root's network store (dockerd does not remove them on exit).
+remove_network_bridges() {
+  local store=$mnt/network/files/local-kv.db dev
+  [[ -f $store ]] || return 0
+  while IFS= read -r dev; do
+    [[ $dev =~ ^br-([0-9a-f]{12})$ ]] || continue
+    if grep -aq -- "${BASH_REMATCH[1]}" "$store"; then
+      ip link del "$dev" 2>/dev/null || log "could not delete bridge $dev"
+    fi
+  done < <(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1)
+}
+
+# Containers outlive a daemon that died (or was killed) before stop: their containerd shims keep
+# running and keep the file system busy. Kill those of this exec root only: runc's state directory
+# under <workdir>/exec names the containers, and a shim is ours when one of its arguments is this
+# exec root's containerd socket.
+remove_orphan_containers() {
+  local root=$workdir/exec/runtime-runc/moby id
+  if [[ -d $root ]] && command -v runc >/dev/null 2>&1; then
+    for id in "$root"/*; do
+      [[ -d $id ]] || continue
+      runc --root "$root" delete --force "${id##*/}" >/dev/null 2>&1 || log "runc could not delete ${id##*/}"
+    done
+  fi
+  local address=$workdir/exec/containerd/containerd.sock f pid
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    if tr '\0' '\n' <"$f" 2>/dev/null | grep -qxF -- "$address"; then
+      log "stopping leftover shim $pid"
+      stop_pid "$pid" 10
+    fi
+  done
 }
 
 # Sends TERM, waits up to $2 seconds, then KILL. Only for pids recorded in the work directory.
@@ -124,6 +262,11 @@ stop() {
   for pidfile in "$workdir/dockerd.pid" "$workdir/dockerd.launcher.pid" "$workdir/exec/containerd/containerd.pid"; do
     [[ -f $pidfile ]] && stop_pid "$(cat "$pidfile")" 30
   done
+
+  remove_orphan_containers
+  # Needs the data root still mounted (the network store lives there).
+  remove_network_bridges
+  netfilter_restore
 
   # Container rootfs/netns mounts live under the exec root and the data root; unmount everything
   # below the work directory, deepest first, the btrfs mount itself last.
