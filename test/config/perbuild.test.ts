@@ -2,13 +2,13 @@
  * `berth:jenkins.perBuild`: defaults, resolution of the agent image, and the cross-field checks
  * (dockerd TLS required, host names known), reported with the rest of a stack's problems.
  */
+import { cli, issuesOf } from "../support/cli.ts";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { main } from "../../cli/main.ts";
-import { ConfigError, loadStack } from "../../config/index.ts";
+import { loadStack } from "../../config/index.ts";
 import { AGENT_IMAGE_TAG_ENV, gitRevision } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 
@@ -37,23 +37,6 @@ const perBuild = (c: Config, value: Record<string, unknown>) => {
   (c["berth:jenkins"] as Record<string, unknown>).perBuild = value;
 };
 const hosts = (c: Config) => c["berth:hosts"] as Record<string, unknown>;
-
-function issuesOf(fn: () => unknown): { path: string; message: string }[] {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return [...(e as ConfigError).issues];
-  }
-  throw new Error("expected a ConfigError");
-}
-
-async function cli(root: string, ...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) }, root);
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 const savedTag = process.env[AGENT_IMAGE_TAG_ENV];
 afterEach(() => {

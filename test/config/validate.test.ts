@@ -1,10 +1,10 @@
+import { cli, issuesOf } from "../support/cli.ts";
 import { describe, expect, it } from "vitest";
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { main } from "../../cli/main.ts";
-import { ConfigError, loadStack } from "../../config/index.ts";
+import { loadStack } from "../../config/index.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 
 type Doc = { config: Record<string, Record<string, unknown>> };
@@ -19,26 +19,9 @@ function rootWith(edit: (c: Doc["config"]) => void, stack = "testing"): string {
   return root;
 }
 
-async function run(root: string, ...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) }, root);
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
-
-function issuesOf(fn: () => unknown): { path: string; message: string }[] {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return [...(e as ConfigError).issues];
-  }
-  throw new Error("expected a ConfigError");
-}
-
 describe("shipped stacks", () => {
   it.each(["testing", "staging", "production", "pr-17"])("berth validate %s passes", async (stack) => {
-    const r = await run(PROJECT_ROOT, "validate", stack);
+    const r = await cli(PROJECT_ROOT, "validate", stack);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
     expect(r.out).toContain(`stack ${stack}`);
@@ -82,7 +65,7 @@ describe("shipped stacks", () => {
   });
 
   it("rejects a stack name that has no file and is not a preview", async () => {
-    const r = await run(PROJECT_ROOT, "validate", "qa");
+    const r = await cli(PROJECT_ROOT, "validate", "qa");
     expect(r.code).toBe(1);
     expect(r.err).toContain("stacks/Pulumi.qa.yaml");
   });
@@ -93,7 +76,7 @@ describe("bad input: one message naming every bad field", () => {
     const root = rootWith((c) => {
       c["berth:hosts"]!.count = "three";
     });
-    const r = await run(root, "validate", "testing");
+    const r = await cli(root, "validate", "testing");
     expect(r.code).toBe(1);
     expect(r.err).toContain('berth:hosts.count: must be integer, got a string "three"');
     expect(r.out).toBe("");
@@ -104,7 +87,7 @@ describe("bad input: one message naming every bad field", () => {
       delete c["berth:registry"]!.hostname;
       delete c["berth:dns"];
     });
-    const r = await run(root, "validate", "testing");
+    const r = await cli(root, "validate", "testing");
     expect(r.code).toBe(1);
     expect(r.err).toContain("berth:registry.hostname: missing required key (a DNS name");
     expect(r.err).toContain("berth:dns: missing required key");
@@ -115,7 +98,7 @@ describe("bad input: one message naming every bad field", () => {
       c["berth:jenkins"]!.agentsPerhost = 3;
       c["berth:hostz"] = { count: 1 };
     });
-    const r = await run(root, "validate", "testing");
+    const r = await cli(root, "validate", "testing");
     expect(r.code).toBe(1);
     expect(r.err).toContain('berth:jenkins.agentsPerhost: unknown key; did you mean "agentsPerHost"?');
     expect(r.err).toContain('berth:hostz: unknown key; did you mean "hosts"?');
@@ -153,7 +136,7 @@ describe("bad input: one message naming every bad field", () => {
       c["berth:jenkins"]!.agentsPerhost = 1;
       delete c["berth:registry"]!.hostname;
     });
-    const r = await run(root, "validate", "testing");
+    const r = await cli(root, "validate", "testing");
     expect(r.code).toBe(1);
     const lines = r.err.split("\n");
     expect(lines[0]).toBe(
@@ -214,7 +197,7 @@ describe("bad input: one message naming every bad field", () => {
     const root = rootWith((c) => {
       c["berth:hosts"]!.flavor = "";
     });
-    const r = await run(root, "validate", "pr-3");
+    const r = await cli(root, "validate", "pr-3");
     expect(r.code).toBe(1);
     expect(r.err).toContain("stacks/Pulumi.testing.yaml, derived for pr-3");
     expect(r.err).toContain("berth:hosts.flavor: must not be empty");
@@ -223,7 +206,7 @@ describe("bad input: one message naming every bad field", () => {
   it("invalid YAML is reported, not thrown", async () => {
     const root = rootWith(() => {});
     writeFileSync(join(root, "stacks", "Pulumi.testing.yaml"), "config:\n  berth:hosts: [\n");
-    const r = await run(root, "validate", "testing");
+    const r = await cli(root, "validate", "testing");
     expect(r.code).toBe(1);
     expect(r.err).toContain("is not valid YAML");
   });
@@ -231,7 +214,7 @@ describe("bad input: one message naming every bad field", () => {
 
 describe("cli", () => {
   it("prints usage and exits 2 on unknown commands", async () => {
-    const r = await run(PROJECT_ROOT, "frobnicate");
+    const r = await cli(PROJECT_ROOT, "frobnicate");
     expect(r.code).toBe(2);
     expect(r.err).toContain("Usage:");
   });

@@ -1,9 +1,9 @@
+import { cli } from "../support/cli.ts";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../cli/main.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { buildPlan, MASK, renderPlanJson, type Plan } from "../../plan/plan.ts";
 import { diffPlans, renderDiffMarkdown } from "../../plan/diff.ts";
@@ -11,13 +11,6 @@ import { runStack } from "../../plan/run.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "berth-plan-test-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-async function cli(root: string, ...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) }, root);
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 describe("berth plan", () => {
   let plan: Plan;
