@@ -3,6 +3,8 @@
 #
 #   e2e-env.sh up   <workdir>   # prints the socket path (unix://<workdir>/docker.sock) on stdout
 #   e2e-env.sh down <workdir>   # stops it and removes everything it made; safe after a failed up
+#   e2e-env.sh restart <workdir> # stops dockerd by its pid and starts it again on the same data
+#                                # root (containers come back through their restart policies)
 #
 # Debian packages this needs (CI installs them; this script installs nothing):
 #   docker.io btrfs-progs iptables iproute2 util-linux mount
@@ -33,7 +35,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dockerd_btrfs=$here/../test/support/dockerd-btrfs.sh
 
 usage() {
-  echo "usage: $0 up|down <workdir>" >&2
+  echo "usage: $0 up|down|restart <workdir>" >&2
   exit 2
 }
 log() { echo "e2e-env: $*" >&2; }
@@ -111,8 +113,15 @@ down() {
   log "removed $workdir"
 }
 
+restart() {
+  [[ -f $workdir/daemon.json ]] || { log "no environment in $workdir"; exit 1; }
+  BERTH_LABEL=berth-e2e BERTH_DOCKERD_ARGS=--storage-driver=btrfs bash "$dockerd_btrfs" restart "$workdir"
+  echo "unix://$sock"
+}
+
 case $cmd in
   up) up ;;
   down) down ;;
+  restart) restart ;;
   *) usage ;;
 esac

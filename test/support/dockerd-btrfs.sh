@@ -3,6 +3,7 @@
 #
 #   dockerd-btrfs.sh start <workdir>   # needs <workdir>/daemon.json
 #   dockerd-btrfs.sh stop  <workdir>   # idempotent; safe after a half-finished start
+#   dockerd-btrfs.sh restart <workdir> # stop dockerd by its pid, start it again on the same data root
 #
 # start: makes a sparse loop file, formats it btrfs with the label Ignition would use, mounts it at
 # <workdir>/mnt (what var-lib-docker.mount does with /dev/disk/by-label/<label>), creates a private
@@ -25,7 +26,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start|stop <workdir>" >&2
+  echo "usage: $0 start|stop|restart <workdir>" >&2
   exit 2
 }
 
@@ -71,6 +72,12 @@ start() {
     netfilter_snapshot
   fi
 
+  launch
+  log "dockerd is up on unix://$sock (data root $mnt on $loop)"
+}
+
+# Starts dockerd on the prepared work directory and waits until it answers.
+launch() {
   local -a extra=()
   # Word splitting is the documented interface of BERTH_DOCKERD_ARGS.
   # shellcheck disable=SC2206
@@ -85,7 +92,7 @@ start() {
     --bridge "$br" \
     -H "unix://$sock" \
     "${extra[@]}" \
-    >"$workdir/dockerd.log" 2>&1 </dev/null &
+    >>"$workdir/dockerd.log" 2>&1 </dev/null &
   echo $! >"$workdir/dockerd.launcher.pid"
 
   local deadline=$((SECONDS + ${BERTH_START_TIMEOUT:-60}))
@@ -102,7 +109,22 @@ start() {
     fi
     sleep 0.5
   done
-  log "dockerd is up on unix://$sock (data root $mnt on $loop)"
+}
+
+# Stops dockerd by its recorded pid (it stops its containers and its containerd) and starts it
+# again on the same data root, exec root, bridge and socket: what a daemon restart on a host does.
+restart() {
+  [[ -f $workdir/daemon.json && -f $workdir/dockerd.pid ]] || { log "no daemon recorded in $workdir"; exit 1; }
+  mountpoint -q "$mnt" || { log "$mnt is not mounted"; exit 1; }
+  local br
+  br=$(bridge_name)
+  local pidfile
+  for pidfile in "$workdir/dockerd.pid" "$workdir/dockerd.launcher.pid" "$workdir/exec/containerd/containerd.pid"; do
+    [[ -f $pidfile ]] && stop_pid "$(cat "$pidfile")" 60
+  done
+  rm -f "$workdir/dockerd.pid"
+  launch
+  log "dockerd restarted on unix://$sock (data root $mnt)"
 }
 
 # Firewall tools present on this machine, as "table-tool save-tool" pairs.
@@ -308,5 +330,6 @@ stop() {
 case $cmd in
   start) start ;;
   stop) stop ;;
+  restart) restart ;;
   *) usage ;;
 esac

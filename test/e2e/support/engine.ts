@@ -106,6 +106,14 @@ export function stopEngine(workdir: string): RunResult {
   return run("bash", [E2E_ENV, "down", workdir], { timeoutMs: 300_000 });
 }
 
+/**
+ * `e2e-env.sh restart`: stops the engine's dockerd by its recorded pid and starts it again on the
+ * same data root (a daemon restart on a host; containers return through their restart policies).
+ */
+export function restartEngine(engine: Engine): void {
+  runOk("bash", [E2E_ENV, "restart", engine.workdir], { timeoutMs: 240_000 });
+}
+
 /** Builds (first run) or loads (cached) the stand-in images into `engine`; returns their tags. */
 export function buildStandins(engine: Engine, cache = E2E_CACHE): string[] {
   const out = runOk("bash", [STANDINS_BUILD, engine.socket, cache], { timeoutMs: 45 * 60_000 });
