@@ -82,6 +82,12 @@ export function buildPlan(run: StackRun): Plan {
     const host = run.config.hosts.names.find((h) => p.name.startsWith(`${h}-`) || p.name === h);
     if (host) providerHost.set(p.urn, host);
   }
+  // Containers reference the image ID their RemoteImage resolved; reviewers want the pinned reference.
+  const imageNames = new Map<string, string>();
+  for (const img of run.resources.filter((r) => r.type === "docker:index/remoteImage:RemoteImage")) {
+    const id = img.state.imageId;
+    if (typeof id === "string") imageNames.set(id, String(plain(img.inputs.name)));
+  }
   const hosts = run.config.hosts.names.map<PlanHost>((name, i) => {
     const server = run.resources.find(
       (r) => r.type === "openstack:compute/instance:Instance" && plain(r.inputs.name) === name,
@@ -93,14 +99,12 @@ export function buildPlan(run: StackRun): Plan {
       )
       .map((c) => ({
         name: String(plain(c.inputs.name) ?? c.name),
-        image: String(plain(c.inputs.image)),
+        image: imageNames.get(String(plain(c.inputs.image))) ?? String(plain(c.inputs.image)),
         ports: ((plain(c.inputs.ports) as Record<string, unknown>[] | undefined) ?? []).map(
           (p) =>
             `${String(p.ip ?? "0.0.0.0")}:${String(p.external)}->${String(p.internal)}/${String(p.protocol ?? "tcp")}`,
         ),
-        networks: ((plain(c.inputs.networksAdvanced) as Record<string, unknown>[] | undefined) ?? []).map(
-          (n) => String(n.name),
-        ),
+        networks: containerNetworks(c.inputs),
       }))
       .sort((a, b) => (a.name < b.name ? -1 : 1));
     return {
@@ -112,6 +116,15 @@ export function buildPlan(run: StackRun): Plan {
     };
   });
   return { stack: run.config.stack, environment: run.config.environment, resources, hosts };
+}
+
+/** The networks a container joins: its `networksAdvanced`, else its network mode (the default bridge). */
+function containerNetworks(inputs: Record<string, unknown>): string[] {
+  const advanced = ((plain(inputs.networksAdvanced) as Record<string, unknown>[] | undefined) ?? []).map(
+    (n) => String(n.name),
+  );
+  const mode = plain(inputs.networkMode);
+  return advanced.length > 0 ? advanced : typeof mode === "string" ? [mode] : ["bridge"];
 }
 
 const cell = (s: unknown) => String(s).replace(/\|/g, "\\|");

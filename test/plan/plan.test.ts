@@ -40,6 +40,28 @@ describe("berth plan", () => {
       expect(md).toContain(section);
   });
 
+  it("lists each host's containers with their pinned images, ports and networks", async () => {
+    const cfg = (await runStack(PROJECT_ROOT, "production")).config;
+    const h1 = plan.hosts.find((h) => h.name === "production-ci-1")!;
+    const names = h1.containers.map((c) => c.name);
+    expect(names).toEqual(
+      expect.arrayContaining(["registry", "registry-nginx", "dnsmasq", "jenkins-agent-1"]),
+    );
+    expect(h1.containers.filter((c) => c.name.startsWith("jenkins-agent-"))).toHaveLength(
+      cfg.jenkins.agentsPerHost,
+    );
+    for (const c of h1.containers) expect(c.image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(h1.containers.find((c) => c.name === "registry-nginx")?.ports).toEqual([
+      "10.42.30.11:443->443/tcp",
+      "10.42.30.11:8443->8443/tcp",
+    ]);
+    expect(plan.hosts.find((h) => h.name === "production-ci-2")!.containers.map((c) => c.name)).not.toContain(
+      "registry",
+    );
+    const md = readFileSync(join(tmp, "a", "plan.md"), "utf8");
+    expect(md).toContain(`| registry | \`${cfg.registry.image}\` |`);
+  });
+
   it("lists every registered resource with type, name, parent and inputs", async () => {
     const run = await runStack(PROJECT_ROOT, "production");
     expect(plan.resources.map((r) => r.urn).sort()).toEqual(run.resources.map((r) => r.urn).sort());
