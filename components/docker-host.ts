@@ -2,22 +2,19 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import { IMAGE_DIGEST_PATTERN } from "../config/images.ts";
+import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE, DOCKER_BRIDGE_BIP } from "../ignition/stack.ts";
 
 /**
- * Log settings of every Berth container. They must equal what the host's daemon.json sets
- * (`hostIgnitionBase` in environment.ts: json-file, 20m, 5 files; it should import these): left
- * unset, the provider reads the daemon-applied values back and shows a diff on every `pulumi up`.
+ * Log settings of every Berth container: the same as the host's daemon.json (`ignition/stack.ts`);
+ * left unset, the provider reads the daemon-applied values back and shows a diff on every run.
  */
 export const CONTAINER_LOG_DRIVER = "json-file";
-export const CONTAINER_LOG_MAX_SIZE = "20m";
-export const CONTAINER_LOG_MAX_FILE = 5;
+export { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE, DOCKER_BRIDGE_BIP };
 export const CONTAINER_LOG_OPTS: Readonly<Record<string, string>> = {
   "max-size": CONTAINER_LOG_MAX_SIZE,
   "max-file": String(CONTAINER_LOG_MAX_FILE),
 };
 
-/** docker0's address and prefix (the `bip` of the host's daemon.json). */
-export const DOCKER_BRIDGE_BIP = "172.17.0.1/16";
 /** docker0's address: host-side services for jobs (the minimal set) bind here. */
 export const DOCKER_BRIDGE_GATEWAY = DOCKER_BRIDGE_BIP.split("/")[0] as string;
 

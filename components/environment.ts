@@ -1,12 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import type { BerthConfig } from "../config/types.ts";
-import type { HostIgnitionInput } from "../ignition/index.ts";
+import { hostIgnitionBase } from "../ignition/stack.ts";
 import { CiNetwork } from "./network.ts";
 import { CiHost } from "./host.ts";
 import { StackCa } from "./pki.ts";
 import { HostServices } from "./host-services.ts";
-import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE, DOCKER_BRIDGE_BIP } from "./docker-host.ts";
+
+export { hostIgnitionBase };
 
 export interface CiEnvironmentArgs {
   /** The validated stack configuration (from `config/`). */
@@ -30,42 +31,6 @@ export const EPHEMERAL_PORTS = { first: 32768, last: 60999 } as const;
 const DOCKER_SERVER_CERT_HOURS = 5 * 365 * 24;
 /** One year: the controller's client certificate can rotate freely (no host change). */
 const DOCKER_CLIENT_CERT_HOURS = 365 * 24;
-
-/** The host-layer Ignition settings every host of a stack shares (service-layer settings stay out). */
-export function hostIgnitionBase(
-  c: BerthConfig,
-  hostName: string,
-): Omit<HostIgnitionInput, "dockerVolumeId" | "dockerTls"> {
-  const provided = c.registry.tls.mode === "provided" ? c.registry.tls : undefined;
-  return {
-    name: hostName,
-    os: c.hosts.os,
-    sshAuthorizedKeys: c.hosts.sshKeys,
-    // The Docker provider reaches dockerd as `ssh://core@host`. Fedora CoreOS ships a `docker` group
-    // but core is not in it. Ignition applies groups with `usermod --groups` (a replacement), so the
-    // list repeats core's stock groups (sudo rights come from wheel/sudo). Flatcar's core is in the
-    // docker group already.
-    ...(c.hosts.os === "fcos" ? { coreGroups: ["adm", "wheel", "sudo", "systemd-journal", "docker"] } : {}),
-    timezone: c.hosts.timezone,
-    docker: {
-      // Containers set the same log options explicitly (daemon-applied defaults would show as diffs).
-      logMaxSize: CONTAINER_LOG_MAX_SIZE,
-      logMaxFile: CONTAINER_LOG_MAX_FILE,
-      registryMirrors: c.registry.pullThroughCache
-        ? [`https://${c.registry.hostname}:${c.registry.pullThroughCache.port}`]
-        : [],
-      bip: DOCKER_BRIDGE_BIP,
-    },
-    registry: {
-      hostname: c.registry.hostname,
-      address: c.registry.address,
-      ...(provided?.caCertificate ? { caCertPem: provided.caCertificate } : {}),
-      ...(c.registry.pullThroughCache ? { mirrorPort: c.registry.pullThroughCache.port } : {}),
-    },
-    serviceDns: { address: c.services.dnsAddress, searchDomain: c.dns.searchDomain },
-    extraFragments: [],
-  };
-}
 
 /**
  * Everything one stack creates: the network and security groups, the CAs, and the CI hosts.

@@ -4,7 +4,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { validateRaw } from "./validate.ts";
@@ -12,9 +12,14 @@ import { cidrHost } from "./net.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
+import { IGNITION_SPEC_VERSION, type IgnitionConfig } from "../ignition/model.ts";
+import { buildHostIgnition } from "../ignition/host.ts";
+import { IgnitionMergeConflictError } from "../ignition/builders.ts";
+import { hostIgnitionBase } from "../ignition/stack.ts";
 import type {
   BerthConfig,
   Environment,
+  ExtraIgnition,
   PerBuildConfig,
   PullStrategy,
   SecretValue,
@@ -135,6 +140,8 @@ export interface ResolveOptions {
    * images/jenkins-agent/build-and-push.sh tags and pushes in the deploy workflow.
    */
   agentImageTag?: string;
+  /** Directory `berth:extraIgnition` paths are relative to (default: the project root). */
+  root?: string;
 }
 
 /** The git revision of the checkout at `root`, or undefined outside a git checkout. */
@@ -334,13 +341,74 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       networkHolders: s.networkHolders,
     },
     dns: d.dns,
-    extraIgnition: d.extraIgnition,
+    extraIgnition: [],
   };
+  cfg.extraIgnition = loadFragments(stack, raw.source, cfg, d.extraIgnition, options.root ?? PROJECT_ROOT);
   if (pr !== undefined) cfg.preview = { pr: Number(pr), ttlHours: d.previewTtlHours };
   return cfg;
 }
 
 /** `berth validate`, `berth render`, `berth plan` and tests: the typed config of a stack in `root`. */
 export function loadStack(root: string, stack: string, options: ResolveOptions = {}): BerthConfig {
-  return resolveConfig(stack, readStack(root, stack), options);
+  return resolveConfig(stack, readStack(root, stack), { root, ...options });
+}
+
+/**
+ * Reads the stack's extra Ignition fragments and checks them: each must be an Ignition 3.3.0 JSON
+ * object, and merged with a host's own configuration it must not define a path, unit or device
+ * twice (the error names both sources). Checked here, before anything is registered.
+ */
+function loadFragments(
+  stack: string,
+  source: string,
+  cfg: BerthConfig,
+  entries: { path: string }[],
+  root: string,
+): ExtraIgnition[] {
+  const issues: ConfigIssue[] = [];
+  const fragments: ExtraIgnition[] = [];
+  entries.forEach(({ path }, i) => {
+    const at = `berth:extraIgnition[${i}].path`;
+    const file = resolvePath(root, path);
+    if (!existsSync(file)) {
+      issues.push({ path: at, message: `no such file ${path} (paths are relative to the project root)` });
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, "utf8"));
+    } catch (e) {
+      issues.push({ path: at, message: `${path} is not JSON: ${(e as Error).message}` });
+      return;
+    }
+    const version = isObj(parsed) && isObj(parsed.ignition) ? parsed.ignition.version : undefined;
+    if (version !== IGNITION_SPEC_VERSION) {
+      issues.push({
+        path: at,
+        message: `${path} must be an Ignition config with "ignition": {"version": "${IGNITION_SPEC_VERSION}"}, got ${JSON.stringify(version)}`,
+      });
+      return;
+    }
+    fragments.push({ path, config: parsed as IgnitionConfig });
+  });
+  if (issues.length === 0 && fragments.length > 0) {
+    const host = cfg.hosts.names[0] as string;
+    try {
+      buildHostIgnition({
+        ...hostIgnitionBase({ ...cfg, extraIgnition: fragments }, host),
+        dockerVolumeId: "00000000-0000-4000-8000-000000000000",
+      });
+    } catch (e) {
+      if (!(e instanceof Error)) throw e;
+      issues.push({
+        path: "berth:extraIgnition",
+        message:
+          e instanceof IgnitionMergeConflictError
+            ? `${e.message}; rename or drop one of them`
+            : `the fragments do not merge into ${host}'s configuration: ${e.message}`,
+      });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(stack, source, issues);
+  return fragments;
 }

@@ -29,7 +29,7 @@ export function loadConfigFromPulumi(root: string = PROJECT_ROOT): BerthConfig {
     const raw = needsDerivation(stack, values)
       ? previewFromTesting(root, stack, values)
       : { values, source: `stacks/Pulumi.${stack}.yaml` };
-    return resolveConfig(stack, raw);
+    return resolveConfig(stack, raw, { root });
   } catch (e) {
     if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
     throw e;

@@ -4,6 +4,8 @@
  * JSON Schema validation; nothing outside `config/` reads Pulumi configuration.
  */
 
+import type { IgnitionConfig } from "../ignition/model.ts";
+
 /** Operating system of the CI hosts. */
 export type HostOs = "fcos" | "flatcar";
 
@@ -167,6 +169,8 @@ export interface ServicesConfig {
 export interface ExtraIgnition {
   /** Path of an Ignition 3.3.0 JSON fragment, relative to the project root. */
   path: string;
+  /** The fragment, parsed (checked for its version; merged into every host's config). */
+  config: IgnitionConfig;
 }
 
 export interface BerthConfig {

@@ -116,6 +116,11 @@ describe.each(STACKS)("berth render %s", (stack) => {
       const group = readFileSync(join(root, "etc/group"), "utf8");
       for (const g of ["docker", "wheel", "sudo"])
         expect(group).toMatch(new RegExp(`^${g}:x:\\d+:(.*,)?core(,|$)`, "m"));
+      // The stack's own fragments (berth:extraIgnition) land too.
+      for (const f of cfg.extraIgnition)
+        for (const written of f.config.storage?.files ?? [])
+          expect(existsSync(join(root, written.path))).toBe(true);
+      expect(cfg.extraIgnition.length > 0).toBe(stack === "staging");
       const mount = readFileSync(join(root, "etc/systemd/system/var-lib-docker.mount"), "utf8");
       expect(mount).toContain("Type=btrfs");
 

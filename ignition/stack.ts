@@ -1,0 +1,53 @@
+/**
+ * The host-layer settings of a stack's hosts, from its configuration: the one place that decides
+ * what goes into a host's Ignition (service-layer settings stay out, so changing them never
+ * replaces a server). Pure: used by the Pulumi components and by config validation.
+ */
+import type { BerthConfig } from "../config/types.ts";
+import type { HostIgnitionInput } from "./host.ts";
+
+/**
+ * Log settings of dockerd and of every Berth container. Containers set them explicitly: left
+ * unset, the provider reads the daemon-applied values back and shows a diff on every `pulumi up`.
+ */
+export const CONTAINER_LOG_MAX_SIZE = "20m";
+export const CONTAINER_LOG_MAX_FILE = 5;
+/** docker0's address and prefix (the `bip` of the host's daemon.json). */
+export const DOCKER_BRIDGE_BIP = "172.17.0.1/16";
+
+/** The host-layer Ignition settings every host of a stack shares (service-layer settings stay out). */
+export function hostIgnitionBase(
+  c: BerthConfig,
+  hostName: string,
+): Omit<HostIgnitionInput, "dockerVolumeId" | "dockerTls"> {
+  const provided = c.registry.tls.mode === "provided" ? c.registry.tls : undefined;
+  return {
+    name: hostName,
+    os: c.hosts.os,
+    sshAuthorizedKeys: c.hosts.sshKeys,
+    // The Docker provider reaches dockerd as `ssh://core@host`. Fedora CoreOS ships a `docker` group
+    // but core is not in it. Ignition applies groups with `usermod --groups` (a replacement), so the
+    // list repeats core's stock groups (sudo rights come from wheel/sudo). Flatcar's core is in the
+    // docker group already.
+    ...(c.hosts.os === "fcos" ? { coreGroups: ["adm", "wheel", "sudo", "systemd-journal", "docker"] } : {}),
+    timezone: c.hosts.timezone,
+    docker: {
+      // Containers set the same log options explicitly (daemon-applied defaults would show as diffs).
+      logMaxSize: CONTAINER_LOG_MAX_SIZE,
+      logMaxFile: CONTAINER_LOG_MAX_FILE,
+      registryMirrors: c.registry.pullThroughCache
+        ? [`https://${c.registry.hostname}:${c.registry.pullThroughCache.port}`]
+        : [],
+      bip: DOCKER_BRIDGE_BIP,
+    },
+    registry: {
+      hostname: c.registry.hostname,
+      address: c.registry.address,
+      ...(provided?.caCertificate ? { caCertPem: provided.caCertificate } : {}),
+      ...(c.registry.pullThroughCache ? { mirrorPort: c.registry.pullThroughCache.port } : {}),
+    },
+    serviceDns: { address: c.services.dnsAddress, searchDomain: c.dns.searchDomain },
+    // The stack's own Ignition fragments (berth:extraIgnition), merged with conflict detection.
+    extraFragments: c.extraIgnition.map((f) => ({ source: f.path, config: f.config })),
+  };
+}
