@@ -28,7 +28,11 @@
 # Keep <workdir> short (e.g. /tmp/be-XXXX): dockerd puts Unix sockets under it (108-byte limit).
 #
 # Environment: BERTH_E2E_DISK_SIZE (sparse loop file, default 12G), BERTH_E2E_BRIDGE_CIDR,
-# BERTH_E2E_POOL, BERTH_START_TIMEOUT (seconds, default 60).
+# BERTH_E2E_POOL, BERTH_START_TIMEOUT (seconds, default 60),
+# BERTH_E2E_STORAGE (default btrfs): btrfs (--storage-driver=btrfs on a btrfs loop file, what Berth's
+# hosts run) or overlay2 (--storage-driver=overlay2 on an ext4 loop file, Docker's default, for
+# comparisons such as bench/engine.ts). `up` records the choice in <workdir>/storage and `restart`
+# reuses it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +48,19 @@ log() { echo "e2e-env: $*" >&2; }
 cmd=$1
 workdir=$(realpath -m -- "$2")
 sock=$workdir/docker.sock
+
+# The storage choice: a file system for the loop file and a storage driver.
+storage_env() {
+  local storage=$1
+  case $storage in
+    btrfs) echo "BERTH_FS=btrfs BERTH_DOCKERD_ARGS=--storage-driver=btrfs" ;;
+    overlay2) echo "BERTH_FS=ext4 BERTH_DOCKERD_ARGS=--storage-driver=overlay2" ;;
+    *)
+      log "BERTH_E2E_STORAGE must be btrfs or overlay2, not '$storage'"
+      exit 2
+      ;;
+  esac
+}
 
 answers() { [[ -S $sock ]] && timeout 20 docker -H "unix://$sock" version >/dev/null 2>&1; }
 
@@ -77,13 +94,17 @@ up() {
     log "cleaning up an earlier run in $workdir"
     down
   fi
+  local storage=${BERTH_E2E_STORAGE:-btrfs} choice
+  choice=$(storage_env "$storage")
   mkdir -p "$workdir"
   daemon_json >"$workdir/daemon.json"
-  if ! BERTH_LABEL=berth-e2e \
+  echo "$storage" >"$workdir/storage"
+  # shellcheck disable=SC2086 # choice is NAME=value words
+  if ! env BERTH_LABEL=berth-e2e \
     BERTH_DISK_SIZE=${BERTH_E2E_DISK_SIZE:-12G} \
     BERTH_BRIDGE_CIDR=${BERTH_E2E_BRIDGE_CIDR:-10.213.8.1/24} \
     BERTH_NETFILTER=1 \
-    BERTH_DOCKERD_ARGS=--storage-driver=btrfs \
+    $choice \
     bash "$dockerd_btrfs" start "$workdir"; then
     log "dockerd did not start; cleaning up"
     down || true
@@ -115,7 +136,11 @@ down() {
 
 restart() {
   [[ -f $workdir/daemon.json ]] || { log "no environment in $workdir"; exit 1; }
-  BERTH_LABEL=berth-e2e BERTH_DOCKERD_ARGS=--storage-driver=btrfs bash "$dockerd_btrfs" restart "$workdir"
+  local storage=btrfs choice
+  [[ -f $workdir/storage ]] && storage=$(cat "$workdir/storage")
+  choice=$(storage_env "$storage")
+  # shellcheck disable=SC2086 # choice is NAME=value words
+  env BERTH_LABEL=berth-e2e $choice bash "$dockerd_btrfs" restart "$workdir"
   echo "unix://$sock"
 }
 

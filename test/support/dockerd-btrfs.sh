@@ -13,6 +13,8 @@
 # Environment: BERTH_LABEL (default docker), BERTH_DISK_SIZE (default 1536M),
 # BERTH_BRIDGE_CIDR (default 10.213.0.1/24), BERTH_START_TIMEOUT seconds (default 60),
 # BERTH_DOCKERD_ARGS (extra dockerd flags, split on whitespace, e.g. "--storage-driver=btrfs"),
+# BERTH_FS (default btrfs): the loop file's file system, btrfs or ext4 (ext4 is for comparisons,
+# e.g. overlay2 on ext4 in bench/engine.ts; Berth's hosts use btrfs),
 # BERTH_NETFILTER (default 0): set to 1 when daemon.json lets dockerd manage iptables (published
 # ports, NAT). start then snapshots the firewall (iptables-save, ip6tables-save) into <workdir>, and
 # stop deletes the rules and chains that appeared since that snapshot and restores the built-in
@@ -36,6 +38,14 @@ workdir=$(realpath -m -- "$2")
 mnt=$workdir/mnt
 sock=$workdir/docker.sock
 label=${BERTH_LABEL:-docker}
+fs=${BERTH_FS:-btrfs}
+case $fs in
+  btrfs | ext4) ;;
+  *)
+    echo "dockerd-btrfs: BERTH_FS must be btrfs or ext4, not '$fs'" >&2
+    exit 2
+    ;;
+esac
 
 log() { echo "dockerd-btrfs: $*" >&2; }
 
@@ -50,14 +60,18 @@ start() {
   local loop
   loop=$(losetup --find --show -- "$workdir/disk.img")
   echo "$loop" >"$workdir/loopdev"
-  mkfs.btrfs -q -f -L "$label" "$loop" >/dev/null
+  if [[ $fs == ext4 ]]; then
+    mkfs.ext4 -q -F -L "$label" "$loop" >/dev/null
+  else
+    mkfs.btrfs -q -f -L "$label" "$loop" >/dev/null
+  fi
 
   # The mount unit finds the volume by label. Other tests may have file systems with the same label,
   # so mount our own device and check that the label really is on it (low-level probe, no cache).
   local found
   found=$(blkid -p -s LABEL -o value "$loop")
   [[ $found == "$label" ]] || { log "label on $loop is '$found', expected '$label'"; exit 1; }
-  mount -t btrfs "$loop" "$mnt"
+  mount -t "$fs" "$loop" "$mnt"
 
   local br
   br=$(bridge_name)
