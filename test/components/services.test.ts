@@ -4,108 +4,30 @@
  */
 import { createHash } from "node:crypto";
 import bcrypt from "bcryptjs";
-import * as pulumi from "@pulumi/pulumi";
 import type * as docker from "@pulumi/docker";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { loadStack } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { IMAGE_DIGEST_PATTERN, SERVICE_CATALOG } from "../../config/images.ts";
 import type { BerthConfig } from "../../config/types.ts";
-import { resolveOutput, runUnderMocks, type CapturedResource, type CapturedRun } from "../../plan/mocks.ts";
+import { resolveOutput, runUnderMocks, type CapturedResource } from "../../plan/mocks.ts";
 import { berthProgram } from "../../program.ts";
 import { DockerHost } from "../../components/docker-host.ts";
-import { HostServices } from "../../components/host-services.ts";
 import { JenkinsAgents } from "../../components/jenkins.ts";
 import { StackCa } from "../../components/pki.ts";
 import { OFFLINE_PLACEHOLDER_PREFIX, Registry } from "../../components/registry.ts";
 import { BackendServices, checkServiceAddresses } from "../../components/services.ts";
 
-/**
- * Build the stacks through the real program (`berthProgram`) once CiEnvironment creates a
- * HostServices per host; until then, the test composes HostServices itself the way CiEnvironment
- * is meant to (one per host, the stack's registry CA).
- */
-const VIA_PROGRAM = true;
-
-/**
- * Temporary shim, until plan/mocks.ts returns these outputs itself: `tls.PrivateKey` →
- * `privateKeyOpenssh`, `docker.RemoteImage` → `imageId`. It only fills outputs the harness leaves
- * out (the harness's own values win), so it becomes a no-op once the harness provides them.
- */
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+/** The image ID plan/mocks.ts gives a RemoteImage pulling `ref`. */
 const mockImageId = (ref: string) => `sha256:${sha(ref)}`;
-type SetMocks = typeof pulumi.runtime.setMocks;
-const runtime = pulumi.runtime as unknown as { setMocks: SetMocks };
-const originalSetMocks = runtime.setMocks;
-runtime.setMocks = (mocks, ...rest) =>
-  originalSetMocks(
-    {
-      call: (args) => mocks.call(args),
-      async newResource(args) {
-        const result = await mocks.newResource(args);
-        const extra: Record<string, unknown> = {};
-        if (args.type === "tls:index/privateKey:PrivateKey") {
-          extra.privateKeyOpenssh = `-----BEGIN OPENSSH PRIVATE KEY-----\nmock ${args.name} ${sha(args.name).slice(0, 24)}\n-----END OPENSSH PRIVATE KEY-----\n`;
-        }
-        if (args.type === "docker:index/remoteImage:RemoteImage") {
-          extra.imageId = mockImageId(String((args.inputs as { name?: unknown }).name));
-        }
-        return { ...result, state: { ...extra, ...(result.state as Record<string, unknown>) } };
-      },
-    },
-    ...rest,
-  );
-// The runtime module may be shared with other test files in this worker: put it back.
-afterAll(() => {
-  runtime.setMocks = originalSetMocks;
-});
 
 const STACKS = ["testing", "staging", "production", "pr-17"] as const;
 
-/**
- * runUnderMocks returns once registrations settle, but a component's registerOutputs can still be
- * in flight (it waits for its outputs first); the next run's setMocks would then orphan it. Let
- * them land before starting another run.
- */
-async function quiesce(): Promise<void> {
-  const wait = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 30));
-    if (wait) await wait();
-  }
-}
-
-async function mocked<T>(stack: string, program: () => T): Promise<CapturedRun<T>> {
-  const run = await runUnderMocks(stack, program);
-  await quiesce();
-  return run;
-}
+const mocked = runUnderMocks;
 
 /** Components that refuse their input throw before registering anything: no provider needed. */
 const NO_PROVIDER = {} as docker.Provider;
-const floatingIpOf = (i: number) => `203.0.113.${11 + i}`;
-
-/** Composes the service layer the way CiEnvironment does (used until VIA_PROGRAM). */
-function composeHostServices(c: BerthConfig): HostServices[] {
-  const ca =
-    c.registry.tls.mode === "self-signed"
-      ? new StackCa(`${c.stack}-registry-ca`, {
-          commonName: `Berth ${c.stack} registry CA`,
-          organization: "Berth",
-        })
-      : undefined;
-  return c.hosts.names.map(
-    (hostName, i) =>
-      new HostServices(hostName, {
-        config: c,
-        hostName,
-        floatingIp: pulumi.output(floatingIpOf(i)),
-        privateIp: c.hosts.addresses[i]!,
-        serverId: pulumi.output(`server-${hostName}`),
-        ...(ca ? { registryCa: ca } : {}),
-      }),
-  );
-}
 
 // --- reading the captured graph ------------------------------------------------------------------
 
@@ -161,7 +83,7 @@ function graph(config: BerthConfig, resources: CapturedResource[]): Graph {
 
 async function build(stack: string): Promise<Graph> {
   const config = loadStack(PROJECT_ROOT, stack);
-  const run = await mocked(stack, () => (VIA_PROGRAM ? berthProgram(config) : composeHostServices(config)));
+  const run = await mocked(stack, () => berthProgram(config));
   return graph(config, run.resources);
 }
 
@@ -555,7 +477,7 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
     }
   });
 
-  it.runIf(VIA_PROGRAM)("feeds nothing of the service layer into any server input", () => {
+  it("feeds nothing of the service layer into any server input", () => {
     const serviceKeys = new Set(
       g.resources.filter((r) => g.hostOf(r) !== undefined).map((r) => `${r.type}::${r.name}`),
     );
