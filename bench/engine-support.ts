@@ -3,7 +3,7 @@
  * with BERTH_E2E_STORAGE), their cleanup even on failure, disk readings of the data root, the real
  * TLS material and SSH host keys the mock cannot give, and small statistics.
  */
-import { mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statfsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -12,6 +12,7 @@ import { loadStack } from "../config/load.ts";
 import { runConfig, type StackRun } from "../plan/run.ts";
 import { agentHostKeyPaths } from "../renderers/index.ts";
 import type { HarnessOptions } from "../test/e2e/harness.ts";
+import { issueRegistryTls } from "../test/e2e/support/certs.ts";
 import {
   DockerApi,
   E2E_ENV,
@@ -236,59 +237,13 @@ export async function hostInputs(): Promise<HostInputs> {
   const stack = await runConfig(config);
   const privateIp = config.hosts.addresses[config.hosts.names.indexOf(HOST)] as string;
 
-  const ssl = (...args: string[]) => runOk("openssl", args);
-  ssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    join(scratch, "ca.key"),
-    "-out",
-    join(scratch, "ca.crt"),
-    "-days",
-    "2",
-    "-subj",
-    "/CN=berth bench registry CA",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  );
-  ssl(
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    join(scratch, "server.key"),
-    "-out",
-    join(scratch, "server.csr"),
-    "-subj",
-    `/CN=${config.registry.hostname}`,
-  );
-  writeFileSync(
-    join(scratch, "ext.cnf"),
-    `subjectAltName=DNS:${config.registry.hostname},IP:${privateIp},IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`,
-  );
-  ssl(
-    "x509",
-    "-req",
-    "-in",
-    join(scratch, "server.csr"),
-    "-CA",
-    join(scratch, "ca.crt"),
-    "-CAkey",
-    join(scratch, "ca.key"),
-    "-CAcreateserial",
-    "-out",
-    join(scratch, "server.crt"),
-    "-days",
-    "2",
-    "-extfile",
-    join(scratch, "ext.cnf"),
-  );
+  issueRegistryTls({
+    workDir: scratch,
+    caCertPath: join(scratch, "ca.crt"),
+    caName: "berth bench registry CA",
+    hostname: config.registry.hostname,
+    privateIp,
+  });
   const substituteUploads: Record<string, Record<string, string>> = {
     "registry-nginx": {
       "/etc/nginx/berth/registry.crt": readFileSync(join(scratch, "server.crt"), "utf8"),

@@ -17,8 +17,9 @@
  * SSH host keys are not real keys: real ones are generated and uploaded in their place) and the
  * harness prints every mapping it made.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { exchange, mongoPing } from "./support/wire.ts";
+import { issueRegistryTls } from "./support/certs.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -56,41 +57,6 @@ const tools = requireE2eTools("end-to-end services", [
   { tool: "ssh-keygen", debianPackage: "openssh-client" },
   { tool: "ssh-keyscan", debianPackage: "openssh-client" },
 ]);
-
-/** Sends `payload` to 127.0.0.1:`port`, resolves with the reply once `done` says so. */
-function exchange(port: number, payload: Buffer, done: (received: Buffer) => boolean): Promise<Buffer> {
-  return new Promise((resolvePromise, reject) => {
-    const chunks: Buffer[] = [];
-    const socket = connect({ host: "127.0.0.1", port }, () => socket.write(payload));
-    socket.setTimeout(10_000, () => socket.destroy(new Error(`127.0.0.1:${String(port)}: timed out`)));
-    socket.on("data", (c: Buffer) => {
-      chunks.push(c);
-      const all = Buffer.concat(chunks);
-      if (done(all)) {
-        socket.end();
-        resolvePromise(all);
-      }
-    });
-    socket.on("error", reject);
-    socket.on("close", () => resolvePromise(Buffer.concat(chunks)));
-  });
-}
-
-/** A MongoDB OP_MSG `{ ping: 1, $db: "admin" }`. */
-function mongoPing(): Buffer {
-  const cstring = (s: string) => Buffer.concat([Buffer.from(s, "utf8"), Buffer.alloc(1)]);
-  const int32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(n);
-    return b;
-  };
-  const ping = Buffer.concat([Buffer.from([0x10]), cstring("ping"), int32(1)]);
-  const db = Buffer.concat([Buffer.from([0x02]), cstring("$db"), int32(6), cstring("admin")]);
-  const elements = Buffer.concat([ping, db]);
-  const doc = Buffer.concat([int32(elements.length + 5), elements, Buffer.alloc(1)]);
-  const body = Buffer.concat([int32(0), Buffer.from([0]), doc]);
-  return Buffer.concat([int32(16 + body.length), int32(7), int32(0), int32(2013), body]);
-}
 
 describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engine`, () => {
   let engine: Engine | undefined;
@@ -168,59 +134,13 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     // Real TLS for nginx instead of the mock's PEM-shaped placeholders.
     const certs = certDir();
     runOk("mkdir", ["-p", certs]);
-    const ssl = (...args: string[]) => runOk("openssl", args);
-    ssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      join(scratch, "ca.key"),
-      "-out",
-      join(certs, "ca.crt"),
-      "-days",
-      "2",
-      "-subj",
-      "/CN=berth e2e registry CA",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-    );
-    ssl(
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      join(scratch, "server.key"),
-      "-out",
-      join(scratch, "server.csr"),
-      "-subj",
-      `/CN=${config.registry.hostname}`,
-    );
-    writeFileSync(
-      join(scratch, "ext.cnf"),
-      `subjectAltName=DNS:${config.registry.hostname},IP:${privateIp},IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`,
-    );
-    ssl(
-      "x509",
-      "-req",
-      "-in",
-      join(scratch, "server.csr"),
-      "-CA",
-      join(certs, "ca.crt"),
-      "-CAkey",
-      join(scratch, "ca.key"),
-      "-CAcreateserial",
-      "-out",
-      join(scratch, "server.crt"),
-      "-days",
-      "2",
-      "-extfile",
-      join(scratch, "ext.cnf"),
-    );
+    issueRegistryTls({
+      workDir: scratch,
+      caCertPath: join(certs, "ca.crt"),
+      caName: "berth e2e registry CA",
+      hostname: config.registry.hostname,
+      privateIp,
+    });
 
     // The substitutions, explicit: each replaced upload must be one the program makes.
     const containerInputs = (name: string): CapturedResource => {
