@@ -635,8 +635,25 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
 
 // --- applying ------------------------------------------------------------------------------------
 
-/** A free TCP port on 127.0.0.1 (closed again; the engine binds it right after). */
-export function freePort(): Promise<number> {
+/** Ports this process has handed out: the kernel may offer a just-closed port again. */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1 (closed again; the engine binds it right after), never one this
+ * process handed out before — two mappings of one host must not get the same port.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await probePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("no fresh free port on 127.0.0.1 after 50 attempts");
+}
+
+function probePort(): Promise<number> {
   return new Promise((resolvePromise, reject) => {
     const srv = createServer();
     srv.on("error", reject);

@@ -19,7 +19,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -30,6 +30,7 @@ import { PROJECT_ROOT } from "../../config/root.ts";
 import { hostIgnitionBase } from "../../components/environment.ts";
 import { DOCKER_TLS_DIR, dockerDaemonJson, type JsonInput } from "../../ignition/index.ts";
 import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
+import { freePort } from "./harness.ts";
 
 const DOCKERD_BTRFS = resolve(PROJECT_ROOT, "test/support/dockerd-btrfs.sh");
 const AGENT_DIR = resolve(PROJECT_ROOT, "images/jenkins-agent");
@@ -42,18 +43,6 @@ const tools = requireE2eTools("per-build agents over dockerd TLS", [
   { tool: "ssh", debianPackage: "openssh-client" },
   { tool: "ssh-keygen", debianPackage: "openssh-client" },
 ]);
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePromise(port));
-    });
-  });
-}
 
 /** openssl, failing loudly. */
 const openssl = (...args: string[]) => runOk("openssl", args);
