@@ -19,7 +19,17 @@ export async function planStack(
   out: string,
   against?: string,
 ): Promise<PlanResult> {
-  const run = await runStack(root, stack);
+  // With --against, the ref's plan runs in a child process while this one runs here.
+  const abort = new AbortController();
+  const basePlan = against === undefined ? undefined : planAtRef(root, against, stack, abort.signal);
+  // Not awaited until after this plan: keep a failure from being reported as unhandled meanwhile.
+  basePlan?.catch(() => undefined);
+  const run = await runStack(root, stack).catch(async (err: unknown) => {
+    // This plan failed (e.g. a configuration error): stop the ref's and let its worktree go.
+    abort.abort();
+    await basePlan?.catch(() => undefined);
+    throw err;
+  });
   const plan = buildPlan(run);
   mkdirSync(out, { recursive: true });
   const md = join(out, "plan.md");
@@ -27,8 +37,8 @@ export async function planStack(
   writeFileSync(md, renderPlanMarkdown(plan));
   writeFileSync(json, renderPlanJson(plan));
   const files = [md, json, ...writeIgnitionFiles(run, out)];
-  if (against === undefined) return { files };
-  const base = planAtRef(root, against, stack) ?? {
+  if (basePlan === undefined || against === undefined) return { files };
+  const base = (await basePlan) ?? {
     stack,
     environment: plan.environment,
     resources: [],

@@ -5,6 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 
 /** Pulumi's wire marker for a secret value. */
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
@@ -208,21 +209,69 @@ export async function runUnderMocks<T>(
       outputsRegistered++;
       cb(err, res);
     });
-  // The SDK records a stack trace for every internal promise and every resource (debugging aids
-  // and source positions); formatted through tsx's source maps they dominated offline runs (see
-  // docs/performance.md). Offline, nobody reads them: keep them short and unmapped for the run.
-  const { stackTraceLimit } = Error;
-  const sourceMaps = process.sourceMapsEnabled;
-  Error.stackTraceLimit = 0;
-  process.setSourceMapsEnabled(false);
+  const restore = offlineRuntime();
   try {
     const result = program();
     await settle(captured, () => outputsRegistered >= captured.filter((c) => !c.custom).length);
     return { resources: captured, result };
   } finally {
+    restore();
+  }
+}
+
+const sdkRequire = createRequire(import.meta.url);
+
+/** The SDK internals an offline run replaces (see {@link offlineRuntime}). */
+interface SdkDebugHooks {
+  debuggable: { debuggablePromise?: (p: Promise<unknown>, ctx: unknown) => Promise<unknown> };
+  resource: { callsites?: () => unknown[] };
+}
+
+function sdkDebugHooks(): SdkDebugHooks {
+  return {
+    debuggable: sdkRequire("@pulumi/pulumi/runtime/debuggable.js") as SdkDebugHooks["debuggable"],
+    resource: pulumi.Resource as unknown as SdkDebugHooks["resource"],
+  };
+}
+
+/** Whether the SDK still has the debugging aids an offline run turns off (a test pins this). */
+export function offlineHooksPresent(): { debuggablePromise: boolean; callsites: boolean } {
+  const h = sdkDebugHooks();
+  return {
+    debuggablePromise: typeof h.debuggable.debuggablePromise === "function",
+    callsites: typeof h.resource.callsites === "function",
+  };
+}
+
+/**
+ * Turns off, for one offline run, the SDK's debugging aids that nobody reads offline and that
+ * dominated the cost of evaluating a large stack (docs/performance.md):
+ * - stack traces: the SDK records one for every internal promise and every resource; formatted
+ *   through tsx's source maps they were most of a run. Kept short and unmapped.
+ * - `debuggablePromise`: every output property of every resource gets four promises, each wrapped
+ *   with a debug id, a context string (containing the input's value), a stack trace, an entry in a
+ *   leak-detection set and two more promises; that is 290 000 wrappers for 50 hosts. Offline the
+ *   wrapper is the identity (the leak report it feeds is printed at process exit of `pulumi up`).
+ * - `Resource.callsites`: captures an unlimited stack per resource to send its source position to
+ *   the engine; the mock monitor ignores it.
+ * Returns the function that puts everything back.
+ */
+function offlineRuntime(): () => void {
+  const { stackTraceLimit } = Error;
+  const sourceMaps = process.sourceMapsEnabled;
+  const hooks = sdkDebugHooks();
+  const { debuggablePromise } = hooks.debuggable;
+  const { callsites } = hooks.resource;
+  Error.stackTraceLimit = 0;
+  process.setSourceMapsEnabled(false);
+  if (debuggablePromise) hooks.debuggable.debuggablePromise = (p) => p;
+  if (callsites) hooks.resource.callsites = () => [];
+  return () => {
     Error.stackTraceLimit = stackTraceLimit;
     process.setSourceMapsEnabled(sourceMaps);
-  }
+    if (debuggablePromise) hooks.debuggable.debuggablePromise = debuggablePromise;
+    if (callsites) hooks.resource.callsites = callsites;
+  };
 }
 
 /** Waits until the program's registrations and outputs have all resolved. */

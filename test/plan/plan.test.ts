@@ -173,6 +173,20 @@ describe("berth plan --against <ref>", () => {
     expect(r.err).toContain("git rev-parse");
     expect(r.err).not.toMatch(/\n\s+at /);
   });
+
+  it("a configuration error in the working tree stops the ref's plan and removes its worktree", () => {
+    edit("staging", /agentsPerHost: \d+/, "agentsPerHost: lots");
+    try {
+      const r = berth("plan", "staging", "--against", "HEAD", "--out", join(tmp, "bad"));
+      expect(r.code).toBe(1);
+      expect(r.err).toContain("berth:jenkins.agentsPerHost");
+      expect(r.err).not.toMatch(/\n\s+at /);
+      expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
+      expect(spawnSync("git", ["-C", repo, "worktree", "prune", "-n", "-v"]).stdout.toString()).toBe("");
+    } finally {
+      git("checkout", "--", "stacks");
+    }
+  }, 120_000);
 });
 
 describe("plan.json rendering", () => {
