@@ -9,8 +9,14 @@
  * tests use them: `DockerCloud` (name, dockerApi, containerCap, templates), `DockerAPI.dockerHost`
  * (`DockerServerEndpoint`: uri, credentialsId), `DockerTemplate` (labelString, dockerTemplateBase,
  * remoteFs, connector, instanceCapStr, pullStrategy, removeVolumes), `DockerTemplateBase` (image,
- * pullCredentialsId), `DockerComputerSSHConnector` (`@Symbol("ssh")`, sshKeyStrategy) and its
- * `InjectSSHKey` strategy (no symbol, hence `injectSSHKey`, field user).
+ * pullCredentialsId, network, dnsString), `DockerComputerSSHConnector` (`@Symbol("ssh")`,
+ * sshKeyStrategy) and its `InjectSSHKey` strategy (no symbol, hence `injectSSHKey`, field user).
+ *
+ * `network` and `dnsString` are `@DataBoundSetter`s of `DockerTemplateBase`
+ * (jenkinsci/docker-plugin, src/main/java/com/nirima/jenkins/plugins/docker/DockerTemplateBase.java):
+ * `setNetwork(String)` becomes the container's `NetworkMode` (`withNetworkMode`), and
+ * `setDnsString(String)` is split on spaces into its `Dns` servers (`withDns`). The class has no
+ * DNS search-domain setter, so none is emitted: dnsmasq answers the short names itself.
  */
 import { stringify } from "yaml";
 import type { BerthConfig } from "../config/types.ts";
@@ -19,6 +25,12 @@ import type { BerthConfig } from "../config/types.ts";
 export const PER_BUILD_REMOTE_FS = "/home/jenkins/agent";
 /** The user the plugin logs in as. */
 export const PER_BUILD_USER = "jenkins";
+/**
+ * The Docker network per-build containers join: the host's `ci-services` bridge, where the
+ * production-like services and dnsmasq live (components/services.ts `SERVICES_NETWORK`; a test
+ * checks the two agree). Renderers stay free of Pulumi, hence the copy.
+ */
+export const PER_BUILD_NETWORK = "ci-services";
 
 export interface DockerCloudCasc {
   docker: {
@@ -27,7 +39,7 @@ export interface DockerCloudCasc {
     containerCap: number;
     templates: {
       labelString: string;
-      dockerTemplateBase: { image: string; pullCredentialsId?: string };
+      dockerTemplateBase: { image: string; pullCredentialsId?: string; network: string; dnsString: string };
       remoteFs: string;
       connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: string } } } };
       instanceCapStr: string;
@@ -74,6 +86,11 @@ export function jenkinsDockerClouds(
             dockerTemplateBase: {
               image: p.image,
               ...(pullCredentials ? { pullCredentialsId: p.registryCredentialsId } : {}),
+              // Jobs see the production-like services as the long-lived agents do: on ci-services,
+              // resolving through dnsmasq. Every host runs BackendServices
+              // (components/host-services.ts), so every per-build host has both.
+              network: PER_BUILD_NETWORK,
+              dnsString: config.services.dnsAddress,
             },
             remoteFs: PER_BUILD_REMOTE_FS,
             connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: PER_BUILD_USER } } } },
@@ -115,6 +132,10 @@ export function renderJenkinsCasc(
         ]
       : []),
   ];
+  const network = [
+    `# Build containers join each host's ${PER_BUILD_NETWORK} network and resolve through its dnsmasq`,
+    `# (${config.services.dnsAddress}): the production-like service names work in them as on the SSH agents.`,
+  ];
   const doc = { jenkins: { clouds: jenkinsDockerClouds(config, addresses) } };
-  return `${[...header, ...credentials].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
+  return `${[...header, ...credentials, ...network].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
 }

@@ -6,7 +6,11 @@
 # Tags <registry host>/berth/jenkins-agent:<tag>, <tag> defaulting to the git revision
 # (`git rev-parse HEAD`), which is what a stack's `berth:jenkins.perBuild.image: registry` resolves to
 # (config/load.ts; or set BERTH_AGENT_IMAGE_TAG for both). The docker CLI must be logged in to the
-# registry (`docker login <registry host>`) and trust its CA. Prints the pushed reference.
+# registry (`docker login <registry host>`), and the daemon, which does the push, must trust the
+# registry's CA: /etc/docker/certs.d/<registry host>/ca.crt (stack output registryCaPem). Prints the
+# pushed reference, and only that, on stdout. scripts/push-agent-image.sh runs it after `pulumi up`
+# (.github/workflows/deploy.yml); test/e2e/perbuild.test.ts runs it against the registry the program
+# deploys.
 #
 # Environment: BASE overrides the base image (--build-arg BASE=...); DOCKER_BUILD_ARGS adds build
 # flags (split on whitespace, e.g. "--network host").

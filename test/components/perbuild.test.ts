@@ -1,7 +1,8 @@
 /**
  * Per-build agents under Pulumi mocks: the dockerd mutual-TLS material stays secret, the ports the
  * Docker clouds use admit only the Jenkins controller, and the `jenkinsCasc` output (and
- * `berth jenkins-casc`) lists one Docker cloud per per-build host with the Docker plugin's fields.
+ * `berth jenkins-casc`) lists one Docker cloud per per-build host with the Docker plugin's fields,
+ * its build containers on the host's `ci-services` network with dnsmasq as their resolver.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -10,6 +11,8 @@ import { loadStack } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import type { BerthConfig } from "../../config/types.ts";
 import { EPHEMERAL_PORTS } from "../../components/environment.ts";
+import { DNSMASQ_CONTAINER, SERVICES_NETWORK } from "../../components/services.ts";
+import { PER_BUILD_NETWORK } from "../../renderers/casc.ts";
 import { resolveOutput, type CapturedResource } from "../../plan/mocks.ts";
 import { runConfig, plain, isSecret, type StackRun } from "../../plan/run.ts";
 import { PLACEHOLDER_NOTE } from "../../plan/casc.ts";
@@ -228,6 +231,8 @@ describe("the jenkinsCasc output", () => {
           dockerTemplateBase: {
             image: `registry.staging.ci.example.com/berth/jenkins-agent:${TAG}`,
             pullCredentialsId: "staging-registry",
+            network: "ci-services",
+            dnsString: "172.30.0.2",
           },
           remoteFs: "/home/jenkins/agent",
           connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: "jenkins" } } } },
@@ -240,6 +245,85 @@ describe("the jenkinsCasc output", () => {
     expect(get("staging").casc.value).toMatch(/^# {3}staging-dockerd-tls: X\.509 client certificate/m);
   });
 
+  it("puts build containers on each host's ci-services network, resolving through that host's dnsmasq", () => {
+    for (const name of ["staging", "one host"]) {
+      const { run } = get(name);
+      const c = run.config;
+      expect(PER_BUILD_NETWORK).toBe(SERVICES_NETWORK);
+      for (const cloud of parsed(name)!.jenkins.clouds) {
+        const host = cloud.docker.name;
+        const base = cloud.docker.templates[0]!.dockerTemplateBase as Record<string, unknown>;
+        // What the host really runs, registered under that host's own Docker provider.
+        const onHost = run.resources.filter((r) =>
+          (r.provider ?? "").includes(`$pulumi:providers:docker::${host}-dockerd::`),
+        );
+        const network = onHost.filter(
+          (r) => r.type === "docker:index/network:Network" && plain(r.inputs.name) === base.network,
+        );
+        expect(network, `${name}: ${host} has no ${String(base.network)} network`).toHaveLength(1);
+        const dnsmasq = onHost.find(
+          (r) => r.type === "docker:index/container:Container" && plain(r.inputs.name) === DNSMASQ_CONTAINER,
+        );
+        expect(plain(dnsmasq?.inputs.networksAdvanced), `${name}: ${host}'s dnsmasq`).toEqual([
+          { name: base.network, ipv4Address: base.dnsString },
+        ]);
+        expect(base.dnsString).toBe(c.services.dnsAddress);
+        // The long-lived agents of the same host use the same network and resolver.
+        const agent = onHost.find(
+          (r) => r.type === "docker:index/container:Container" && plain(r.inputs.name) === "jenkins-agent-1",
+        );
+        expect(plain(agent?.inputs.dns)).toEqual([base.dnsString]);
+        expect(plain(agent?.inputs.networksAdvanced)).toContainEqual({ name: base.network });
+      }
+    }
+  });
+
+  it("uses only DockerTemplateBase fields the Docker plugin binds", () => {
+    // The @DataBoundConstructor argument and @DataBoundSetter names of DockerTemplateBase
+    // (jenkinsci/docker-plugin, src/main/java/com/nirima/jenkins/plugins/docker/DockerTemplateBase.java).
+    // A misspelt field (`dns`, `networkMode`) fails here rather than when Jenkins loads the snippet.
+    const pluginFields = new Set([
+      "image",
+      "pullCredentialsId",
+      "dockerCommand",
+      "hostname",
+      "user",
+      "extraGroupsString",
+      "dnsString",
+      "network",
+      "volumesString",
+      "volumesFromString",
+      "devicesString",
+      "environmentsString",
+      "bindPorts",
+      "bindAllPorts",
+      "memoryLimit",
+      "memorySwap",
+      "cpuPeriod",
+      "cpuQuota",
+      "cpuShares",
+      "shmSize",
+      "privileged",
+      "tty",
+      "macAddress",
+      "extraHostsString",
+      "securityOptsString",
+      "capabilitiesToAddString",
+      "capabilitiesToDropString",
+      "extraDockerLabelsString",
+    ]);
+    for (const name of ["staging", "pinned"])
+      for (const cloud of parsed(name)!.jenkins.clouds) {
+        const base = cloud.docker.templates[0]!.dockerTemplateBase as Record<string, unknown>;
+        expect(
+          Object.keys(base).filter((k) => !pluginFields.has(k)),
+          name,
+        ).toEqual([]);
+        // dnsString is split on spaces by the plugin: one IPv4 address here.
+        expect(base.dnsString).toMatch(/^\d{1,3}(\.\d{1,3}){3}$/);
+      }
+  });
+
   it("lists only the configured hosts", () => {
     const clouds = parsed("one host")!.jenkins.clouds;
     expect(clouds.map((x) => x.docker.name)).toEqual(["staging-ci-2"]);
@@ -250,7 +334,11 @@ describe("the jenkinsCasc output", () => {
 
   it("gives no registry credentials for an image from another registry", () => {
     const template = parsed("pinned")!.jenkins.clouds[0]!.docker.templates[0]!;
-    expect(template.dockerTemplateBase).toEqual({ image: `docker.io/example/agent:1@${DIGEST}` });
+    expect(template.dockerTemplateBase).toEqual({
+      image: `docker.io/example/agent:1@${DIGEST}`,
+      network: "ci-services",
+      dnsString: "172.30.0.2",
+    });
     expect(template.pullStrategy).toBe("PULL_NEVER");
   });
 

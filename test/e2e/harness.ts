@@ -9,8 +9,8 @@
  * never silently test less than the program asks for.
  *
  * What the harness has to change is recorded in {@link HostPlan.mappings} (published host IPs that
- * cannot be bound here → 127.0.0.1 with free ports, images → stand-ins, substituted uploads, …):
- * tests print it, and each entry is a fact about the program worth knowing.
+ * cannot be bound here → 127.0.0.1, or the test's hostIp, with free ports, images → stand-ins,
+ * substituted uploads, …): tests print it, and each entry is a fact about the program worth knowing.
  */
 import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -47,6 +47,13 @@ export interface HarnessOptions {
    * fails the plan.
    */
   publishedIps: readonly string[];
+  /**
+   * The local address those bindings are made on instead of 127.0.0.1: an address of the test
+   * engine's own bridge, when a client must not see a loopback address (dockerd treats every
+   * registry on 127.0.0.0/8 as insecure and skips TLS verification, so a push to 127.0.0.1 cannot
+   * prove that the registry's CA is trusted). Default 127.0.0.1.
+   */
+  hostIp?: string;
   /** Host paths a container may bind-mount (e.g. /var/run/docker.sock); any other fails the plan. */
   allowHostPaths?: readonly string[];
   /**
@@ -68,7 +75,8 @@ export interface PublishedPort {
   external: number;
   internal: number;
   protocol: string;
-  /** Where it is published here: 127.0.0.1:hostPort. */
+  /** Where it is published here: hostIp:hostPort. */
+  hostIp: string;
   hostPort: number;
 }
 
@@ -487,8 +495,9 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
         );
       const key = `${String(internal)}/${protocol}`;
       exposed[key] = {};
-      (bindings[key] ??= []).push({ HostIp: "127.0.0.1", HostPort: "" });
-      ports.push({ container: name, ip, external, internal, protocol, hostPort: 0 });
+      const hostIp = opts.hostIp ?? "127.0.0.1";
+      (bindings[key] ??= []).push({ HostIp: hostIp, HostPort: "" });
+      ports.push({ container: name, ip, external, internal, protocol, hostIp, hostPort: 0 });
     }
     if (Object.keys(exposed).length > 0) {
       body.ExposedPorts = exposed;
@@ -639,25 +648,25 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
 const handedOut = new Set<number>();
 
 /**
- * A free TCP port on 127.0.0.1 (closed again; the engine binds it right after), never one this
- * process handed out before — two mappings of one host must not get the same port.
+ * A free TCP port on `host` (default 127.0.0.1; closed again, the engine binds it right after),
+ * never one this process handed out before — two mappings of one host must not get the same port.
  */
-export async function freePort(): Promise<number> {
+export async function freePort(host = "127.0.0.1"): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await probePort();
+    const port = await probePort(host);
     if (!handedOut.has(port)) {
       handedOut.add(port);
       return port;
     }
   }
-  throw new Error("no fresh free port on 127.0.0.1 after 50 attempts");
+  throw new Error(`no fresh free port on ${host} after 50 attempts`);
 }
 
-function probePort(): Promise<number> {
+function probePort(host: string): Promise<number> {
   return new Promise((resolvePromise, reject) => {
     const srv = createServer();
     srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
+    srv.listen(0, host, () => {
       const addr = srv.address();
       const port = typeof addr === "object" && addr ? addr.port : 0;
       srv.close(() => resolvePromise(port));
@@ -672,7 +681,7 @@ export class AppliedHost {
     readonly api: DockerApi,
   ) {}
 
-  /** 127.0.0.1 port for `container`'s `internal` port published on `ip` (any IP when omitted). */
+  /** Port on the plan's hostIp for `container`'s `internal` port published on `ip` (any IP when omitted). */
   port(container: string, internal: number, ip?: string): number {
     const p = this.plan.ports.find(
       (x) => x.container === container && x.internal === internal && (ip === undefined || x.ip === ip),
@@ -803,9 +812,9 @@ export async function applyHostToEngine(
   const plan = planHost(run, hostName, opts);
   const api = new DockerApi(engine.socket);
   for (const p of plan.ports) {
-    p.hostPort = await freePort();
+    p.hostPort = await freePort(p.hostIp);
     plan.mappings.push(
-      `${p.container}: port ${p.ip}:${String(p.external)}/${p.protocol} → 127.0.0.1:${String(p.hostPort)}`,
+      `${p.container}: port ${p.ip}:${String(p.external)}/${p.protocol} → ${p.hostIp}:${String(p.hostPort)}`,
     );
   }
   for (const img of plan.images) await api.call("GET", `/images/${img.standin}/json`);

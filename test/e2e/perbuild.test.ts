@@ -11,37 +11,78 @@
  *    SSH published on 127.0.0.1. The Jenkins key logs in as `jenkins`; password login is refused;
  *    and the plugin's own `injectSSHKey` start (its sshd command line plus /root/authorized_key)
  *    works too.
+ * 3. The REAL staging program for staging-ci-1 (run under Pulumi's mocks) applied to the same engine
+ *    with test/e2e/harness.ts, as services.test.ts does for testing-ci-1: registry behind nginx (TLS,
+ *    basic auth), agents, dnsmasq and the production-like services on `ci-services`. Then
+ *    images/jenkins-agent/build-and-push.sh, the real script, builds the agent image and pushes it
+ *    to that registry with the program's credentials; dockerd must trust the registry's CA (a
+ *    certs.d entry for the registry's address); an anonymous pull is refused.
+ * 4. A per-build container pulled and started through the TLS endpoint the way the Docker plugin
+ *    does it from Berth's CASC template (registry login, `network` and `dnsString` of the template,
+ *    injectSSHKey) accepts the Jenkins key, and a job in it resolves the production-like names
+ *    through dnsmasq and reaches the services; without those two template fields it cannot.
  *
  * The engine comes from test/support/dockerd-btrfs.sh directly (scripts/e2e-env.sh writes its own
  * daemon.json, and this test needs the rendered one); teardown is e2e-env.sh `down`, which removes
  * the containers, stops dockerd by its recorded pid, unmounts and deletes the work directory.
+ *
+ * What cannot be as on a host is substituted visibly and printed (`e2e:` lines):
+ *   - the registry is reached at `<engine bridge address>:<free port>`, not
+ *     `registry.staging.ci.example.com:443`: the name would need the machine's /etc/hosts, and an
+ *     address on 127.0.0.0/8 would not do, because dockerd treats every registry on loopback as
+ *     insecure and skips TLS verification (the first registry test proves the CA is really
+ *     checked). The test's registry certificate carries that address as an IP SAN;
+ *   - dockerd reads registry CAs only from /etc/docker/certs.d/<host:port>/ca.crt, so the test
+ *     writes one entry, for that address and port, and removes it in afterAll;
+ *   - the production-like and minimal postgres are left out (no stand-in image yet,
+ *     images/standins/images.json), and so is the registry's pull-through cache (distribution in
+ *     proxy mode contacts Docker Hub when it starts and exits when it cannot); the mock's TLS
+ *     material and SSH host keys are replaced by real ones.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { loadStack } from "../../config/load.ts";
+import { AGENT_IMAGE_TAG_ENV, gitRevision, loadStack } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
+import { SERVICE_CATALOG } from "../../config/images.ts";
+import type { BerthConfig } from "../../config/types.ts";
+import { DOCKER_BRIDGE_GATEWAY } from "../../components/docker-host.ts";
 import { hostIgnitionBase } from "../../components/environment.ts";
 import { DOCKER_TLS_DIR, dockerDaemonJson, type JsonInput } from "../../ignition/index.ts";
+import { runConfig, type StackRun } from "../../plan/run.ts";
+import { jenkinsDockerClouds } from "../../renderers/casc.ts";
+import { agentHostKeyPaths } from "../../renderers/index.ts";
 import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
-import { freePort } from "./harness.ts";
+import { issueRegistryTls } from "./support/certs.ts";
+import { standinFor } from "./support/images.ts";
+import { applyHostToEngine, freePort, type AppliedHost } from "./harness.ts";
 
 const DOCKERD_BTRFS = resolve(PROJECT_ROOT, "test/support/dockerd-btrfs.sh");
 const AGENT_DIR = resolve(PROJECT_ROOT, "images/jenkins-agent");
+const BUILD_AND_PUSH = join(AGENT_DIR, "build-and-push.sh");
 const STANDIN_BASE = "berth-standin/base:bookworm";
 const AGENT_TAG = "berth-e2e/jenkins-agent:perbuild";
 const HOST = "staging-ci-1";
+/** The engine's own bridge (dockerd-btrfs.sh creates it): a local address that is not loopback. */
+const BRIDGE_CIDR = "10.213.9.1/24";
+const BRIDGE_IP = BRIDGE_CIDR.split("/")[0] as string;
+/** Where dockerd looks for a registry's CA: `<dir>/<host[:port]>/ca.crt`. */
+const DOCKER_CERTS_D = "/etc/docker/certs.d";
+const NGINX_CERT = "/etc/nginx/berth/registry.crt";
+const NGINX_KEY = "/etc/nginx/berth/registry.key";
 
 const tools = requireE2eTools("per-build agents over dockerd TLS", [
   { tool: "openssl", debianPackage: "openssl" },
   { tool: "ssh", debianPackage: "openssh-client" },
   { tool: "ssh-keygen", debianPackage: "openssh-client" },
+  { tool: "skopeo", debianPackage: "skopeo" },
+  { tool: "git", debianPackage: "git" },
 ]);
 
 /** openssl, failing loudly. */
@@ -253,6 +294,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
   let port = 0;
   let tcpHost = "";
   let started: ReturnType<typeof run> | undefined;
+  let engine: Engine | undefined;
   const unixHost = () => `unix://${join(workdir, "docker.sock")}`;
   /** The docker CLI through the mutual-TLS endpoint, as the Jenkins Docker plugin talks to a host. */
   const tlsEnv = () => ({
@@ -309,7 +351,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
       env: {
         BERTH_LABEL: "berth-perbuild",
         BERTH_DISK_SIZE: "12G",
-        BERTH_BRIDGE_CIDR: "10.213.9.1/24",
+        BERTH_BRIDGE_CIDR: BRIDGE_CIDR,
         BERTH_NETFILTER: "1",
         BERTH_DOCKERD_ARGS: `--host=${tcpHost}`,
       },
@@ -317,7 +359,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
     if (started.status !== 0) throw new Error(`dockerd did not start:\n${started.stderr}`);
 
     // The stand-in Debian base (and the other stand-ins) from the e2e cache.
-    const engine: Engine = { workdir, socket: join(workdir, "docker.sock"), host: unixHost() };
+    engine = { workdir, socket: join(workdir, "docker.sock"), host: unixHost() };
     buildStandins(engine);
   }, 45 * 60_000);
 
@@ -535,6 +577,398 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
         "true",
       ]);
       expect(password.status).toBe(255);
+    });
+  });
+
+  describe(`the ${HOST} registry and services, and a per-build agent pulled from that registry`, () => {
+    let config: BerthConfig;
+    let stack: StackRun;
+    let applied: AppliedHost;
+    /** `<bridge address>:<port>`: where the engine reaches the registry's nginx. */
+    let registry = "";
+    let registryCa = "";
+    /** A directory holding only the registry's CA (skopeo's --cert-dir). */
+    let registryCaDir = "";
+    const passwords: Record<string, string> = {};
+    /** The Docker cloud template Berth's CASC gives this host (renderers/casc.ts). */
+    let template: { image: string; network: string; dnsString: string };
+    let tag = "";
+    let pushed = "";
+    let pushedId = "";
+    /** The certs.d entry the test wrote, and the first directory it had to create for it. */
+    let certsEntry = "";
+    let certsCreated: string | undefined;
+    let ciConfig = "";
+    let controllerConfig = "";
+    const controllerKey = () => join(scratch, "pb-controller_rsa");
+    const password = (user: string) => {
+      const pw = passwords[user];
+      if (pw === undefined) throw new Error(`no password for registry user ${user}`);
+      return pw;
+    };
+    /** A fresh DOCKER_CONFIG (the CLI keeps its registry logins there). */
+    const dockerConfig = (name: string) => {
+      const d = join(scratch, `docker-config-${name}`);
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      return d;
+    };
+    /** The docker CLI on the engine's Unix socket, logged in as the deploy workflow would be. */
+    const dockerCi = (args: string[], timeoutMs = 120_000) =>
+      run("docker", args, {
+        env: { DOCKER_HOST: unixHost(), DOCKER_CONFIG: ciConfig, DOCKER_BUILDKIT: "0" },
+        timeoutMs,
+      });
+    /** The docker CLI through the TLS endpoint with the controller's registry login: the Docker plugin. */
+    const plugin = (args: string[], timeoutMs = 120_000) =>
+      run("docker", args, { env: { ...tlsEnv(), DOCKER_CONFIG: controllerConfig }, timeoutMs });
+    const login = (env: NodeJS.ProcessEnv, user: string, pw: string) =>
+      run("docker", ["login", "--username", user, "--password-stdin", registry], {
+        env,
+        input: pw,
+        timeoutMs: 60_000,
+      });
+    const skopeo = (...args: string[]) =>
+      run("skopeo", ["--insecure-policy", ...args], {
+        timeoutMs: 120_000,
+        env: { REGISTRY_AUTH_FILE: join(scratch, "no-auth.json") },
+      });
+    /** A command in the per-build container, over SSH as user jenkins with the controller's key. */
+    let agentPort = 0;
+    const job = (cmd: string) =>
+      run(
+        "ssh",
+        [
+          ...sshArgs(agentPort, ["-i", controllerKey(), "-o", "IdentitiesOnly=yes"]),
+          "jenkins@127.0.0.1",
+          cmd,
+        ],
+        { timeoutMs: 60_000 },
+      );
+
+    beforeAll(async () => {
+      const t0 = Date.now();
+      if (!engine) throw new Error("no engine");
+      const mappings: string[] = [];
+
+      // The staging stack as shipped (per-build agents on, the image tag this checkout's revision),
+      // without the services that have no stand-in image yet.
+      const shipped = loadStack(PROJECT_ROOT, "staging");
+      const hasStandin = (kind: keyof typeof SERVICE_CATALOG) => {
+        try {
+          standinFor(SERVICE_CATALOG[kind].image);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      config = structuredClone(shipped);
+      config.services.minimal = shipped.services.minimal.filter(hasStandin);
+      config.services.productionLike = shipped.services.productionLike.filter((s) => hasStandin(s.kind));
+      const leftOut = [
+        ...shipped.services.minimal.filter((k) => !hasStandin(k)).map((k) => `${k} (minimal set)`),
+        ...shipped.services.productionLike
+          .filter((s) => !hasStandin(s.kind))
+          .map((s) => `${s.name} (production-like)`),
+      ];
+      if (leftOut.length > 0) mappings.push(`services left out, no stand-in image: ${leftOut.join(", ")}`);
+      // distribution in proxy mode contacts its upstream when it starts, and exits when it cannot.
+      if (config.registry.pullThroughCache) {
+        mappings.push(
+          `registry.pullThroughCache of ${config.registry.pullThroughCache.remoteUrl} left out: no Internet here`,
+        );
+        delete config.registry.pullThroughCache;
+      }
+      expect(config.services.productionLike.length).toBeGreaterThan(0);
+      stack = await runConfig(config);
+      const privateIp = config.hosts.addresses[config.hosts.names.indexOf(HOST)] as string;
+
+      // The registry users' passwords: exactly the RandomPassword results the program used.
+      for (const u of config.registry.users) {
+        const pw = stack.resources.find(
+          (r) =>
+            r.type === "random:index/randomPassword:RandomPassword" &&
+            r.name === `${HOST}-registry-user-${u.name}`,
+        )?.state.result;
+        if (typeof pw !== "string") throw new Error(`no generated password for registry user ${u.name}`);
+        passwords[u.name] = pw;
+      }
+
+      // Real TLS for nginx, valid for the registry's name, its private IP and the bridge address.
+      const tlsDir = join(scratch, "registry-tls");
+      mkdirSync(tlsDir, { mode: 0o700 });
+      registryCaDir = join(scratch, "registry-ca");
+      mkdirSync(registryCaDir);
+      const tls = issueRegistryTls({
+        workDir: tlsDir,
+        caCertPath: join(registryCaDir, "ca.crt"),
+        caName: `berth e2e ${config.stack} registry CA`,
+        hostname: config.registry.hostname,
+        privateIp,
+        extraIps: [BRIDGE_IP],
+      });
+      registryCa = readFileSync(tls.caCertPath, "utf8");
+      const substituteUploads: Record<string, Record<string, string>> = {
+        "registry-nginx": {
+          [NGINX_CERT]: readFileSync(tls.serverCertPath, "utf8"),
+          [NGINX_KEY]: readFileSync(tls.serverKeyPath, "utf8"),
+        },
+      };
+      // Real SSH host keys for the long-lived agents (the mock's are not keys).
+      const hk = agentHostKeyPaths();
+      for (let n = 1; n <= config.jenkins.agentsPerHost; n++) {
+        const agent = `jenkins-agent-${String(n)}`;
+        const key = (type: string, ...args: string[]) => {
+          const file = join(scratch, `${agent}-${type}`);
+          runOk("ssh-keygen", ["-q", "-N", "", "-C", `e2e-${agent}`, "-t", type, "-f", file, ...args]);
+          return file;
+        };
+        const ed = key("ed25519");
+        const rsa = key("rsa", "-b", "3072");
+        substituteUploads[agent] = {
+          [hk.ed25519]: readFileSync(ed, "utf8"),
+          [`${hk.ed25519}.pub`]: readFileSync(`${ed}.pub`, "utf8"),
+          [hk.rsa]: readFileSync(rsa, "utf8"),
+          [`${hk.rsa}.pub`]: readFileSync(`${rsa}.pub`, "utf8"),
+        };
+      }
+
+      const t = Date.now();
+      applied = await applyHostToEngine(stack, HOST, engine, {
+        publishedIps: ["127.0.0.1", DOCKER_BRIDGE_GATEWAY, privateIp],
+        hostIp: BRIDGE_IP,
+        substituteUploads,
+        healthInterval: "1s",
+      });
+      const status = await applied.waitAllHealthy(180_000);
+      registry = `${BRIDGE_IP}:${String(applied.port("registry-nginx", 443, privateIp))}`;
+      mappings.push(
+        `registry ${config.registry.hostname}:443 → ${registry} (loopback would be an insecure registry to dockerd)`,
+        `registry CA for dockerd: ${DOCKER_CERTS_D}/${registry}/ca.crt (written by the test, removed afterwards)`,
+      );
+
+      // The template Berth's CASC gives this host; the addresses do not matter here.
+      const addresses = Object.fromEntries(config.jenkins.perBuild.hosts.map((h) => [h, "192.0.2.1"]));
+      const cloud = jenkinsDockerClouds(config, addresses).find((c) => c.docker.name === HOST);
+      const base = cloud?.docker.templates[0]?.dockerTemplateBase;
+      if (!base) throw new Error(`the CASC has no Docker cloud template for ${HOST}`);
+      template = base;
+      runOk("ssh-keygen", ["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f", controllerKey()]);
+      ciConfig = dockerConfig("ci");
+      controllerConfig = dockerConfig("controller");
+      console.log(
+        `e2e: ${HOST} applied in ${String(Date.now() - t)} ms (${String(applied.plan.containers.length)} containers, ` +
+          `setup ${String(Date.now() - t0)} ms): ${JSON.stringify(status)}\n` +
+          `e2e: mappings:\n  ${[...applied.plan.mappings, ...mappings].join("\n  ")}`,
+      );
+    }, 10 * 60_000);
+
+    afterAll(() => {
+      if (certsEntry) rmSync(certsEntry, { recursive: true, force: true });
+      // The directories created on the way (none when /etc/docker/certs.d already existed), if empty.
+      if (certsCreated)
+        for (let d = DOCKER_CERTS_D; d.startsWith(certsCreated); d = dirname(d)) {
+          try {
+            rmdirSync(d);
+          } catch {
+            break;
+          }
+        }
+    });
+
+    it("dockerd verifies the registry's certificate: a login works only once the registry's CA is in certs.d", () => {
+      const env = { DOCKER_HOST: unixHost(), DOCKER_CONFIG: ciConfig };
+      const untrusted = login(env, "jenkins", password("jenkins"));
+      expect(untrusted.status).not.toBe(0);
+      expect(untrusted.stderr).toMatch(/x509: certificate signed by unknown authority/);
+
+      certsCreated = mkdirSync(DOCKER_CERTS_D, { recursive: true });
+      const entry = join(DOCKER_CERTS_D, registry);
+      mkdirSync(entry); // fails if it exists: never take over an entry the test did not make
+      certsEntry = entry;
+      writeFileSync(join(entry, "ca.crt"), registryCa);
+
+      const wrong = login(env, "jenkins", `${password("jenkins")}x`);
+      expect(wrong.status).not.toBe(0);
+      expect(wrong.stderr).toMatch(/unauthorized|401/i);
+      const ok = login(env, "jenkins", password("jenkins"));
+      expect(ok.status, ok.stderr).toBe(0);
+      expect(ok.stdout).toContain("Login Succeeded");
+    });
+
+    it(
+      "build-and-push.sh pushes <registry>/berth/jenkins-agent:<git revision>, the image the CASC names",
+      () => {
+        const rev = gitRevision(PROJECT_ROOT);
+        expect(rev, "the project is a git checkout").toMatch(/^[0-9a-f]{40,64}$/);
+        tag = process.env[AGENT_IMAGE_TAG_ENV] ?? rev ?? "";
+        const t = Date.now();
+        const r = run("bash", [BUILD_AND_PUSH, registry], {
+          env: {
+            DOCKER_HOST: unixHost(),
+            DOCKER_CONFIG: ciConfig,
+            DOCKER_BUILDKIT: "0",
+            BASE: STANDIN_BASE,
+            // As images/standins/build.sh: apt-get in the build reaches the mirror as this machine does.
+            DOCKER_BUILD_ARGS: "--network host",
+          },
+          timeoutMs: 25 * 60_000,
+        });
+        expect(r.status, r.stderr.slice(-4000)).toBe(0);
+        pushed = `${registry}/berth/jenkins-agent:${tag}`;
+        // Exactly one line on stdout: the pushed reference (build and push logs go to stderr).
+        expect(r.stdout).toBe(`${pushed}\n`);
+        expect(r.stderr).toMatch(new RegExp(`${tag}: digest: sha256:[0-9a-f]{64} size: \\d+`));
+        // What config/load.ts resolves `perBuild.image: registry` to, and the CASC hands the plugin.
+        expect(template.image).toBe(`${config.registry.hostname}/berth/jenkins-agent:${tag}`);
+        expect(config.jenkins.perBuild.image).toBe(template.image);
+        pushedId = dockerCi(["image", "inspect", "--format", "{{.Id}}", pushed]).stdout.trim();
+        expect(pushedId).toMatch(/^sha256:[0-9a-f]{64}$/);
+        console.log(
+          `e2e: build-and-push.sh built and pushed ${pushed} (${pushedId}) in ${String(Date.now() - t)} ms`,
+        );
+      },
+      30 * 60_000,
+    );
+
+    it("the registry holds it, labelled with the revision, for any registry user; anonymous pulls are refused", () => {
+      const ref = `docker://${pushed}`;
+      const inspect = skopeo(
+        "inspect",
+        "--creds",
+        `developer:${password("developer")}`,
+        "--cert-dir",
+        registryCaDir,
+        ref,
+      );
+      expect(inspect.status, inspect.stderr).toBe(0);
+      const info = JSON.parse(inspect.stdout) as { Digest: string; Labels: Record<string, string> | null };
+      expect(info.Labels?.["org.opencontainers.image.revision"]).toBe(tag);
+      const repoDigests = dockerCi(["image", "inspect", "--format", "{{json .RepoDigests}}", pushed]).stdout;
+      expect(JSON.parse(repoDigests)).toContain(`${registry}/berth/jenkins-agent@${info.Digest}`);
+
+      const anonymous = skopeo("inspect", "--no-creds", "--cert-dir", registryCaDir, ref);
+      expect(anonymous.status).not.toBe(0);
+      expect(anonymous.stderr).toMatch(/unauthorized|authentication required|401/i);
+      // And the engine without a login, through the TLS endpoint: a cloud without pull credentials.
+      const anonPull = run("docker", ["pull", pushed], {
+        env: { ...tlsEnv(), DOCKER_CONFIG: dockerConfig("anonymous") },
+        timeoutMs: 60_000,
+      });
+      expect(anonPull.status).not.toBe(0);
+      expect(anonPull.stderr).toMatch(/no basic auth credentials|unauthorized|authentication required/i);
+    });
+
+    it("a per-build container, pulled and started through the TLS endpoint as the Docker plugin does, accepts the Jenkins key", async () => {
+      // The controller's `<stack>-registry` credential: the daemon checks it against the registry.
+      const ok = login({ ...tlsEnv(), DOCKER_CONFIG: controllerConfig }, "jenkins", password("jenkins"));
+      expect(ok.status, ok.stderr).toBe(0);
+      // A real pull: the image the script built goes first (the layers it shares with older images stay).
+      expect(dockerCi(["rmi", pushed]).status).toBe(0);
+      expect(plugin(["image", "inspect", pushed]).status).not.toBe(0);
+      const pulled = plugin(["pull", pushed], 10 * 60_000);
+      expect(pulled.status, pulled.stderr).toBe(0);
+      expect(plugin(["image", "inspect", "--format", "{{.Id}}", pushed]).stdout.trim()).toBe(pushedId);
+
+      // Created as DockerTemplateBase.fillContainerConfig (network → NetworkMode, dnsString → Dns) and
+      // the SSH connector's injectSSHKey (its sshd command line, port 22 published, the key script) do.
+      const created = plugin([
+        "create",
+        "--name",
+        "pb-from-registry",
+        "--network",
+        template.network,
+        "--dns",
+        template.dnsString,
+        "-p",
+        "127.0.0.1::22",
+        pushed,
+        "/usr/sbin/sshd",
+        "-D",
+        "-p",
+        "22",
+        "-o",
+        "AuthorizedKeysCommand=/root/authorized_key",
+        "-o",
+        "AuthorizedKeysCommandUser=root",
+      ]);
+      expect(created.status, created.stderr).toBe(0);
+      const pub = readFileSync(`${controllerKey()}.pub`, "utf8").trim().split(" ").slice(0, 2).join(" ");
+      const script = join(scratch, "pb-authorized_key");
+      writeFileSync(script, `#!/bin/sh\n[ "$1" = "jenkins" ] && echo '${pub}'|| :`, { mode: 0o700 });
+      expect(plugin(["cp", script, "pb-from-registry:/root/authorized_key"]).status).toBe(0);
+      expect(plugin(["start", "pb-from-registry"]).status).toBe(0);
+      agentPort = Number(plugin(["port", "pb-from-registry", "22/tcp"]).stdout.trim().split(":")[1]);
+      await waitForSsh(agentPort);
+      const who = job("id -un; pwd");
+      expect(
+        who.stdout.trim().split("\n"),
+        `${who.stderr}\n${plugin(["logs", "pb-from-registry"]).stderr}`,
+      ).toEqual(["jenkins", "/home/jenkins"]);
+      const pw = run("ssh", [
+        ...sshArgs(agentPort, ["-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no"]),
+        "jenkins@127.0.0.1",
+        "true",
+      ]);
+      expect(pw.status).toBe(255);
+      const nets = plugin([
+        "inspect",
+        "--format",
+        "{{json .HostConfig.NetworkMode}} {{json .HostConfig.Dns}} {{json .Config.Image}}",
+        "pb-from-registry",
+      ]);
+      expect(nets.stdout.trim()).toBe(
+        `${JSON.stringify(template.network)} ${JSON.stringify([template.dnsString])} ${JSON.stringify(pushed)}`,
+      );
+    });
+
+    it("a job in that container resolves the production-like names through dnsmasq and reaches the services", () => {
+      const domain = config.dns.searchDomain;
+      for (const svc of config.services.productionLike) {
+        const port = SERVICE_CATALOG[svc.kind].port;
+        const r = job(
+          `getent hosts ${svc.name} | cut -d' ' -f1; getent hosts ${svc.name}.${domain} | cut -d' ' -f1; ` +
+            `timeout 5 bash -c 'exec 3<>/dev/tcp/${svc.name}.${domain}/${String(port)}' && echo open`,
+        );
+        expect(r.stdout.trim().split("\n"), `${svc.name}: ${r.stderr}`).toEqual([
+          svc.address,
+          svc.address,
+          "open",
+        ]);
+      }
+      const redis = config.services.productionLike.find((s) => s.kind === "redis");
+      if (!redis) throw new Error("staging has a production-like redis");
+      const pong = job(
+        `exec 3<>/dev/tcp/${redis.name}/${String(SERVICE_CATALOG.redis.port)}; printf 'PING\\r\\n' >&3; timeout 5 head -c 7 <&3`,
+      );
+      expect(pong.stdout, pong.stderr).toBe("+PONG\r\n");
+    });
+
+    it("a job in that container still reaches the minimal set on the default bridge's gateway", () => {
+      // On a host the minimal set is published on docker0's 172.17.0.1; here on the engine's own
+      // bridge address (the harness's hostIp), which is the same situation: a port published on
+      // the default bridge's gateway, asked for from a container on ci-services only.
+      const port = applied.port("redis", SERVICE_CATALOG.redis.port, DOCKER_BRIDGE_GATEWAY);
+      const pong = job(
+        `exec 3<>/dev/tcp/${BRIDGE_IP}/${String(port)}; printf 'PING\\r\\n' >&3; timeout 5 head -c 7 <&3`,
+      );
+      expect(pong.stdout, pong.stderr).toBe("+PONG\r\n");
+    });
+
+    it("without the template's network and dnsString a build container cannot resolve them", () => {
+      const [svc] = config.services.productionLike;
+      if (!svc) throw new Error("no production-like service");
+      const fqdn = `${svc.name}.${config.dns.searchDomain}`;
+      const getent = (extra: string[], name: string) =>
+        plugin(["run", "--rm", ...extra, "--entrypoint", "getent", pushed, "hosts", name], 90_000);
+      // The template as it was (no network: the default bridge, the host's resolvers).
+      const before = getent([], svc.name);
+      expect(before.status, before.stdout).not.toBe(0);
+      expect(before.stdout).not.toContain(svc.address);
+      // ci-services alone: Docker's DNS knows the containers' names, but not the search domain.
+      const noDns = getent(["--network", template.network], fqdn);
+      expect(noDns.stdout).not.toContain(svc.address);
+      const both = getent(["--network", template.network, "--dns", template.dnsString], fqdn);
+      expect(both.stdout.split(/\s+/)[0], both.stderr).toBe(svc.address);
     });
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Real TLS material for the registry's nginx in end-to-end runs and benchmarks (the program's mock
  * certificates are PEM-shaped placeholders): a throwaway CA and a server certificate for the
- * registry hostname, the host's private IP and 127.0.0.1, made with openssl.
+ * registry hostname, the host's private IP, 127.0.0.1 and any extra addresses the test reaches it
+ * on, made with openssl.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,8 +21,11 @@ export function issueRegistryTls(args: {
   caName: string;
   hostname: string;
   privateIp: string;
+  /** More IP SANs, e.g. the non-loopback address a test publishes the registry on. */
+  extraIps?: readonly string[];
 }): RegistryTls {
   const { workDir, caCertPath, hostname, privateIp } = args;
+  const ips = [privateIp, "127.0.0.1", ...(args.extraIps ?? [])].map((ip) => `IP:${ip}`).join(",");
   const ssl = (...a: string[]) => runOk("openssl", a);
   const caKey = join(workDir, "ca.key");
   ssl(
@@ -60,7 +64,7 @@ export function issueRegistryTls(args: {
   const ext = join(workDir, "ext.cnf");
   writeFileSync(
     ext,
-    `subjectAltName=DNS:${hostname},IP:${privateIp},IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`,
+    `subjectAltName=DNS:${hostname},${ips}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`,
   );
   const serverCertPath = join(workDir, "server.crt");
   ssl(
