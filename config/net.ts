@@ -44,3 +44,15 @@ export function cidrHost(c: string, n: number): string {
   if (!p || n < 0 || n >= p.size) throw new Error(`address #${n} is outside ${c}`);
   return formatIpv4(p.network + n);
 }
+
+/**
+ * The range a `ci-services` network hands out to containers that ask for no address (agents,
+ * network holders, per-build containers): the upper half of the subnet, as `ipRange` of its IPAM
+ * configuration (components/services.ts `checkServiceAddresses`). Fixed addresses (gateway, dnsmasq,
+ * production-like services) live below it. Docker's IPAM reserves the subnet's network and broadcast
+ * addresses; the broadcast address is the last of this range, so `room` is its size less one.
+ */
+export function servicesDynamicRange(subnet: Cidr): Cidr & { room: number } {
+  const size = subnet.size / 2;
+  return { network: subnet.network + size, prefix: subnet.prefix + 1, size, room: size - 1 };
+}

@@ -7,7 +7,15 @@ import { Ajv, type ErrorObject } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { berthSchema, FORMAT_HINTS } from "./schema.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
-import { cidrContains, cidrsOverlap, parseCidr, parseIpv4 } from "./net.ts";
+import {
+  type Cidr,
+  cidrContains,
+  cidrsOverlap,
+  formatIpv4,
+  parseCidr,
+  parseIpv4,
+  servicesDynamicRange,
+} from "./net.ts";
 import { isSshPublicKey } from "./sshkey.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 
@@ -188,6 +196,45 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
 const get = (o: unknown, ...keys: string[]): unknown =>
   keys.reduce<unknown>((acc, k) => (isObj(acc) ? acc[k] : undefined), o);
 
+/**
+ * Whether the containers that take a dynamic address on a host's `ci-services` network fit in its
+ * dynamic range: every host's `agentsPerHost` agents and `networkHolders`, and on a per-build host up
+ * to `perBuild.instanceCap` build containers (the cloud's `containerCap`). Docker would refuse the
+ * next container with "no available IPv4 addresses"; this says so before anything is registered.
+ */
+function capacityIssues(raw: Obj, subnetRaw: string, dynamic: Cidr & { room: number }): ConfigIssue[] {
+  const agents = get(raw, "jenkins", "agentsPerHost");
+  const holders = get(raw, "services", "networkHolders");
+  const perBuild = get(raw, "jenkins", "perBuild", "enabled") === true;
+  const cap = get(raw, "jenkins", "perBuild", "instanceCap");
+  if (typeof agents !== "number" || !Array.isArray(holders)) return [];
+  const claims: { count: number; what: string; key: string }[] = [];
+  if (perBuild) {
+    if (typeof cap !== "number") return [];
+    claims.push({ count: cap, what: "per-build container", key: "berth:jenkins.perBuild.instanceCap" });
+  }
+  claims.push(
+    { count: agents, what: "agent", key: "berth:jenkins.agentsPerHost" },
+    { count: holders.length, what: "network holder", key: "berth:services.networkHolders" },
+  );
+  const need = claims.reduce((sum, c) => sum + c.count, 0);
+  if (need <= dynamic.room) return [];
+  // The smallest subnet whose upper half, less its broadcast address, holds `need`.
+  const prefix = 32 - Math.ceil(Math.log2(2 * (need + 1)));
+  const first = formatIpv4(dynamic.network);
+  const last = formatIpv4(dynamic.network + dynamic.size - 2);
+  return [
+    {
+      path: perBuild ? "berth:jenkins.perBuild.instanceCap" : "berth:jenkins.agentsPerHost",
+      message:
+        `${claims.map((c) => `${c.count} ${c.what}${c.count === 1 ? "" : "s"} (${c.key})`).join(" + ")} ` +
+        `need ${need} addresses on ${perBuild ? "a per-build host's" : "each host's"} ci-services network, ` +
+        `but berth:services.subnet ${subnetRaw} hands out ${dynamic.room} (${first}-${last}: its upper half, less the broadcast address); ` +
+        `lower them by ${need - dynamic.room} in total, or use a /${prefix} or larger subnet`,
+    },
+  ];
+}
+
 /** Checks a JSON Schema cannot express. Defensive: the data may also have schema errors. */
 function semanticIssues(raw: Obj): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -225,6 +272,15 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
       });
     if (subnet.prefix > 29)
       issues.push({ path: "berth:services.subnet", message: `is too small; use /29 or larger` });
+    // Containers without a fixed address take theirs from the upper half; fixed ones stay below it.
+    const dynamic = subnet.prefix <= 29 ? servicesDynamicRange(subnet) : undefined;
+    const dynamicIssue = (path: string, ip: number): ConfigIssue | undefined =>
+      dynamic && cidrContains(dynamic, ip)
+        ? {
+            path,
+            message: `${formatIpv4(ip)} is in ${formatIpv4(dynamic.network)}/${dynamic.prefix}, the upper half of berth:services.subnet, which ci-services hands out to agents, network holders and build containers; use an address below ${formatIpv4(dynamic.network)}`,
+          }
+        : undefined;
     const reserved = new Map<number, string>([
       [subnet.network, "the network address"],
       [subnet.network + 1, "the gateway"],
@@ -233,11 +289,13 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
     const dnsRaw = get(raw, "services", "dnsAddress");
     const dns = typeof dnsRaw === "string" ? parseIpv4(dnsRaw) : subnet.network + 2;
     if (dns !== undefined) {
+      const inDynamic = dynamicIssue("berth:services.dnsAddress", dns);
       if (!cidrContains(subnet, dns) || reserved.has(dns))
         issues.push({
           path: "berth:services.dnsAddress",
           message: `must be a usable address inside berth:services.subnet (${subnetRaw})`,
         });
+      else if (inDynamic) issues.push(inDynamic);
       else reserved.set(dns, "the dnsmasq address");
     }
     const services = get(raw, "services", "productionLike");
@@ -262,9 +320,14 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
           });
         else if (reserved.has(addr))
           issues.push({ path: `${path}.address`, message: `${addrRaw} is already ${reserved.get(addr)}` });
-        else reserved.set(addr, `used by productionLike[${i}]`);
+        else {
+          const inDynamic = dynamicIssue(`${path}.address`, addr);
+          if (inDynamic) issues.push(inDynamic);
+          else reserved.set(addr, `used by productionLike[${i}]`);
+        }
       });
     }
+    if (dynamic) issues.push(...capacityIssues(raw, String(subnetRaw), dynamic));
   }
 
   const basePort = get(raw, "jenkins", "basePort");
