@@ -3,6 +3,8 @@ import * as docker from "@pulumi/docker";
 import * as random from "@pulumi/random";
 import type { RegistryTls, RegistryUser, SecretValue } from "../config/types.ts";
 import {
+  BCRYPT_DEFAULT_COST,
+  GENERATED_PASSWORD_BCRYPT_COST,
   bcryptSaltFrom,
   htpasswdEntry,
   renderHtpasswd,
@@ -155,7 +157,10 @@ export class Registry extends pulumi.ComponentResource {
               { parent: this },
             ).result,
           );
-      return { user: u.name, password };
+      // Generated passwords are long and random: a cheap hash is as safe and nginx checks it on
+      // every request (renderers/htpasswd.ts GENERATED_PASSWORD_BCRYPT_COST).
+      const cost = u.password ? BCRYPT_DEFAULT_COST : GENERATED_PASSWORD_BCRYPT_COST;
+      return { user: u.name, password, cost };
     });
     this.passwords = pulumi.secret(
       pulumi
@@ -168,7 +173,8 @@ export class Registry extends pulumi.ComponentResource {
         renderHtpasswd(
           passwordEntries.map((e, i) => {
             const pw = pws[i] as string;
-            return htpasswdEntry(e.user, pw, { salt: bcryptSaltFrom(`${pw}:${e.user}`) });
+            const salt = bcryptSaltFrom(`${pw}:${e.user}`, e.cost);
+            return htpasswdEntry(e.user, pw, { salt, cost: e.cost });
           }),
         ),
       ),

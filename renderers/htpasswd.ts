@@ -17,6 +17,15 @@ const R = "htpasswd";
 
 export const BCRYPT_DEFAULT_COST = 10;
 
+/**
+ * The cost for passwords Berth generates (32 random letters and digits, about 190 bits): a work
+ * factor only slows down guessing a password that can be guessed, and nginx pays it on every
+ * request (`auth_basic` keeps no cache; measured with `htpasswd -vb`: about 60 ms of CPU per check
+ * at cost 10, 2 ms at 5, docs/performance.md). 5 is Apache `htpasswd -B`'s own default. Passwords a
+ * user provides keep {@link BCRYPT_DEFAULT_COST}.
+ */
+export const GENERATED_PASSWORD_BCRYPT_COST = 5;
+
 export interface HtpasswdOptions {
   /** bcrypt cost (log2 rounds), 4..31. Default 10. Must match the salt's cost when a salt is given. */
   cost?: number;

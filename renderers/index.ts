@@ -20,6 +20,7 @@ export {
   checkHtpasswdUser,
   parseHtpasswdLine,
   BCRYPT_DEFAULT_COST,
+  GENERATED_PASSWORD_BCRYPT_COST,
   type HtpasswdOptions,
 } from "./htpasswd.ts";
 export { renderAgentSshdConfig, agentHostKeyPaths, SSHD_DEFAULTS, type AgentSshdInput } from "./sshd.ts";
