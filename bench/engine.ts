@@ -134,6 +134,8 @@ function agentDefinition(t: AgentTemplate, name: string, keys: Record<string, st
 interface BatchResult {
   storage: Storage;
   count: number;
+  /** Created all at once (as `pulumi up` does with a host's independent containers). */
+  concurrent: boolean;
   latencies: number[];
   totalMs: number;
   healthyMs: number;
@@ -146,10 +148,12 @@ interface BatchResult {
 }
 
 /**
- * Creates `count` agents one after the other, each: its work volume, then create + upload (sshd
- * config, host keys) + connect to ci-services + start, as the harness and the Pulumi provider do;
- * the latency is the container's part (without the volume). Then waits until all are healthy,
- * reads the disk, removes the containers and their volumes, and reads it again.
+ * Creates `count` agents, each: its work volume, then create + upload (sshd config, host keys) +
+ * connect to ci-services + start, as the harness and the Pulumi provider do; the latency is the
+ * container's part (without the volume). One after the other, or with `concurrent` all at once (what
+ * `pulumi up` does: a host's agents do not depend on each other, and the CLI's parallelism is
+ * unbounded by default). Then waits until all are healthy, reads the disk, removes the containers
+ * and their volumes, and reads it again.
  */
 async function agentBatch(
   engine: Engine,
@@ -158,14 +162,13 @@ async function agentBatch(
   keys: Record<string, string>,
   count: number,
   tag: string,
-  job?: (name: string) => void,
+  opts: { concurrent?: boolean; job?: (name: string) => void } = {},
 ): Promise<BatchResult> {
   const api = new DockerApi(engine.socket);
   const before = await diskReading(engine, storage, true);
   const latencies: number[] = [];
   const names: string[] = [];
-  const t0 = performance.now();
-  for (let i = 1; i <= count; i++) {
+  const createOne = async (i: number): Promise<void> => {
     const a = agentDefinition(t, `bench-${tag}-${String(i)}`, keys);
     await api.call("POST", "/volumes/create", { ...t.volumeBody, Name: a.volume });
     const c0 = performance.now();
@@ -180,11 +183,15 @@ async function agentBatch(
     await api.start(id);
     latencies.push(performance.now() - c0);
     names.push(a.name);
-  }
+  };
+  const t0 = performance.now();
+  const indexes = Array.from({ length: count }, (_, i) => i + 1);
+  if (opts.concurrent) await Promise.all(indexes.map(createOne));
+  else for (const i of indexes) await createOne(i);
   const totalMs = performance.now() - t0;
   await waitHealthy(api, names, HEALTH_TIMEOUT_MS);
   const healthyMs = performance.now() - t0;
-  if (job) for (const n of names) job(n);
+  if (opts.job) for (const n of names) opts.job(n);
   const after = await diskReading(engine, storage);
   const df = await systemDf(api);
   const r0 = performance.now();
@@ -195,7 +202,20 @@ async function agentBatch(
   const removeMs = performance.now() - r0;
   const removed = await diskReading(engine, storage);
   const settled = await diskReading(engine, storage, true);
-  return { storage, count, latencies, totalMs, healthyMs, before, after, df, removeMs, removed, settled };
+  return {
+    storage,
+    count,
+    concurrent: opts.concurrent ?? false,
+    latencies,
+    totalMs,
+    healthyMs,
+    before,
+    after,
+    df,
+    removeMs,
+    removed,
+    settled,
+  };
 }
 
 async function waitHealthy(api: DockerApi, names: readonly string[], timeoutMs: number): Promise<void> {
@@ -342,21 +362,19 @@ async function main(): Promise<void> {
           await api.call("POST", "/networks/create", tmpl.network.body);
           const batches: BatchResult[] = [];
           for (const n of BATCHES) {
-            console.error(`bench: ${storage}: ${String(n)} agents`);
+            console.error(`bench: ${storage}: ${String(n)} agents, one after the other`);
             batches.push(await agentBatch(engine, storage, tmpl, keys, n, `a${String(n)}`));
+            console.error(`bench: ${storage}: ${String(n)} agents, all at once`);
+            batches.push(
+              await agentBatch(engine, storage, tmpl, keys, n, `c${String(n)}`, { concurrent: true }),
+            );
           }
           const facts = imageFacts(engine, tmpl.container.image);
           const jobs: JobTimes[] = [];
           console.error(`bench: ${storage}: write-heavy job in ${String(WRITE_COUNT)} agents`);
-          const write = await agentBatch(
-            engine,
-            storage,
-            tmpl,
-            keys,
-            WRITE_COUNT,
-            "w",
-            jobRunner(engine, facts.largest, jobs),
-          );
+          const write = await agentBatch(engine, storage, tmpl, keys, WRITE_COUNT, "w", {
+            job: jobRunner(engine, facts.largest, jobs),
+          });
           return { batches, write, jobs, facts };
         }),
       );
@@ -418,17 +436,21 @@ function print(r: {
       `\nratio btrfs/overlay2: to healthy ${ratio(hb.healthyMs, ho.healthyMs)}, image load ${ratio(hb.loadMs, ho.loadMs)}, images on disk ${ratio(hb.imagesBytes, ho.imagesBytes)}`,
     );
   out.push("");
-  out.push("## 2. Jenkins agents (Berth's definition, own work volume each), created one after the other");
+  out.push(
+    "## 2. Jenkins agents (Berth's definition, own work volume each), created one after the other and all at once",
+  );
   out.push("");
   const rows: string[][] = [];
   const ratios: string[][] = [];
-  BATCHES.forEach((n, i) => {
-    const x = b.batches[i];
+  const mode = (m: BatchResult) => (m.concurrent ? "all at once" : "one after the other");
+  b.batches.forEach((x, i) => {
     const y = o.batches[i];
-    if (!x || !y) return;
+    if (!y) return;
+    const n = x.count;
     for (const m of [x, y])
       rows.push([
         String(n),
+        mode(m),
         `${m.storage} (${FILESYSTEM[m.storage]})`,
         msf(median(m.latencies)),
         msf(percentile(m.latencies, 90)),
@@ -442,6 +464,7 @@ function print(r: {
       ]);
     ratios.push([
       String(n),
+      mode(x),
       ratio(median(x.latencies), median(y.latencies)),
       ratio(percentile(x.latencies, 90), percentile(y.latencies, 90)),
       ratio(x.totalMs, y.totalMs),
@@ -453,6 +476,7 @@ function print(r: {
     table(
       [
         "agents",
+        "created",
         "driver (fs)",
         "create+start median ms",
         "p90 ms",
@@ -468,7 +492,31 @@ function print(r: {
     ),
   );
   out.push("");
-  out.push(table(["agents", "median btrfs/overlay2", "p90", "total", "until healthy", "df used Δ"], ratios));
+  out.push(
+    table(
+      ["agents", "created", "median btrfs/overlay2", "p90", "total", "until healthy", "df used Δ"],
+      ratios,
+    ),
+  );
+  // How wall time grows with the batch when created all at once, per driver.
+  const growth: string[][] = [];
+  for (const run of [b, o]) {
+    const all = run.batches.filter((x) => x.concurrent);
+    const first = all[0];
+    for (const x of all.slice(1))
+      if (first)
+        growth.push([
+          `${x.storage} (${FILESYSTEM[x.storage]})`,
+          `${String(first.count)} → ${String(x.count)}`,
+          ratio(x.count, first.count),
+          ratio(x.totalMs, first.totalMs),
+          ratio(x.healthyMs, first.healthyMs),
+        ]);
+  }
+  if (growth.length > 0) {
+    out.push("");
+    out.push(table(["driver (fs)", "agents, all at once", "agents ×", "total ×", "until healthy ×"], growth));
+  }
   out.push("");
   const f = b.facts;
   out.push(

@@ -320,10 +320,22 @@ stop() {
     sleep 1
   done
 
-  local loop
-  while IFS= read -r loop; do
-    [[ -n $loop ]] && losetup -d "$loop" 2>/dev/null || true
-  done < <(losetup -j "$workdir/disk.img" -O NAME -n 2>/dev/null || true)
+  # Right after the last unmount the kernel may still hold the device (seen under heavy load: the
+  # detach then only marks it autoclear): detach again until nothing uses the file, for up to 10 s.
+  local loop try
+  for try in $(seq 1 20); do
+    local attached=0
+    while IFS= read -r loop; do
+      [[ -n $loop ]] || continue
+      attached=1
+      losetup -d "$loop" 2>/dev/null || true
+    done < <(losetup -j "$workdir/disk.img" -O NAME -n 2>/dev/null || true)
+    ((attached == 0)) && break
+    ((try < 20)) && sleep 0.5
+  done
+  if losetup -j "$workdir/disk.img" -O NAME -n 2>/dev/null | grep -q .; then
+    log "a loop device still uses $workdir/disk.img"
+  fi
   rm -f "$workdir/loopdev"
 
   if [[ -f $workdir/bridge ]]; then
