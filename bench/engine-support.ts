@@ -10,9 +10,8 @@ import { join } from "node:path";
 import { DOCKER_BRIDGE_GATEWAY } from "../components/docker-host.ts";
 import { loadStack } from "../config/load.ts";
 import { runConfig, type StackRun } from "../plan/run.ts";
-import { agentHostKeyPaths } from "../renderers/index.ts";
 import type { HarnessOptions } from "../test/e2e/harness.ts";
-import { issueRegistryTls } from "../test/e2e/support/certs.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "../test/e2e/support/certs.ts";
 import {
   DockerApi,
   E2E_ENV,
@@ -250,17 +249,7 @@ export async function hostInputs(): Promise<HostInputs> {
       "/etc/nginx/berth/registry.key": readFileSync(join(scratch, "server.key"), "utf8"),
     },
   };
-  const hk = agentHostKeyPaths();
-  const keysFor = (agent: string): Record<string, string> => {
-    const ed = k(`${agent}-ed25519`, "-t", "ed25519");
-    const rsa = k(`${agent}-rsa`, "-t", "rsa", "-b", "3072");
-    return {
-      [hk.ed25519]: readFileSync(ed, "utf8"),
-      [`${hk.ed25519}.pub`]: readFileSync(`${ed}.pub`, "utf8"),
-      [hk.rsa]: readFileSync(rsa, "utf8"),
-      [`${hk.rsa}.pub`]: readFileSync(`${rsa}.pub`, "utf8"),
-    };
-  };
+  const keysFor = (agent: string): Record<string, string> => agentHostKeyUploads(scratch, agent);
   for (let n = 1; n <= config.jenkins.agentsPerHost; n++) {
     const agent = `jenkins-agent-${String(n)}`;
     substituteUploads[agent] = keysFor(agent);

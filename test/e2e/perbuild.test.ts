@@ -57,9 +57,8 @@ import { hostIgnitionBase } from "../../components/environment.ts";
 import { DOCKER_TLS_DIR, dockerDaemonJson, type JsonInput } from "../../ignition/index.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
 import { jenkinsDockerClouds } from "../../renderers/casc.ts";
-import { agentHostKeyPaths } from "../../renderers/index.ts";
 import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
-import { issueRegistryTls } from "./support/certs.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
 import { standinFor } from "./support/images.ts";
 import { applyHostToEngine, freePort, type AppliedHost } from "./harness.ts";
 
@@ -76,6 +75,20 @@ const BRIDGE_IP = BRIDGE_CIDR.split("/")[0] as string;
 const DOCKER_CERTS_D = "/etc/docker/certs.d";
 const NGINX_CERT = "/etc/nginx/berth/registry.crt";
 const NGINX_KEY = "/etc/nginx/berth/registry.key";
+/**
+ * The command the Docker plugin's `injectSSHKey` strategy gives a build container: sshd on port 22,
+ * asking /root/authorized_key (a script the plugin copies in before the start) for the keys.
+ */
+const INJECT_SSH_KEY_COMMAND = [
+  "/usr/sbin/sshd",
+  "-D",
+  "-p",
+  "22",
+  "-o",
+  "AuthorizedKeysCommand=/root/authorized_key",
+  "-o",
+  "AuthorizedKeysCommandUser=root",
+];
 
 const tools = requireE2eTools("per-build agents over dockerd TLS", [
   { tool: "openssl", debianPackage: "openssl" },
@@ -550,14 +563,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
         "-p",
         "127.0.0.1::22",
         AGENT_TAG,
-        "/usr/sbin/sshd",
-        "-D",
-        "-p",
-        "22",
-        "-o",
-        "AuthorizedKeysCommand=/root/authorized_key",
-        "-o",
-        "AuthorizedKeysCommandUser=root",
+        ...INJECT_SSH_KEY_COMMAND,
       ]);
       expect(created.status, created.stderr).toBe(0);
       const copied = dockerTls(["cp", script, "pb-inject:/root/authorized_key"]);
@@ -714,22 +720,9 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
         },
       };
       // Real SSH host keys for the long-lived agents (the mock's are not keys).
-      const hk = agentHostKeyPaths();
       for (let n = 1; n <= config.jenkins.agentsPerHost; n++) {
         const agent = `jenkins-agent-${String(n)}`;
-        const key = (type: string, ...args: string[]) => {
-          const file = join(scratch, `${agent}-${type}`);
-          runOk("ssh-keygen", ["-q", "-N", "", "-C", `e2e-${agent}`, "-t", type, "-f", file, ...args]);
-          return file;
-        };
-        const ed = key("ed25519");
-        const rsa = key("rsa", "-b", "3072");
-        substituteUploads[agent] = {
-          [hk.ed25519]: readFileSync(ed, "utf8"),
-          [`${hk.ed25519}.pub`]: readFileSync(`${ed}.pub`, "utf8"),
-          [hk.rsa]: readFileSync(rsa, "utf8"),
-          [`${hk.rsa}.pub`]: readFileSync(`${rsa}.pub`, "utf8"),
-        };
+        substituteUploads[agent] = agentHostKeyUploads(scratch, agent);
       }
 
       const t = Date.now();
@@ -882,14 +875,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
         "-p",
         "127.0.0.1::22",
         pushed,
-        "/usr/sbin/sshd",
-        "-D",
-        "-p",
-        "22",
-        "-o",
-        "AuthorizedKeysCommand=/root/authorized_key",
-        "-o",
-        "AuthorizedKeysCommandUser=root",
+        ...INJECT_SSH_KEY_COMMAND,
       ]);
       expect(created.status, created.stderr).toBe(0);
       const pub = readFileSync(`${controllerKey()}.pub`, "utf8").trim().split(" ").slice(0, 2).join(" ");

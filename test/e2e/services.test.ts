@@ -19,7 +19,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { exchange, mongoPing } from "./support/wire.ts";
-import { issueRegistryTls } from "./support/certs.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -168,15 +168,9 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
       expect(uploadPaths(agent)).toEqual(
         expect.arrayContaining([hk.ed25519, `${hk.ed25519}.pub`, hk.rsa, `${hk.rsa}.pub`]),
       );
-      const ed = k(`${agent}-ed25519`, "-t", "ed25519");
-      const rsa = k(`${agent}-rsa`, "-t", "rsa", "-b", "3072");
-      keys.hostPub[agent] = readFileSync(`${ed}.pub`, "utf8").trim();
-      substituteUploads[agent] = {
-        [hk.ed25519]: readFileSync(ed, "utf8"),
-        [`${hk.ed25519}.pub`]: readFileSync(`${ed}.pub`, "utf8"),
-        [hk.rsa]: readFileSync(rsa, "utf8"),
-        [`${hk.rsa}.pub`]: readFileSync(`${rsa}.pub`, "utf8"),
-      };
+      const uploads = agentHostKeyUploads(scratch, agent);
+      keys.hostPub[agent] = (uploads[`${hk.ed25519}.pub`] ?? "").trim();
+      substituteUploads[agent] = uploads;
     }
 
     // --- engine, images, the host ------------------------------------------------------------
