@@ -289,6 +289,28 @@ export function hostProvider(resources: readonly CapturedResource[], hostName: s
 }
 
 /**
+ * The registry users' passwords of a run: exactly the `RandomPassword` results the program generated
+ * for the registry on `hostName` (the mock's deterministic values), by user.
+ */
+export function generatedRegistryPasswords(
+  resources: readonly CapturedResource[],
+  hostName: string,
+  users: readonly { name: string }[],
+): Record<string, string> {
+  const passwords: Record<string, string> = {};
+  for (const u of users) {
+    const pw = resources.find(
+      (r) =>
+        r.type === "random:index/randomPassword:RandomPassword" &&
+        r.name === `${hostName}-registry-user-${u.name}`,
+    )?.state.result;
+    if (typeof pw !== "string") throw new HarnessError(`no generated password for registry user ${u.name}`);
+    passwords[u.name] = pw;
+  }
+  return passwords;
+}
+
+/**
  * Reads and checks everything the program registered for `hostName`'s docker provider and turns it
  * into Engine API requests. Pure (no engine), and strict: see the module comment. Host ports are
  * left 0 here; {@link applyHostToEngine} assigns free ones.

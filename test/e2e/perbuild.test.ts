@@ -60,7 +60,7 @@ import { jenkinsDockerClouds } from "../../renderers/casc.ts";
 import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
 import { standinFor } from "./support/images.ts";
-import { applyHostToEngine, freePort, type AppliedHost } from "./harness.ts";
+import { applyHostToEngine, freePort, generatedRegistryPasswords, type AppliedHost } from "./harness.ts";
 
 const DOCKERD_BTRFS = resolve(PROJECT_ROOT, "test/support/dockerd-btrfs.sh");
 const AGENT_DIR = resolve(PROJECT_ROOT, "images/jenkins-agent");
@@ -689,15 +689,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
       const privateIp = config.hosts.addresses[config.hosts.names.indexOf(HOST)] as string;
 
       // The registry users' passwords: exactly the RandomPassword results the program used.
-      for (const u of config.registry.users) {
-        const pw = stack.resources.find(
-          (r) =>
-            r.type === "random:index/randomPassword:RandomPassword" &&
-            r.name === `${HOST}-registry-user-${u.name}`,
-        )?.state.result;
-        if (typeof pw !== "string") throw new Error(`no generated password for registry user ${u.name}`);
-        passwords[u.name] = pw;
-      }
+      Object.assign(passwords, generatedRegistryPasswords(stack.resources, HOST, config.registry.users));
 
       // Real TLS for nginx, valid for the registry's name, its private IP and the bridge address.
       const tlsDir = join(scratch, "registry-tls");

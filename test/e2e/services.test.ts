@@ -31,7 +31,7 @@ import { loadStack } from "../../config/load.ts";
 import type { CapturedResource } from "../../plan/mocks.ts";
 import { plain, runConfig, type StackRun } from "../../plan/run.ts";
 import { agentHostKeyPaths } from "../../renderers/index.ts";
-import { TYPES, applyHostToEngine, type AppliedHost } from "./harness.ts";
+import { TYPES, applyHostToEngine, generatedRegistryPasswords, type AppliedHost } from "./harness.ts";
 import {
   REPO_ROOT,
   at,
@@ -121,15 +121,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     };
 
     // The registry users' passwords: exactly the RandomPassword results the program used.
-    for (const u of config.registry.users) {
-      const pw = stack.resources.find(
-        (r) =>
-          r.type === "random:index/randomPassword:RandomPassword" &&
-          r.name === `${HOST}-registry-user-${u.name}`,
-      )?.state.result;
-      if (typeof pw !== "string") throw new Error(`no generated password for registry user ${u.name}`);
-      passwords[u.name] = pw;
-    }
+    Object.assign(passwords, generatedRegistryPasswords(stack.resources, HOST, config.registry.users));
 
     // Real TLS for nginx instead of the mock's PEM-shaped placeholders.
     const certs = certDir();
