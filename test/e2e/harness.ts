@@ -226,6 +226,16 @@ class Reader {
     return (v as Obj[]).map((o, i) => new Reader(this.resource, this.kind, o, `${this.where(key)}[${i}]`));
   }
 
+  /** The provider's `labels` list (`{ label, value }` entries) as Docker's Labels map, or undefined when empty. */
+  labels(): Record<string, string> | undefined {
+    const entries = this.list("labels").map((l) => {
+      const kv = [l.reqStr("label"), l.reqStr("value")] as const;
+      l.done();
+      return kv;
+    });
+    return entries.length > 0 ? Object.fromEntries(entries) : undefined;
+  }
+
   obj1(key: string): Reader | undefined {
     const v = this.raw(key);
     if (v === undefined || v === null) return undefined;
@@ -349,11 +359,7 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
         return Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined));
       });
       const ipamDriver = rd.str("ipamDriver");
-      const labels = rd.list("labels").map((l) => {
-        const kv = [l.reqStr("label"), l.reqStr("value")] as const;
-        l.done();
-        return kv;
-      });
+      const labels = rd.labels();
       rd.done();
       return {
         resource: r.name,
@@ -369,7 +375,7 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
           ...(ipam.length > 0 || ipamDriver
             ? { IPAM: { Driver: ipamDriver ?? "default", Config: ipam } }
             : {}),
-          ...(labels.length > 0 ? { Labels: Object.fromEntries(labels) } : {}),
+          ...(labels ? { Labels: labels } : {}),
         },
       };
     });
@@ -381,11 +387,7 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
       const name = rd.reqStr("name");
       const driver = rd.str("driver");
       const driverOpts = rd.strMap("driverOpts");
-      const labels = rd.list("labels").map((l) => {
-        const kv = [l.reqStr("label"), l.reqStr("value")] as const;
-        l.done();
-        return kv;
-      });
+      const labels = rd.labels();
       rd.done();
       return {
         resource: r.name,
@@ -394,7 +396,7 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
           Name: name,
           ...(driver ? { Driver: driver } : {}),
           ...(driverOpts ? { DriverOpts: driverOpts } : {}),
-          ...(labels.length > 0 ? { Labels: Object.fromEntries(labels) } : {}),
+          ...(labels ? { Labels: labels } : {}),
         },
       };
     });
@@ -438,12 +440,8 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
     put(body, "StopTimeout", rd.num("stopTimeout"));
     put(body, "Tty", rd.bool("tty"));
     put(body, "OpenStdin", rd.bool("stdinOpen"));
-    const labels = rd.list("labels").map((l) => {
-      const kv = [l.reqStr("label"), l.reqStr("value")] as const;
-      l.done();
-      return kv;
-    });
-    if (labels.length > 0) body.Labels = Object.fromEntries(labels);
+    const labels = rd.labels();
+    if (labels) body.Labels = labels;
 
     // Health check.
     const hc = rd.obj1("healthcheck");
