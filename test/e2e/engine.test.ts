@@ -398,15 +398,21 @@ describe.skipIf(tools.skip)("a real Docker engine on btrfs with the stand-in ima
     expect(lines[4]).toMatch(/Mercurial/);
   });
 
-  it("publishes redis on 127.0.0.1 from the default bridge, as the minimal services are", async () => {
+  /** Starts the minimal service `kind` as `e2e-<kind>` with its port published; its host port once healthy. */
+  const publishedService = async (kind: "redis" | "mongodb"): Promise<number> => {
+    const name = `e2e-${kind}`;
     await api.runContainer({
-      name: "e2e-redis",
-      image: image(SERVICE_CATALOG.redis.image),
-      publish: [{ containerPort: SERVICE_CATALOG.redis.port }],
-      healthcheck: HEALTH.redis,
+      name,
+      image: image(SERVICE_CATALOG[kind].image),
+      publish: [{ containerPort: SERVICE_CATALOG[kind].port }],
+      healthcheck: HEALTH[kind],
     });
-    await api.waitHealthy("e2e-redis");
-    const port = await api.hostPort("e2e-redis", SERVICE_CATALOG.redis.port);
+    await api.waitHealthy(name);
+    return api.hostPort(name, SERVICE_CATALOG[kind].port);
+  };
+
+  it("publishes redis on 127.0.0.1 from the default bridge, as the minimal services are", async () => {
+    const port = await publishedService("redis");
     const reply = await exchange(port, Buffer.from("PING\r\nSET berth e2e\r\nGET berth\r\n"), (b) =>
       b.toString().includes("e2e\r\n"),
     );
@@ -417,14 +423,7 @@ describe.skipIf(tools.skip)("a real Docker engine on btrfs with the stand-in ima
   });
 
   it("answers the MongoDB health check and a wire-protocol ping with the documented substitute", async () => {
-    await api.runContainer({
-      name: "e2e-mongodb",
-      image: image(SERVICE_CATALOG.mongodb.image),
-      publish: [{ containerPort: SERVICE_CATALOG.mongodb.port }],
-      healthcheck: HEALTH.mongodb,
-    });
-    await api.waitHealthy("e2e-mongodb");
-    const port = await api.hostPort("e2e-mongodb", SERVICE_CATALOG.mongodb.port);
+    const port = await publishedService("mongodb");
     const reply = await exchange(port, mongoPing(), (b) => b.length >= 4 && b.length >= b.readInt32LE(0));
     expect(reply.readInt32LE(8), "responseTo").toBe(7);
     expect(reply.readInt32LE(12), "opCode OP_MSG").toBe(2013);

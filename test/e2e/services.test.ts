@@ -98,6 +98,11 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     });
   const certDir = () => join(scratch, "certs");
   const image = (tag: string) => `docker://127.0.0.1:${String(registryPort())}/berth/test:${tag}`;
+  /** `user:password` with the program's password for a registry user. */
+  const creds = (user: string) => `${user}:${passwords[user] ?? ""}`;
+  /** skopeo inspect of berth/test:1 through nginx, trusting the test CA, as `userPassword`. */
+  const inspectAs = (userPassword: string) =>
+    skopeo("inspect", "--creds", userPassword, "--cert-dir", certDir(), image("1"));
 
   beforeAll(async () => {
     const t0 = Date.now();
@@ -238,7 +243,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     const push = skopeo(
       "copy",
       "--dest-creds",
-      `jenkins:${passwords.jenkins ?? ""}`,
+      creds("jenkins"),
       "--dest-cert-dir",
       certDir(),
       "--digestfile",
@@ -249,20 +254,13 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     expect(push.status, push.stderr).toBe(0);
     const pushed = readFileSync(digestFile, "utf8").trim();
 
-    const pull = skopeo(
-      "inspect",
-      "--creds",
-      `developer:${passwords.developer ?? ""}`,
-      "--cert-dir",
-      certDir(),
-      image("1"),
-    );
+    const pull = inspectAs(creds("developer"));
     expect(pull.status, pull.stderr).toBe(0);
     expect(JSON.parse(pull.stdout).Digest).toBe(pushed);
     const copyOut = skopeo(
       "copy",
       "--src-creds",
-      `developer:${passwords.developer ?? ""}`,
+      creds("developer"),
       "--src-cert-dir",
       certDir(),
       image("1"),
@@ -273,14 +271,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
       `e2e: pushed and pulled berth/test:1 ${pushed} through nginx on 127.0.0.1:${String(registryPort())}`,
     );
 
-    const wrong = skopeo(
-      "inspect",
-      "--creds",
-      `jenkins:${passwords.jenkins ?? ""}x`,
-      "--cert-dir",
-      certDir(),
-      image("1"),
-    );
+    const wrong = inspectAs(`${creds("jenkins")}x`);
     expect(wrong.status).not.toBe(0);
     expect(wrong.stderr).toMatch(/unauthorized|authentication required|401/i);
     const wrongPush = skopeo(
@@ -294,7 +285,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     );
     expect(wrongPush.status).not.toBe(0);
     // TLS is verified against the test CA: without it the certificate is refused.
-    const untrusted = skopeo("inspect", "--creds", `jenkins:${passwords.jenkins ?? ""}`, image("1"));
+    const untrusted = skopeo("inspect", "--creds", creds("jenkins"), image("1"));
     expect(untrusted.status).not.toBe(0);
     expect(untrusted.stderr).toMatch(/certificate|x509/i);
   }, 180_000);
@@ -316,8 +307,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     await applied.api.waitHealthy("registry", 60_000);
     expect(String(at(await applied.api.inspect("registry"), "Id"))).not.toBe(before);
     console.log(`e2e: registry replaced; its address on berth-registry ${ipBefore} → ${await ip()}`);
-    const creds = ["--creds", `jenkins:${passwords.jenkins ?? ""}`, "--cert-dir", certDir()];
-    let inspect = skopeo("inspect", ...creds, image("1"));
+    let inspect = inspectAs(creds("jenkins"));
     if (inspect.status !== 0) {
       // nginx resolves `registry` once, at its start: a replaced registry with a new address is not
       // reached until nginx restarts. A finding about the program; prove the data, then report it.
@@ -326,7 +316,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
       );
       docker("restart", "registry-nginx");
       await applied.api.waitHealthy("registry-nginx", 60_000);
-      inspect = skopeo("inspect", ...creds, image("1"));
+      inspect = inspectAs(creds("jenkins"));
     }
     expect(inspect.status, inspect.stderr).toBe(0);
     expect(JSON.parse(inspect.stdout).Digest).toBe(
@@ -550,24 +540,10 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
       (b) => b.toString().endsWith("\r\n") && b.length > 5,
     );
     expect(getMin.toString()).toBe("$4\r\nkept\r\n");
-    let pulled = skopeo(
-      "inspect",
-      "--creds",
-      `jenkins:${passwords.jenkins ?? ""}`,
-      "--cert-dir",
-      certDir(),
-      image("1"),
-    );
+    let pulled = inspectAs(creds("jenkins"));
     for (let i = 0; i < 20 && pulled.status !== 0; i++) {
       await new Promise((r) => setTimeout(r, 1000));
-      pulled = skopeo(
-        "inspect",
-        "--creds",
-        `jenkins:${passwords.jenkins ?? ""}`,
-        "--cert-dir",
-        certDir(),
-        image("1"),
-      );
+      pulled = inspectAs(creds("jenkins"));
     }
     expect(pulled.status, pulled.stderr).toBe(0);
     expect(ssh(applied.port("jenkins-agent-2", 22), keys.client, [], "git --version").status).toBe(0);
