@@ -13,7 +13,7 @@ import type { BerthConfig } from "../../config/types.ts";
 import { resolveOutput, runUnderMocks, type CapturedResource } from "../../plan/mocks.ts";
 import { berthProgram } from "../../program.ts";
 import { DockerHost } from "../../components/docker-host.ts";
-import { JenkinsAgents } from "../../components/jenkins.ts";
+import { JenkinsAgents, type JenkinsAgentsArgs } from "../../components/jenkins.ts";
 import { StackCa } from "../../components/pki.ts";
 import { OFFLINE_PLACEHOLDER_PREFIX, Registry } from "../../components/registry.ts";
 import { BackendServices, checkServiceAddresses } from "../../components/services.ts";
@@ -600,26 +600,32 @@ describe("Registry", () => {
 });
 
 describe("JenkinsAgents", () => {
-  it("mounts the Docker socket with label=disable only when opted in, and exports stable known_hosts lines", async () => {
+  /** Staging's agent settings for one host "h", with `over` on top. */
+  const agentArgs = (over: Partial<JenkinsAgentsArgs> = {}): JenkinsAgentsArgs => {
     const c = staging();
+    return {
+      hostName: "h",
+      count: 1,
+      image: c.jenkins.image,
+      basePort: 2200,
+      agentPublicKey: c.jenkins.agentPublicKey,
+      dockerSocket: false,
+      bindAddress: "10.42.20.11",
+      publicAddress: "203.0.113.5",
+      servicesNetwork: "ci-services",
+      dnsAddress: "172.30.0.2",
+      searchDomain: "ci.example.internal",
+      provider: NO_PROVIDER,
+      ...over,
+    };
+  };
+
+  it("mounts the Docker socket with label=disable only when opted in, and exports stable known_hosts lines", async () => {
     const make = (dockerSocket: boolean) =>
       mocked("staging", () => {
         const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
           .provider;
-        return new JenkinsAgents("h-agents", {
-          hostName: "h",
-          count: 2,
-          image: c.jenkins.image,
-          basePort: 2200,
-          agentPublicKey: c.jenkins.agentPublicKey,
-          dockerSocket,
-          bindAddress: "10.42.20.11",
-          publicAddress: "203.0.113.5",
-          servicesNetwork: "ci-services",
-          dnsAddress: "172.30.0.2",
-          searchDomain: "ci.example.internal",
-          provider,
-        });
+        return new JenkinsAgents("h-agents", agentArgs({ count: 2, dockerSocket, provider }));
       });
     const on = await make(true);
     const off = await make(false);
@@ -643,24 +649,15 @@ describe("JenkinsAgents", () => {
   });
 
   it("refuses an agent key the image would ignore", () => {
-    const c = staging();
     expect(
-      () =>
-        new JenkinsAgents("h-agents", {
-          hostName: "h",
-          count: 1,
-          image: c.jenkins.image,
-          basePort: 2200,
-          agentPublicKey: "ecdsa-sha2-nistp256 AAAA jenkins",
-          dockerSocket: false,
-          bindAddress: "10.42.20.11",
-          publicAddress: "203.0.113.5",
-          servicesNetwork: "ci-services",
-          dnsAddress: "172.30.0.2",
-          searchDomain: "ci.example.internal",
-          provider: NO_PROVIDER,
-        }),
+      () => new JenkinsAgents("h-agents", agentArgs({ agentPublicKey: "ecdsa-sha2-nistp256 AAAA jenkins" })),
     ).toThrow(/ssh-/);
+  });
+
+  it("refuses images not pinned by digest", () => {
+    expect(() => new JenkinsAgents("h-agents", agentArgs({ image: "jenkins/ssh-agent:latest" }))).toThrow(
+      /not pinned by digest/,
+    );
   });
 });
 
@@ -686,27 +683,6 @@ describe("DockerHost", () => {
         r.name,
       ).toBe(false);
     expect(provider.dependencies.map(keyOf)).toContain("command:local:Command::h-dockerd-ready");
-  });
-
-  it("refuses images not pinned by digest", () => {
-    const c = staging();
-    expect(
-      () =>
-        new JenkinsAgents("h-agents", {
-          hostName: "h",
-          count: 1,
-          image: "jenkins/ssh-agent:latest",
-          basePort: 2200,
-          agentPublicKey: c.jenkins.agentPublicKey,
-          dockerSocket: false,
-          bindAddress: "10.42.20.11",
-          publicAddress: "203.0.113.5",
-          servicesNetwork: "ci-services",
-          dnsAddress: "172.30.0.2",
-          searchDomain: "ci.example.internal",
-          provider: NO_PROVIDER,
-        }),
-    ).toThrow(/not pinned by digest/);
   });
 });
 
