@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { buildHostIgnition, type JsonInput } from "../../ignition/index.ts";
-import { requireTools } from "../support/tools.ts";
+import { DOCKERD_BTRFS_TOOLS, requireTools } from "../support/tools.ts";
 import { fcosFull, fileText } from "./fixtures.ts";
 
 const SCRIPT = resolve(import.meta.dirname, "../support/dockerd-btrfs.sh");
@@ -19,14 +19,9 @@ const SCRIPT = resolve(import.meta.dirname, "../support/dockerd-btrfs.sh");
 const tools = requireTools(
   "dockerd on btrfs",
   [
-    { tool: "dockerd", debianPackage: "docker.io" },
-    { tool: "docker", debianPackage: "docker.io" },
-    { tool: "mkfs.btrfs", debianPackage: "btrfs-progs" },
+    ...DOCKERD_BTRFS_TOOLS,
     { tool: "btrfs", debianPackage: "btrfs-progs" },
-    { tool: "losetup", debianPackage: "mount" },
-    { tool: "blkid", debianPackage: "util-linux" },
     { tool: "findmnt", debianPackage: "util-linux" },
-    { tool: "ip", debianPackage: "iproute2" },
     { tool: "busybox", debianPackage: "busybox-static" },
   ],
   { needsRoot: true },

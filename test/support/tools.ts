@@ -35,6 +35,16 @@ export interface ToolRequirement {
   debianPackage: string;
 }
 
+/** What test/support/dockerd-btrfs.sh runs (a dockerd on a btrfs loop file) and the docker CLI to talk to it. */
+export const DOCKERD_BTRFS_TOOLS: readonly ToolRequirement[] = [
+  { tool: "dockerd", debianPackage: "docker.io" },
+  { tool: "docker", debianPackage: "docker.io" },
+  { tool: "mkfs.btrfs", debianPackage: "btrfs-progs" },
+  { tool: "losetup", debianPackage: "mount" },
+  { tool: "blkid", debianPackage: "util-linux" },
+  { tool: "ip", debianPackage: "iproute2" },
+];
+
 /** Outcome of {@link requireTools}: `skip` is for `describe.skipIf`, `paths` maps each tool to its resolved path. */
 export interface ToolCheck {
   /** True when something is missing (only ever true outside CI). */

@@ -14,7 +14,7 @@ import { request } from "node:http";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { requireTools, type ToolCheck } from "../../support/tools.ts";
+import { DOCKERD_BTRFS_TOOLS, requireTools, type ToolCheck } from "../../support/tools.ts";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 export const E2E_ENV = resolve(REPO_ROOT, "scripts/e2e-env.sh");
@@ -30,12 +30,7 @@ export function requireE2eTools(
   return requireTools(
     suite,
     [
-      { tool: "dockerd", debianPackage: "docker.io" },
-      { tool: "docker", debianPackage: "docker.io" },
-      { tool: "mkfs.btrfs", debianPackage: "btrfs-progs" },
-      { tool: "losetup", debianPackage: "mount" },
-      { tool: "blkid", debianPackage: "util-linux" },
-      { tool: "ip", debianPackage: "iproute2" },
+      ...DOCKERD_BTRFS_TOOLS,
       { tool: "iptables", debianPackage: "iptables" },
       { tool: "debootstrap", debianPackage: "debootstrap" },
       ...extra,
