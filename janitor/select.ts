@@ -41,12 +41,6 @@ export interface Decision {
   reasons: string[];
 }
 
-export interface ExpiredStack {
-  stack: string;
-  pr: number;
-  reasons: string[];
-}
-
 const HOUR_MS = 3_600_000;
 
 /** The pull request number of a preview stack name (`pr-17`, `org/berth/pr-17`), else undefined. */
@@ -96,16 +90,4 @@ export function classifyStacks(
       ? { stack: s.name, pr, action: "destroy", reasons }
       : { stack: s.name, pr, action: "keep", reasons: keepReasons };
   });
-}
-
-/** The preview stacks to destroy and remove, with the reasons. */
-export function selectExpired(
-  stacks: readonly StackInfo[],
-  prStates: ReadonlyMap<number, PrState>,
-  now: Date,
-  defaults: JanitorDefaults,
-): ExpiredStack[] {
-  return classifyStacks(stacks, prStates, now, defaults).flatMap((d) =>
-    d.action === "destroy" && d.pr !== undefined ? [{ stack: d.stack, pr: d.pr, reasons: d.reasons }] : [],
-  );
 }

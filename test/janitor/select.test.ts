@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import {
   classifyStacks,
   previewPr,
-  selectExpired,
   type Action,
   type PrState,
   type StackInfo,
@@ -12,6 +11,18 @@ const NOW = new Date("2025-06-10T12:00:00.000Z");
 const H = 3_600_000;
 const ago = (ms: number) => new Date(NOW.getTime() - ms).toISOString();
 const defaults = { ttlHours: 72 };
+
+/** The stacks the janitor would destroy, with their PR and reasons, in order. */
+function destroyed(
+  stacks: readonly StackInfo[],
+  states: ReadonlyMap<number, PrState>,
+  now: Date,
+  d: { ttlHours: number },
+): { stack: string; pr: number | undefined; reasons: string[] }[] {
+  return classifyStacks(stacks, states, now, d)
+    .filter((x) => x.action === "destroy")
+    .map((x) => ({ stack: x.stack, pr: x.pr, reasons: x.reasons }));
+}
 
 describe("previewPr", () => {
   it.each([
@@ -175,7 +186,7 @@ const cases: Case[] = [
   { name: "pr-0", stack: { name: "pr-0", lastUpdate: ago(10_000 * H) }, state: "closed", action: "ignore" },
 ];
 
-describe("classifyStacks / selectExpired", () => {
+describe("classifyStacks", () => {
   it.each(cases)("$name → $action", ({ stack, state, action, reason }) => {
     const pr = previewPr(stack.name);
     const states = new Map<number, PrState>(pr !== undefined && state ? [[pr, state]] : []);
@@ -183,7 +194,7 @@ describe("classifyStacks / selectExpired", () => {
     expect(d!.action).toBe(action);
     expect(d!.reasons.length).toBeGreaterThan(0);
     if (reason) expect(d!.reasons.join("; ")).toMatch(reason);
-    const selected = selectExpired([stack], states, NOW, defaults);
+    const selected = destroyed([stack], states, NOW, defaults);
     expect(selected.map((s) => s.stack)).toEqual(action === "destroy" ? [stack.name] : []);
   });
 
@@ -213,7 +224,7 @@ describe("classifyStacks / selectExpired", () => {
       [12, "closed"],
       [13, "closed"],
     ]);
-    expect(selectExpired(stacks, states, NOW, defaults)).toEqual([
+    expect(destroyed(stacks, states, NOW, defaults)).toEqual([
       { stack: "pr-11", pr: 11, reasons: ["last updated 80 h ago, past its 72 h TTL"] },
       { stack: "pr-12", pr: 12, reasons: ["PR #12 is closed"] },
     ]);
@@ -222,7 +233,7 @@ describe("classifyStacks / selectExpired", () => {
   it("uses the default TTL it is given", () => {
     const stack = { name: "pr-9", lastUpdate: ago(25 * H) };
     const open = new Map<number, PrState>([[9, "open"]]);
-    expect(selectExpired([stack], open, NOW, { ttlHours: 24 })).toHaveLength(1);
-    expect(selectExpired([stack], open, NOW, { ttlHours: 48 })).toHaveLength(0);
+    expect(destroyed([stack], open, NOW, { ttlHours: 24 })).toHaveLength(1);
+    expect(destroyed([stack], open, NOW, { ttlHours: 48 })).toHaveLength(0);
   });
 });
