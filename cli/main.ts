@@ -7,6 +7,8 @@
  *                                     with --against, a Markdown comparison with the plan at REF (for PR comments)
  *   berth render <stack> --out DIR    write DIR/hosts/<host>.ign, each host's Ignition (run under mocks)
  *   berth jenkins-casc <stack>        print the JCasC Docker clouds for per-build agents (run under mocks)
+ *   berth images check <stack> [--registry HOST[:PORT]] [--insecure]
+ *                                     check each image pin against its registry (skopeo)
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -25,6 +27,11 @@ const USAGE = `Usage:
   berth jenkins-casc <stack>         print the Jenkins Configuration-as-Code Docker clouds (per-build agents,
                                      one per host, over dockerd's mutual TLS); addresses are placeholders
                                      offline, \`pulumi stack output jenkinsCasc\` has the real ones
+  berth images check <stack> [--registry <host[:port]>] [--insecure]
+                                     check that every pinned image still exists and whether its tag has
+                                     moved (skopeo); exit 0 all current, 3 outdated or missing, 1 lookup failed.
+                                     --registry looks every repository up in that registry (a mirror);
+                                     --insecure skips TLS verification (a plain-HTTP mirror)
   berth janitor [--apply] [--now <iso>]
                                      destroy expired pr-<N> preview stacks (dry run unless --apply)
   berth help                         show this text`;
@@ -87,6 +94,28 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         const { jenkinsCascText } = await import("./casc.ts");
         io.out((await jenkinsCascText(root, stack)).trimEnd());
         return 0;
+      }
+      case "images": {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { registry: { type: "string" }, insecure: { type: "boolean" } },
+        });
+        const [sub, stack] = positionals;
+        if (sub !== "check" || !stack || positionals.length > 2) return usage(io);
+        const { imagesCheck, REGISTRY_ARG } = await import("./images.ts");
+        if (values.registry !== undefined && !REGISTRY_ARG.test(values.registry)) {
+          io.err(
+            `--registry must be host or host:port, such as mirror.example.com:5000 (got ${JSON.stringify(values.registry)})`,
+          );
+          return 2;
+        }
+        const result = await imagesCheck(root, stack, {
+          ...(values.registry !== undefined ? { registry: values.registry } : {}),
+          tlsVerify: !values.insecure,
+        });
+        io.out(result.text);
+        return result.code;
       }
       case "janitor": {
         const { runJanitor } = await import("../janitor/run.ts");

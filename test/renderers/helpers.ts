@@ -43,6 +43,7 @@ export const tools = {
   sshKeyscan: findTool("ssh-keyscan", "apt-get install openssh-client"),
   dnsmasq: findTool("dnsmasq", "apt-get install dnsmasq-base"),
   registry: findTool("docker-registry", "apt-get install docker-registry"),
+  skopeo: findTool("skopeo", "apt-get install skopeo"),
 };
 
 /** The path of a tool the surrounding `describeWithTools` already checked. */
