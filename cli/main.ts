@@ -7,6 +7,8 @@
  *                                     with --against, a Markdown comparison with the plan at REF (for PR comments)
  *   berth render <stack> --out DIR    write DIR/hosts/<host>.ign, each host's Ignition (run under mocks)
  *   berth jenkins-casc <stack>        print the JCasC Docker clouds for per-build agents (run under mocks)
+ *   berth dev <stack> [--out DIR] [--production-like]
+ *                                     a Compose file with the stack's services, for a developer's machine
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -25,6 +27,11 @@ const USAGE = `Usage:
   berth jenkins-casc <stack>         print the Jenkins Configuration-as-Code Docker clouds (per-build agents,
                                      one per host, over dockerd's mutual TLS); addresses are placeholders
                                      offline, \`pulumi stack output jenkinsCasc\` has the real ones
+  berth dev <stack> [--out <dir>] [--production-like]
+                                     write <dir>/docker-compose.yml (default out/dev/<stack>) with the stack's
+                                     minimal set of services as its CI hosts run them (same pinned images,
+                                     ports, environment, health checks), credentials in <dir>/.env (0600);
+                                     --production-like adds the production-like set and dnsmasq
   berth janitor [--apply] [--now <iso>]
                                      destroy expired pr-<N> preview stacks (dry run unless --apply)
   berth help                         show this text`;
@@ -86,6 +93,21 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         if (!stack || positionals.length > 1) return usage(io);
         const { jenkinsCascText } = await import("./casc.ts");
         io.out((await jenkinsCascText(root, stack)).trimEnd());
+        return 0;
+      }
+      case "dev": {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { out: { type: "string" }, "production-like": { type: "boolean" } },
+        });
+        const stack = positionals[0];
+        if (!stack || positionals.length > 1) return usage(io);
+        const { writeDevEnvironment } = await import("./dev.ts");
+        const files = await writeDevEnvironment(root, stack, values.out ?? join(root, "out", "dev", stack), {
+          productionLike: values["production-like"] === true,
+        });
+        for (const f of files) io.out(`wrote ${f}`);
         return 0;
       }
       case "janitor": {
