@@ -9,6 +9,8 @@
  *   berth jenkins-casc <stack>        print the JCasC Docker clouds for per-build agents (run under mocks)
  *   berth images check <stack> [--registry HOST[:PORT]] [--insecure]
  *                                     check each image pin against its registry (skopeo)
+ *   berth dev <stack> [--out DIR] [--production-like]
+ *                                     a Compose file with the stack's services, for a developer's machine
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -32,6 +34,11 @@ const USAGE = `Usage:
                                      moved (skopeo); exit 0 all current, 3 outdated or missing, 1 lookup failed.
                                      --registry looks every repository up in that registry (a mirror);
                                      --insecure skips TLS verification (a plain-HTTP mirror)
+  berth dev <stack> [--out <dir>] [--production-like]
+                                     write <dir>/docker-compose.yml (default out/dev/<stack>) with the stack's
+                                     minimal set of services as its CI hosts run them (same pinned images,
+                                     ports, environment, health checks), credentials in <dir>/.env (0600);
+                                     --production-like adds the production-like set and dnsmasq
   berth janitor [--apply] [--now <iso>]
                                      destroy expired pr-<N> preview stacks (dry run unless --apply)
   berth help                         show this text`;
@@ -116,6 +123,20 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         });
         io.out(result.text);
         return result.code;
+      case "dev": {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { out: { type: "string" }, "production-like": { type: "boolean" } },
+        });
+        const stack = positionals[0];
+        if (!stack || positionals.length > 1) return usage(io);
+        const { writeDevEnvironment } = await import("./dev.ts");
+        const files = await writeDevEnvironment(root, stack, values.out ?? join(root, "out", "dev", stack), {
+          productionLike: values["production-like"] === true,
+        });
+        for (const f of files) io.out(`wrote ${f}`);
+        return 0;
       }
       case "janitor": {
         const { runJanitor } = await import("../janitor/run.ts");

@@ -3,7 +3,7 @@
  * commit gives the same bytes (mock IDs derive from names; everything is sorted).
  */
 import { createHash } from "node:crypto";
-import type { CapturedResource } from "./mocks.ts";
+import { containersByHost, imageReferences, providerUrn } from "./containers.ts";
 import { isSecret, plain, type StackRun } from "./run.ts";
 
 export const MASK = "[secret]";
@@ -51,12 +51,6 @@ function mask(v: unknown): unknown {
   return v;
 }
 
-function providerUrn(r: CapturedResource): string | null {
-  if (!r.provider) return null;
-  const i = r.provider.lastIndexOf("::");
-  return i < 0 ? r.provider : r.provider.slice(0, i);
-}
-
 const digest = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);
 
 export function buildPlan(run: StackRun): Plan {
@@ -76,30 +70,16 @@ export function buildPlan(run: StackRun): Plan {
         .filter((k) => JSON.stringify(r.inputs[k]).includes('"secret":true'))
         .sort(),
     }));
-  // Containers belong to the host whose Docker provider they use (the provider is a child of the host's services).
-  const providerHost = new Map<string, string>();
-  for (const p of run.resources.filter((r) => r.type === "pulumi:providers:docker")) {
-    const host = run.config.hosts.names.find((h) => p.name.startsWith(`${h}-`) || p.name === h);
-    if (host) providerHost.set(p.urn, host);
-  }
-  // Containers reference the image ID their RemoteImage resolved; reviewers want the pinned reference.
-  const imageNames = new Map<string, string>();
-  for (const img of run.resources.filter((r) => r.type === "docker:index/remoteImage:RemoteImage")) {
-    const id = img.state.imageId;
-    if (typeof id === "string") imageNames.set(id, String(plain(img.inputs.name)));
-  }
+  const containers = containersByHost(run);
+  const imageOf = imageReferences(run);
   const hosts = run.config.hosts.names.map<PlanHost>((name, i) => {
     const server = run.resources.find(
       (r) => r.type === "openstack:compute/instance:Instance" && plain(r.inputs.name) === name,
     );
-    const containers = run.resources
-      .filter(
-        (r) =>
-          r.type === "docker:index/container:Container" && providerHost.get(providerUrn(r) ?? "") === name,
-      )
+    const hostContainers = (containers.get(name) ?? [])
       .map((c) => ({
         name: String(plain(c.inputs.name) ?? c.name),
-        image: imageNames.get(String(plain(c.inputs.image))) ?? String(plain(c.inputs.image)),
+        image: imageOf(c),
         ports: ((plain(c.inputs.ports) as Record<string, unknown>[] | undefined) ?? []).map(
           (p) =>
             `${String(p.ip ?? "0.0.0.0")}:${String(p.external)}->${String(p.internal)}/${String(p.protocol ?? "tcp")}`,
@@ -112,7 +92,7 @@ export function buildPlan(run: StackRun): Plan {
       privateIp: run.config.hosts.addresses[i] as string,
       flavor: run.config.hosts.flavor,
       userDataDigest: server ? digest(String(plain(server.inputs.userData))) : "",
-      containers,
+      containers: hostContainers,
     };
   });
   return { stack: run.config.stack, environment: run.config.environment, resources, hosts };
