@@ -7,6 +7,8 @@
  *                                     with --against, a Markdown comparison with the plan at REF (for PR comments)
  *   berth render <stack> --out DIR    write DIR/hosts/<host>.ign, each host's Ignition (run under mocks)
  *   berth jenkins-casc <stack>        print the JCasC Docker clouds for per-build agents (run under mocks)
+ *   berth monitoring <stack> [--out DIR]
+ *                                     Prometheus scrape configuration, targets and alert rules for the stack
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -25,6 +27,10 @@ const USAGE = `Usage:
   berth jenkins-casc <stack>         print the Jenkins Configuration-as-Code Docker clouds (per-build agents,
                                      one per host, over dockerd's mutual TLS); addresses are placeholders
                                      offline, \`pulumi stack output jenkinsCasc\` has the real ones
+  berth monitoring <stack> [--out <dir>]
+                                     write <dir>/prometheus.yml, <dir>/targets/*.json and <dir>/rules.yml
+                                     (default out/monitoring/<stack>): scrape jobs for node_exporter, dockerd
+                                     and the registry on the hosts' private addresses, and Berth's alert rules
   berth janitor [--apply] [--now <iso>]
                                      destroy expired pr-<N> preview stacks (dry run unless --apply)
   berth help                         show this text`;
@@ -86,6 +92,19 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         if (!stack || positionals.length > 1) return usage(io);
         const { jenkinsCascText } = await import("./casc.ts");
         io.out((await jenkinsCascText(root, stack)).trimEnd());
+        return 0;
+      }
+      case "monitoring": {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { out: { type: "string" } },
+        });
+        const stack = positionals[0];
+        if (!stack || positionals.length > 1) return usage(io);
+        const { writeMonitoring } = await import("./monitoring.ts");
+        for (const f of writeMonitoring(root, stack, values.out ?? join(root, "out", "monitoring", stack)))
+          io.out(`wrote ${f}`);
         return 0;
       }
       case "janitor": {
