@@ -11,6 +11,8 @@
  *                                     check each image pin against its registry (skopeo)
  *   berth dev <stack> [--out DIR] [--production-like]
  *                                     a Compose file with the stack's services, for a developer's machine
+ *   berth monitoring <stack> [--out DIR]
+ *                                     Prometheus scrape configuration, targets and alert rules for the stack
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -39,6 +41,10 @@ const USAGE = `Usage:
                                      minimal set of services as its CI hosts run them (same pinned images,
                                      ports, environment, health checks), credentials in <dir>/.env (0600);
                                      --production-like adds the production-like set and dnsmasq
+  berth monitoring <stack> [--out <dir>]
+                                     write <dir>/prometheus.yml, <dir>/targets/*.json and <dir>/rules.yml
+                                     (default out/monitoring/<stack>): scrape jobs for node_exporter, dockerd
+                                     and the registry on the hosts' private addresses, and Berth's alert rules
   berth janitor [--apply] [--now <iso>]
                                      destroy expired pr-<N> preview stacks (dry run unless --apply)
   berth help                         show this text`;
@@ -136,6 +142,17 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
           productionLike: values["production-like"] === true,
         });
         for (const f of files) io.out(`wrote ${f}`);
+      case "monitoring": {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { out: { type: "string" } },
+        });
+        const stack = positionals[0];
+        if (!stack || positionals.length > 1) return usage(io);
+        const { writeMonitoring } = await import("./monitoring.ts");
+        for (const f of writeMonitoring(root, stack, values.out ?? join(root, "out", "monitoring", stack)))
+          io.out(`wrote ${f}`);
         return 0;
       }
       case "janitor": {
