@@ -129,6 +129,7 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         });
         io.out(result.text);
         return result.code;
+      }
       case "dev": {
         const { positionals, values } = parseArgs({
           args: rest,
@@ -142,6 +143,8 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
           productionLike: values["production-like"] === true,
         });
         for (const f of files) io.out(`wrote ${f}`);
+        return 0;
+      }
       case "monitoring": {
         const { positionals, values } = parseArgs({
           args: rest,
