@@ -6,7 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { BerthConfig } from "./config/types.ts";
 import { CiEnvironment } from "./components/environment.ts";
-import { renderJenkinsCasc } from "./renderers/casc.ts";
+import { renderJenkinsCasc, type CascInput } from "./renderers/casc.ts";
 
 export interface BerthOutputs {
   environment: string;
@@ -54,7 +54,7 @@ export function berthProgram(config: BerthConfig): BerthOutputs {
     // Only plain values reach the renderer: the apply creates no resources.
     jenkinsCasc: pulumi
       .all(env.hosts.map((h) => pulumi.all([h.name, h.floatingIp])))
-      .apply((pairs) => renderJenkinsCasc(config, Object.fromEntries(pairs))),
+      .apply((pairs) => renderJenkinsCasc(cascInput(config), Object.fromEntries(pairs))),
     ...(env.dockerTls
       ? {
           dockerTlsEndpoints: env.dockerTls.endpoints,
@@ -63,5 +63,16 @@ export function berthProgram(config: BerthConfig): BerthOutputs {
           dockerTlsClientKeyPem: pulumi.secret(env.dockerTls.clientKeyPem),
         }
       : {}),
+  };
+}
+
+/** The JCasC renderer's input: the few configuration values the snippet is made from. */
+export function cascInput(config: BerthConfig): CascInput {
+  return {
+    stack: config.stack,
+    perBuild: config.jenkins.perBuild,
+    registryHostname: config.registry.hostname,
+    dockerTlsPort: config.hosts.dockerTlsPort,
+    dnsAddress: config.services.dnsAddress,
   };
 }

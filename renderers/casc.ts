@@ -19,7 +19,7 @@
  * DNS search-domain setter, so none is emitted: dnsmasq answers the short names itself.
  */
 import { stringify } from "yaml";
-import type { BerthConfig } from "../config/types.ts";
+import type { PerBuildConfig } from "../config/types.ts";
 
 /** The agent's working directory in the image (images/jenkins-agent, like jenkins/ssh-agent). */
 export const PER_BUILD_REMOTE_FS = "/home/jenkins/agent";
@@ -49,6 +49,29 @@ export interface DockerCloudCasc {
   };
 }
 
+/** What the snippet is made from (plain values; `cascInput` in program.ts takes them from the configuration). */
+export interface CascInput {
+  /** Stack name, for the header. */
+  stack: string;
+  perBuild: Pick<
+    PerBuildConfig,
+    | "enabled"
+    | "hosts"
+    | "instanceCap"
+    | "labels"
+    | "image"
+    | "pullStrategy"
+    | "dockerCredentialsId"
+    | "registryCredentialsId"
+  >;
+  /** The stack registry's host name: pull credentials are given only for images from it. */
+  registryHostname: string;
+  /** Port of dockerd's mutual-TLS endpoint on every host. */
+  dockerTlsPort: number;
+  /** dnsmasq's address on each host's services network. */
+  dnsAddress: string;
+}
+
 /** The registry host of an image reference (`host[:port]/path...`), or undefined for Docker Hub. */
 function registryOf(image: string): string | undefined {
   const first = image.split("/")[0] ?? "";
@@ -59,14 +82,11 @@ function registryOf(image: string): string | undefined {
  * The clouds, in the stack's host order. `addresses` maps a host name to the address the controller
  * uses for it (its floating IP); every per-build host must have one.
  */
-export function jenkinsDockerClouds(
-  config: BerthConfig,
-  addresses: Record<string, string>,
-): DockerCloudCasc[] {
-  const p = config.jenkins.perBuild;
+export function jenkinsDockerClouds(input: CascInput, addresses: Record<string, string>): DockerCloudCasc[] {
+  const p = input.perBuild;
   if (!p.enabled) return [];
   // The registry credentials only make sense for the stack's own registry.
-  const pullCredentials = registryOf(p.image) === config.registry.hostname;
+  const pullCredentials = registryOf(p.image) === input.registryHostname;
   return p.hosts.map((host) => {
     const address = addresses[host];
     if (address === undefined || address === "") throw new Error(`jenkins-casc: no address for host ${host}`);
@@ -75,7 +95,7 @@ export function jenkinsDockerClouds(
         name: host,
         dockerApi: {
           dockerHost: {
-            uri: `tcp://${address}:${config.hosts.dockerTlsPort}`,
+            uri: `tcp://${address}:${input.dockerTlsPort}`,
             credentialsId: p.dockerCredentialsId,
           },
         },
@@ -90,7 +110,7 @@ export function jenkinsDockerClouds(
               // resolving through dnsmasq. Every host runs BackendServices
               // (components/host-services.ts), so every per-build host has both.
               network: PER_BUILD_NETWORK,
-              dnsString: config.services.dnsAddress,
+              dnsString: input.dnsAddress,
             },
             remoteFs: PER_BUILD_REMOTE_FS,
             connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: PER_BUILD_USER } } } },
@@ -111,13 +131,13 @@ export function jenkinsDockerClouds(
  * must not replace clouds configured elsewhere).
  */
 export function renderJenkinsCasc(
-  config: BerthConfig,
+  input: CascInput,
   addresses: Record<string, string>,
   note?: string,
 ): string {
-  const p = config.jenkins.perBuild;
+  const p = input.perBuild;
   const header = [
-    `# Berth stack ${config.stack}: Jenkins Docker clouds for per-build agents (Docker plugin, JCasC).`,
+    `# Berth stack ${input.stack}: Jenkins Docker clouds for per-build agents (Docker plugin, JCasC).`,
     ...(note ? [`# ${note}`] : []),
   ];
   if (!p.enabled)
@@ -126,7 +146,7 @@ export function renderJenkinsCasc(
     `# Credentials the controller must hold:`,
     `#   ${p.dockerCredentialsId}: X.509 client certificate (Docker Server Credentials) from the stack outputs`,
     `#     dockerTlsClientKeyPem (secret), dockerTlsClientCertPem and dockerTlsCaPem.`,
-    ...(registryOf(p.image) === config.registry.hostname
+    ...(registryOf(p.image) === input.registryHostname
       ? [
           `#   ${p.registryCredentialsId}: username/password of a registry user (stack output registryPasswords).`,
         ]
@@ -134,8 +154,8 @@ export function renderJenkinsCasc(
   ];
   const network = [
     `# Build containers join each host's ${PER_BUILD_NETWORK} network and resolve through its dnsmasq`,
-    `# (${config.services.dnsAddress}): the production-like service names work in them as on the SSH agents.`,
+    `# (${input.dnsAddress}): the production-like service names work in them as on the SSH agents.`,
   ];
-  const doc = { jenkins: { clouds: jenkinsDockerClouds(config, addresses) } };
+  const doc = { jenkins: { clouds: jenkinsDockerClouds(input, addresses) } };
   return `${[...header, ...credentials, ...network].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
 }

@@ -56,6 +56,7 @@ import { DOCKER_BRIDGE_GATEWAY } from "../../components/docker-host.ts";
 import { hostIgnitionBase } from "../../components/environment.ts";
 import { DOCKER_TLS_DIR, dockerDaemonJson, type JsonInput } from "../../ignition/index.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
+import { cascInput } from "../../program.ts";
 import { jenkinsDockerClouds } from "../../renderers/casc.ts";
 import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
@@ -733,7 +734,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
 
       // The template Berth's CASC gives this host; the addresses do not matter here.
       const addresses = Object.fromEntries(config.jenkins.perBuild.hosts.map((h) => [h, "192.0.2.1"]));
-      const cloud = jenkinsDockerClouds(config, addresses).find((c) => c.docker.name === HOST);
+      const cloud = jenkinsDockerClouds(cascInput(config), addresses).find((c) => c.docker.name === HOST);
       const base = cloud?.docker.templates[0]?.dockerTemplateBase;
       if (!base) throw new Error(`the CASC has no Docker cloud template for ${HOST}`);
       template = base;
