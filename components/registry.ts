@@ -160,24 +160,37 @@ export class Registry extends pulumi.ComponentResource {
       // Generated passwords are long and random: a cheap hash is as safe and nginx checks it on
       // every request (renderers/htpasswd.ts GENERATED_PASSWORD_BCRYPT_COST).
       const cost = u.password ? BCRYPT_DEFAULT_COST : GENERATED_PASSWORD_BCRYPT_COST;
-      return { user: u.name, password, cost };
+      // The bcrypt salt comes from a random seed kept (secret) in the stack's state: stable between
+      // runs, so the file only changes when a password does, and unrelated to the password, so
+      // whoever reads an htpasswd line must still pay bcrypt's cost for every guess.
+      const saltSeed = pulumi.secret(
+        new random.RandomPassword(
+          `${name}-user-${u.name}-salt`,
+          { length: 32, special: false },
+          { parent: this },
+        ).result,
+      );
+      return { user: u.name, password, cost, saltSeed };
     });
     this.passwords = pulumi.secret(
       pulumi
         .all(passwordEntries.map((e) => e.password))
         .apply((pws) => Object.fromEntries(passwordEntries.map((e, i) => [e.user, pws[i] as string]))),
     );
-    // Salt derived from each user's password (and name): the file only changes when a password does.
     const htpasswd = pulumi.secret(
-      pulumi.all(passwordEntries.map((e) => e.password)).apply((pws) =>
-        renderHtpasswd(
-          passwordEntries.map((e, i) => {
-            const pw = pws[i] as string;
-            const salt = bcryptSaltFrom(`${pw}:${e.user}`, e.cost);
-            return htpasswdEntry(e.user, pw, { salt, cost: e.cost });
-          }),
+      pulumi
+        .all([
+          pulumi.all(passwordEntries.map((e) => e.password)),
+          pulumi.all(passwordEntries.map((e) => e.saltSeed)),
+        ])
+        .apply(([pws, seeds]) =>
+          renderHtpasswd(
+            passwordEntries.map((e, i) => {
+              const salt = bcryptSaltFrom(seeds[i] as string, e.cost);
+              return htpasswdEntry(e.user, pws[i] as string, { salt, cost: e.cost });
+            }),
+          ),
         ),
-      ),
     );
 
     // --- registry containers -------------------------------------------------------------------

@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import bcrypt from "bcryptjs";
+import { bcryptSaltFrom } from "../../renderers/htpasswd.ts";
 import type * as docker from "@pulumi/docker";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadStack } from "../../config/load.ts";
@@ -521,7 +522,12 @@ describe("Registry", () => {
       const htpasswd = reveal(
         list<Upload>(nginx.inputs.uploads).find((u) => u.file.endsWith("htpasswd"))!.content,
       ) as string;
-      return { registry: run.result, htpasswd };
+      const seeds = Object.fromEntries(
+        run.resources
+          .filter((r) => r.type === "random:index/randomPassword:RandomPassword" && r.name.endsWith("-salt"))
+          .map((r) => [r.name, String(r.state.result)]),
+      );
+      return { registry: run.result, htpasswd, seeds };
     };
     const first = await once();
     const second = await once();
@@ -538,6 +544,15 @@ describe("Registry", () => {
       expect(hash.slice(0, 7), user).toBe(user === "ops" ? "$2y$10$" : "$2y$05$");
       expect(bcrypt.compareSync(passwords.value[user]!, `$2b$${hash.slice(4)}`), user).toBe(true);
       expect(bcrypt.compareSync("wrong password", `$2b$${hash.slice(4)}`), user).toBe(false);
+      // The salt comes from the user's random seed in state, not from the password: knowing the
+      // line, a guess costs a bcrypt, not one HMAC.
+      const seed = first.seeds[`h-registry-user-${user}-salt`];
+      expect(seed, user).toBeDefined();
+      const cost = user === "ops" ? 10 : 5;
+      expect(hash.slice(7, 29), user).toBe(bcryptSaltFrom(seed!, cost).slice(7, 29));
+      expect(hash.slice(7, 29), user).not.toBe(
+        bcryptSaltFrom(`${passwords.value[user]!}:${user}`, cost).slice(7, 29),
+      );
     }
     const ca = await resolveOutput(first.registry.caCertPem);
     expect(ca.value).toMatch(/BEGIN CERTIFICATE/);
