@@ -341,7 +341,7 @@ function passwordIssues(data: Obj): ConfigIssue[] {
 
 // --- ports -------------------------------------------------------------------------------------
 
-interface Bind {
+export interface Bind {
   first: number;
   last: number;
   /** What binds it, for messages. */
