@@ -5,8 +5,9 @@
  */
 import { loadConfigFromPulumi } from "./config/pulumi.ts";
 import { berthProgram } from "./program.ts";
+import { renderedIssues } from "./stack/validate.ts";
 
-const outputs = berthProgram(loadConfigFromPulumi());
+const outputs = berthProgram(loadConfigFromPulumi(undefined, renderedIssues));
 
 export const environment = outputs.environment;
 export const hosts = outputs.hosts;

@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { ConfigError } from "../config/errors.ts";
-import { loadStack } from "../config/load.ts";
+import { loadCheckedStack } from "../stack/validate.ts";
 import { PROJECT_ROOT } from "../config/root.ts";
 import { summarize } from "./summary.ts";
 
@@ -64,7 +64,7 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
         const stack = positionals[0];
         if (!stack || positionals.length > 1) return usage(io);
-        const cfg = loadStack(root, stack);
+        const cfg = loadCheckedStack(root, stack);
         io.out(summarize(cfg));
         return 0;
       }

@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import { IMAGE_DIGEST_PATTERN } from "../config/images.ts";
+import { DEFAULT_DOCKER_TLS_PORT } from "../config/ports.ts";
 import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE, DOCKER_BRIDGE_BIP } from "../ignition/stack.ts";
 
 /**
@@ -82,7 +83,7 @@ export class DockerHost extends pulumi.ComponentResource {
     const user = args.sshUser ?? "core";
     const timeout = args.readyTimeoutSeconds ?? 600;
     const tls = args.tls;
-    const port = tls?.port ?? 2376;
+    const port = tls?.port ?? DEFAULT_DOCKER_TLS_PORT;
 
     this.ready = new command.local.Command(
       `${name}-ready`,

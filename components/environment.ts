@@ -6,6 +6,7 @@ import { CiNetwork } from "./network.ts";
 import { CiHost } from "./host.ts";
 import { StackCa } from "./pki.ts";
 import { HostServices } from "./host-services.ts";
+import { EPHEMERAL_PORTS, REGISTRY_HTTPS_PORT, agentPort } from "../config/ports.ts";
 
 export { hostIgnitionBase };
 
@@ -21,11 +22,8 @@ export interface HostSummary {
   ssh: pulumi.Output<string>;
 }
 
-/**
- * Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`, also on Fedora CoreOS and
- * Flatcar): where dockerd picks the host port when the Docker plugin publishes an agent's port 22.
- */
-export const EPHEMERAL_PORTS = { first: 32768, last: 60999 } as const;
+/** Where dockerd picks per-build agents' host ports (config/ports.ts, with every other host port). */
+export { EPHEMERAL_PORTS };
 
 /** Five years: a docker server certificate change rewrites the host's Ignition and replaces it. */
 const DOCKER_SERVER_CERT_HOURS = 5 * 365 * 24;
@@ -72,10 +70,15 @@ export class CiEnvironment extends pulumi.ComponentResource {
         externalNetworkId: external.id,
         adminCidrs: c.openstack.adminCidrs,
         registryClientCidrs: c.openstack.registryClientCidrs,
-        registryPorts: [443, ...(c.registry.pullThroughCache ? [c.registry.pullThroughCache.port] : [])],
+        registryPorts: [
+          REGISTRY_HTTPS_PORT,
+          ...(c.registry.pullThroughCache ? [c.registry.pullThroughCache.port] : []),
+        ],
         controllerCidr: j.controllerCidr,
         agentPorts:
-          j.agentsPerHost > 0 ? { first: j.basePort + 1, last: j.basePort + j.agentsPerHost } : undefined,
+          j.agentsPerHost > 0
+            ? { first: agentPort(j.basePort, 1), last: agentPort(j.basePort, j.agentsPerHost) }
+            : undefined,
         dockerTlsPort: c.hosts.dockerTls ? c.hosts.dockerTlsPort : undefined,
         // The controller connects to each per-build agent's randomly published SSH port.
         perBuildAgentPorts: j.perBuild.enabled ? EPHEMERAL_PORTS : undefined,
@@ -212,7 +215,7 @@ export class CiEnvironment extends pulumi.ComponentResource {
     this.agentEndpoints = this.ciHosts.flatMap((h) =>
       Array.from(
         { length: j.agentsPerHost },
-        (_, n) => pulumi.interpolate`jenkins@${h.floatingIp}:${j.basePort + n + 1}`,
+        (_, n) => pulumi.interpolate`jenkins@${h.floatingIp}:${agentPort(j.basePort, n + 1)}`,
       ),
     );
 

@@ -3,6 +3,8 @@ import * as docker from "@pulumi/docker";
 import * as tls from "@pulumi/tls";
 import { agentHostKeyPaths, renderAgentSshdConfig } from "../renderers/index.ts";
 import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import { agentContainer } from "../config/containers.ts";
+import { AGENT_CONTAINER_SSH_PORT, agentPort } from "../config/ports.ts";
 
 /** The agent's workspace (`AGENT_WORKDIR` of the jenkins/ssh-agent image). */
 const AGENT_WORKDIR = "/home/jenkins/agent";
@@ -85,8 +87,8 @@ export class JenkinsAgents extends pulumi.ComponentResource {
 
     this.agents = Array.from({ length: args.count }, (_, i) => {
       const n = i + 1;
-      const agent = `jenkins-agent-${n}`;
-      const port = args.basePort + n;
+      const agent = agentContainer(n);
+      const port = agentPort(args.basePort, n);
       const ed25519 = new tls.PrivateKey(
         `${name}-${n}-hostkey-ed25519`,
         { algorithm: "ED25519" },
@@ -111,7 +113,9 @@ export class JenkinsAgents extends pulumi.ComponentResource {
           networksAdvanced: [{ name: "bridge" }, { name: args.servicesNetwork }],
           dns: [args.dnsAddress],
           dnsSearches: [args.searchDomain],
-          ports: [{ internal: 22, external: port, ip: args.bindAddress, protocol: "tcp" }],
+          ports: [
+            { internal: AGENT_CONTAINER_SSH_PORT, external: port, ip: args.bindAddress, protocol: "tcp" },
+          ],
           volumes: [
             { volumeName: work.name, containerPath: AGENT_WORKDIR },
             // Root on the host: whoever runs a job on this agent controls dockerd. Opt-in only.

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import { cidrHost, parseCidr } from "../config/net.ts";
+import { HOST_SSH_PORT } from "../config/ports.ts";
 
 /** One ingress rule, as the security groups declare it. */
 export interface IngressRule {
@@ -88,7 +89,12 @@ export class CiNetwork extends pulumi.ComponentResource {
     );
 
     const rules: IngressRule[] = [
-      ...args.adminCidrs.map((cidr) => ({ purpose: "ssh", portMin: 22, portMax: 22, cidr })),
+      ...args.adminCidrs.map((cidr) => ({
+        purpose: "ssh",
+        portMin: HOST_SSH_PORT,
+        portMax: HOST_SSH_PORT,
+        cidr,
+      })),
       ...args.registryPorts.flatMap((port) =>
         [args.cidr, ...args.registryClientCidrs].map((cidr) => ({
           purpose: `registry-${port}`,

@@ -13,6 +13,12 @@ import {
   REGISTRY_DEFAULTS,
 } from "../renderers/index.ts";
 import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import {
+  REGISTRY_CONTAINER,
+  REGISTRY_MIRROR_CONTAINER,
+  REGISTRY_NGINX_CONTAINER,
+} from "../config/containers.ts";
+import { REGISTRY_HTTPS_PORT } from "../config/ports.ts";
 import type { StackCa } from "./pki.ts";
 
 /** Paths inside the containers. */
@@ -210,13 +216,13 @@ export class Registry extends pulumi.ComponentResource {
     const registry = new docker.Container(
       `${name}-registry`,
       {
-        name: "registry",
-        hostname: "registry",
+        name: REGISTRY_CONTAINER,
+        hostname: REGISTRY_CONTAINER,
         image: images.imageId(args.image),
         ...commonContainerArgs(),
         // Only on berth-registry (the provider detaches the default bridge when networksAdvanced is set).
         networkMode: "bridge",
-        networksAdvanced: [{ name: net.name, aliases: ["registry"] }],
+        networksAdvanced: [{ name: net.name, aliases: [REGISTRY_CONTAINER] }],
         volumes: [{ volumeName: volume.name, containerPath: REGISTRY_DEFAULTS.rootDirectory }],
         uploads: [
           {
@@ -240,13 +246,16 @@ export class Registry extends pulumi.ComponentResource {
         ? new docker.Container(
             `${name}-mirror`,
             {
-              name: "registry-mirror",
-              hostname: "registry-mirror",
+              name: REGISTRY_MIRROR_CONTAINER,
+              hostname: REGISTRY_MIRROR_CONTAINER,
               image: images.imageId(args.image),
               ...commonContainerArgs(),
               // The default bridge gives it a route to the upstream registry; nginx reaches it on berth-registry.
               networkMode: "bridge",
-              networksAdvanced: [{ name: "bridge" }, { name: net.name, aliases: ["registry-mirror"] }],
+              networksAdvanced: [
+                { name: "bridge" },
+                { name: net.name, aliases: [REGISTRY_MIRROR_CONTAINER] },
+              ],
               volumes: [{ volumeName: mirrorVolume.name, containerPath: REGISTRY_DEFAULTS.rootDirectory }],
               uploads: [
                 {
@@ -270,28 +279,28 @@ export class Registry extends pulumi.ComponentResource {
     // --- nginx ---------------------------------------------------------------------------------
     const nginxConf = renderNginxConfig({
       serverName: args.hostname,
-      listenPort: 443,
+      listenPort: REGISTRY_HTTPS_PORT,
       tlsCertificatePath: NGINX_CERT_PATH,
       tlsKeyPath: NGINX_KEY_PATH,
       htpasswdPath: NGINX_HTPASSWD_PATH,
-      upstream: `registry:${REGISTRY_PORT}`,
+      upstream: `${REGISTRY_CONTAINER}:${REGISTRY_PORT}`,
       ...(cache
         ? {
             mirror: {
               port: cache.port,
-              upstream: `registry-mirror:${REGISTRY_PORT}`,
+              upstream: `${REGISTRY_MIRROR_CONTAINER}:${REGISTRY_PORT}`,
               allowCidrs: args.mirrorAllowCidrs,
             },
           }
         : {}),
     });
-    const published = [443, ...(cache ? [cache.port] : [])];
+    const published = [REGISTRY_HTTPS_PORT, ...(cache ? [cache.port] : [])];
 
     new docker.Container(
       `${name}-nginx`,
       {
-        name: "registry-nginx",
-        hostname: "registry-nginx",
+        name: REGISTRY_NGINX_CONTAINER,
+        hostname: REGISTRY_NGINX_CONTAINER,
         image: images.imageId(args.nginxImage),
         ...commonContainerArgs(),
         // Published ports need a non-internal network: the default bridge; upstreams on berth-registry.

@@ -4,13 +4,14 @@ import * as random from "@pulumi/random";
 import { DEFAULT_IMAGES, SERVICE_CATALOG } from "../config/images.ts";
 import { cidrContains, formatIpv4, parseCidr, parseIpv4 } from "../config/net.ts";
 import type { NamedService, ServiceKind } from "../config/types.ts";
+import { DNSMASQ_CONTAINER, minimalContainer } from "../config/containers.ts";
 import { renderDnsmasqConfig } from "../renderers/index.ts";
 import { DOCKER_BRIDGE_GATEWAY, PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
 
 /** Name of the services network on every host. */
 export const SERVICES_NETWORK = "ci-services";
-/** Name of the DNS container. */
-export const DNSMASQ_CONTAINER = "dnsmasq";
+/** Name of the DNS container (config/containers.ts, where validation checks names against it). */
+export { DNSMASQ_CONTAINER };
 
 /** Health-check timing shared by the service containers (the test commands come from the catalog). */
 const SERVICE_HEALTH_TIMING = { interval: "30s", timeout: "10s", retries: 5, startPeriod: "60s" } as const;
@@ -158,8 +159,8 @@ export class BackendServices extends pulumi.ComponentResource {
       new docker.Container(
         `${name}-${kind}`,
         {
-          name: kind,
-          hostname: kind,
+          name: minimalContainer(kind),
+          hostname: minimalContainer(kind),
           image: images.imageId(spec.image),
           ...commonContainerArgs(),
           // Default bridge only: reachable through the published ports, not on ci-services.
@@ -319,7 +320,7 @@ function checkContainerNames(
 ): void {
   const names = [
     DNSMASQ_CONTAINER,
-    ...args.minimal,
+    ...args.minimal.map(minimalContainer),
     ...args.productionLike.map((s) => s.name),
     ...args.networkHolders,
   ];

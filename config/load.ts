@@ -8,6 +8,7 @@ import { join, resolve as resolvePath } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { validateRaw } from "./validate.ts";
+import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
 import { cidrHost } from "./net.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
@@ -39,6 +40,8 @@ export interface RawStackConfig {
   values: Obj;
   /** Where they came from, for messages. */
   source: string;
+  /** Problems found outside the `berth:*` values (namespace typos), reported with theirs. */
+  issues?: ConfigIssue[];
 }
 
 export function stackFile(root: string, stack: string): string {
@@ -76,7 +79,7 @@ export function readStackFile(root: string, stack: string): RawStackConfig {
     ]);
   }
   const config = isObj(doc) && isObj(doc.config) ? doc.config : {};
-  return { values: berthValues(config), source };
+  return { values: berthValues(config), source, issues: namespaceIssues(config, NAMESPACE) };
 }
 
 /**
@@ -100,20 +103,48 @@ export function derivePreviewValues(testing: Obj): Obj {
 export function readStack(root: string, stack: string): RawStackConfig {
   if (PREVIEW_STACK.test(stack) && !existsSync(stackFile(root, stack)))
     return previewFromTesting(root, stack, {});
-  return readStackFile(root, stack);
+  const own = readStackFile(root, stack);
+  // A preview stack's file with only overrides (or only the `encryptionsalt` that
+  // `pulumi stack init` writes) applies them on top of testing, like `pulumi up` does.
+  return needsDerivation(stack, own.values) ? previewFromTesting(root, stack, own.values, own) : own;
 }
 
-/** Whether a preview stack's own values are only overrides (it has no hosts/openstack of its own). */
+/** Top-level keys a stack needs (the schema's `required`); a preview stack lacking one derives from testing. */
+const COMPLETE_STACK_KEYS = ["openstack", "hosts", "registry", "jenkins", "dns"] as const;
+
+/**
+ * Whether a preview stack's own values are only overrides: it lacks one of the keys a stack needs,
+ * so it takes testing's values and applies its own on top.
+ */
 export function needsDerivation(stack: string, own: Obj): boolean {
-  return PREVIEW_STACK.test(stack) && !("openstack" in own) && !("hosts" in own);
+  return PREVIEW_STACK.test(stack) && COMPLETE_STACK_KEYS.some((k) => !(k in own));
+}
+
+/**
+ * Overrides on top of derived values: maps merge key by key (so `pulumi config set --path
+ * berth:jenkins.agentsPerHost 1` changes that one key), lists and scalars replace.
+ */
+function overlay(base: unknown, over: unknown): unknown {
+  if (!isObj(base) || !isObj(over)) return structuredClone(over);
+  const out: Obj = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? overlay(base[k], v) : structuredClone(v);
+  return out;
 }
 
 /** A preview stack: testing's values with a smaller footprint, then the stack's own overrides. */
-export function previewFromTesting(root: string, stack: string, own: Obj): RawStackConfig {
+export function previewFromTesting(
+  root: string,
+  stack: string,
+  own: Obj,
+  ownFile?: RawStackConfig,
+): RawStackConfig {
   const testing = readStackFile(root, "testing");
   return {
-    values: { ...derivePreviewValues(testing.values), ...own },
-    source: `${testing.source}, derived for ${stack}`,
+    values: overlay(derivePreviewValues(testing.values), own) as Obj,
+    source: ownFile
+      ? `${testing.source}, derived for ${stack} with ${ownFile.source}`
+      : `${testing.source}, derived for ${stack}`,
+    issues: [...(testing.issues ?? []), ...(ownFile?.issues ?? [])],
   };
 }
 
@@ -191,7 +222,7 @@ export function perBuildIssues(stack: string, raw: Obj): ConfigIssue[] {
 
 /** Schema validation plus the per-build checks, reported as one ConfigError. */
 function validateAll(stack: string, raw: RawStackConfig): Obj {
-  const extra = perBuildIssues(stack, raw.values);
+  const extra = [...perBuildIssues(stack, raw.values), ...(raw.issues ?? [])];
   let d: Obj;
   try {
     d = validateRaw(stack, raw.source, raw.values);
@@ -370,6 +401,11 @@ function loadFragments(
   entries.forEach(({ path }, i) => {
     const at = `berth:extraIgnition[${i}].path`;
     const file = resolvePath(root, path);
+    const outside = fragmentPathProblem(root, path);
+    if (outside !== undefined) {
+      issues.push({ path: at, message: outside });
+      return;
+    }
     if (!existsSync(file)) {
       issues.push({ path: at, message: `no such file ${path} (paths are relative to the project root)` });
       return;

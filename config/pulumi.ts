@@ -4,8 +4,9 @@
  * without a stack trace) before any resource is registered.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError } from "./errors.ts";
-import { berthValues, needsDerivation, previewFromTesting, resolveConfig } from "./load.ts";
+import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { NAMESPACE, berthValues, needsDerivation, previewFromTesting, resolveConfig } from "./load.ts";
+import { namespaceIssues } from "./validate-input.ts";
 import type { BerthConfig } from "./types.ts";
 
 import { PROJECT_ROOT } from "./root.ts";
@@ -18,18 +19,27 @@ function parseValue(v: string): unknown {
   }
 }
 
-export function loadConfigFromPulumi(root: string = PROJECT_ROOT): BerthConfig {
+/**
+ * `check` runs on the resolved configuration (index.ts passes the rendered-host checks of
+ * `stack/validate.ts`, which `config/` must not import); its issues stop the program the same way.
+ */
+export function loadConfigFromPulumi(
+  root: string = PROJECT_ROOT,
+  check?: (cfg: BerthConfig) => ConfigIssue[],
+): BerthConfig {
   const stack = pulumi.getStack();
   try {
     const all = Object.fromEntries(
       Object.entries(pulumi.runtime.allConfig()).map(([k, v]) => [k, parseValue(v)]),
     );
     const values = berthValues(all);
-    // A preview stack has no file of its own: it is testing with a smaller footprint.
-    const raw = needsDerivation(stack, values)
-      ? previewFromTesting(root, stack, values)
-      : { values, source: `stacks/Pulumi.${stack}.yaml` };
-    return resolveConfig(stack, raw, { root });
+    const own = { values, source: `stacks/Pulumi.${stack}.yaml`, issues: namespaceIssues(all, NAMESPACE) };
+    // A preview stack without a whole configuration of its own is testing with a smaller footprint.
+    const raw = needsDerivation(stack, values) ? previewFromTesting(root, stack, values, own) : own;
+    const cfg = resolveConfig(stack, raw, { root });
+    const late = check?.(cfg) ?? [];
+    if (late.length > 0) throw new ConfigError(stack, raw.source, late);
+    return cfg;
   } catch (e) {
     if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
     throw e;

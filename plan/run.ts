@@ -1,5 +1,5 @@
 /** Runs the real Berth program for a stack, offline, under Pulumi's mocks. */
-import { loadStack } from "../config/load.ts";
+import { loadCheckedStack } from "../stack/validate.ts";
 import type { BerthConfig } from "../config/types.ts";
 import { berthProgram, type BerthOutputs } from "../program.ts";
 import { runUnderMocks, type CapturedResource } from "./mocks.ts";
@@ -18,7 +18,7 @@ export async function runConfig(config: BerthConfig): Promise<StackRun> {
 
 /** Validates `stacks/Pulumi.<stack>.yaml` (or derives pr-<N>) and runs the program for it. */
 export async function runStack(root: string, stack: string): Promise<StackRun> {
-  return runConfig(loadStack(root, stack));
+  return runConfig(loadCheckedStack(root, stack));
 }
 
 /** The value of a captured input, unwrapping a secret mark. */
