@@ -14,8 +14,7 @@ export const DEFAULT_IMAGES = {
   dnsmasq: "4km3/dnsmasq:2.90-r3@sha256:038fa882bdae13d4a93155df2d865ed744a02f34f09631e140a3b91c5b16c54c",
   // Network holders run socat (forwarding) under the image's busybox /bin/sh; the digest is the one
   // public Dockerfiles and scripts pin alpine/socat:1.8.0.0 to (not re-resolved here).
-  holder:
-    "alpine/socat:1.8.0.0@sha256:a6be4c0262b339c53ddad723cdd178a1a13271e1137c65e27f90a08c16de02b8",
+  holder: "alpine/socat:1.8.0.0@sha256:a6be4c0262b339c53ddad723cdd178a1a13271e1137c65e27f90a08c16de02b8",
 } as const;
 
 /** Backend services Berth knows how to run: image, the port it listens on, and its health check. */
