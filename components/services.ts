@@ -13,6 +13,54 @@ export const SERVICES_NETWORK = "ci-services";
 /** Name of the DNS container (config/containers.ts, where validation checks names against it). */
 export { DNSMASQ_CONTAINER };
 
+/** Label on network holders: {@link HOLDER_TEMPLATE} for the long-lived ones, `build` for a build's own. */
+export const HOLDER_LABEL = "org.berth.holder";
+/** {@link HOLDER_LABEL} value of the long-lived holders `berth-holder start` copies. */
+export const HOLDER_TEMPLATE = "template";
+/** File in a holder listing what it forwards: `<local port>=<host>:<port>`, one per line. */
+export const HOLDER_FORWARD_FILE = "/etc/berth/holder.forward";
+
+/**
+ * PID 1 of a network holder (POSIX sh, run by the holder image's `/bin/sh`): one socat per line of
+ * {@link HOLDER_FORWARD_FILE}, listening on the holder's own 127.0.0.1 (and ::1 when the namespace
+ * has IPv6 loopback), each connection forwarded to the host's service. Exits non-zero when a
+ * forwarder dies, and at once on TERM/INT.
+ */
+export const HOLDER_FORWARD_SCRIPT = [
+  `spec=$(cat ${HOLDER_FORWARD_FILE}) || exit 1`,
+  "v6=; grep -qs ' lo$' /proc/net/if_inet6 && v6=1",
+  "pids=",
+  "for f in $spec; do",
+  "  port=${f%%=*}; target=${f#*=}",
+  '  socat "TCP4-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "TCP:$target,connect-timeout=5" & pids="$pids $!"',
+  '  [ -z "$v6" ] || { socat "TCP6-LISTEN:$port,bind=[::1],fork,reuseaddr" "TCP:$target,connect-timeout=5" & pids="$pids $!"; }',
+  "done",
+  "trap 'kill $pids 2>/dev/null; exit 0' TERM INT",
+  "while :; do",
+  '  for p in $pids; do kill -0 "$p" 2>/dev/null || { echo "berth-holder: a forwarder exited" >&2; kill $pids 2>/dev/null; exit 1; }; done',
+  "  sleep 5 & wait $!",
+  "done",
+].join("\n");
+
+/**
+ * A holder's health check and readiness probe: every forwarded service answers from the holder's
+ * namespace, and every local listener accepts.
+ */
+export const HOLDER_CHECK_SCRIPT = [
+  `for f in $(cat ${HOLDER_FORWARD_FILE}); do`,
+  "  port=${f%%=*}; target=${f#*=}",
+  '  socat -u OPEN:/dev/null "TCP:$target,connect-timeout=2" || { echo "berth-holder: $target does not answer" >&2; exit 1; }',
+  '  socat -u OPEN:/dev/null "TCP4:127.0.0.1:$port,connect-timeout=2" || { echo "berth-holder: nothing on localhost:$port" >&2; exit 1; }',
+  "done",
+].join("\n");
+
+/** The forwarding list of a holder: each minimal-set kind's default port to `target` on the same port. */
+export function holderForwardSpec(minimal: readonly ServiceKind[], target: string): string {
+  return minimal
+    .map((kind) => `${String(SERVICE_CATALOG[kind].port)}=${target}:${String(SERVICE_CATALOG[kind].port)}\n`)
+    .join("");
+}
+
 /** Health-check timing shared by the service containers (the test commands come from the catalog). */
 const SERVICE_HEALTH_TIMING = { interval: "30s", timeout: "10s", retries: 5, startPeriod: "60s" } as const;
 /** Seconds a data service gets to shut down cleanly before its container is removed. */
@@ -79,11 +127,16 @@ export interface ServiceCredential {
  *   under the search domain, and forwards anything else to the upstream resolvers; every
  *   container on `ci-services` uses it (`dns`/`dnsSearch`), so applications keep production's
  *   configuration (`mongodb.host = mongodb-cluster-a-node-1:27017`).
- * - **Network holders** — long-sleeping containers on `ci-services` (and the default bridge)
- *   whose network namespace a job shares: start the application with
- *   `docker run --network container:<holder> …` and its integration tests the same way; both see
- *   one `localhost`, the production-like names (through the holder's resolver settings) and the
- *   minimal set on 172.17.0.1.
+ * - **Network holders** (seed 004's "networkholder") — long-lived containers on the default bridge
+ *   and `ci-services`, with dnsmasq and the search domain as resolver, that forward each minimal
+ *   service's default port from their own `localhost` to the host's service (socat; the list is
+ *   {@link HOLDER_FORWARD_FILE}). A container started with `--network container:<holder>` shares
+ *   the namespace and its resolver: redis on `localhost:6379`, the production-like names, as on a
+ *   laptop. Builds do not share these: `berth-holder start <build id>` (images/jenkins-agent)
+ *   creates a build's own holder as a copy of one of them (labelled {@link HOLDER_LABEL} =
+ *   {@link HOLDER_TEMPLATE}) and `berth-holder stop` removes it. The long-lived ones keep the
+ *   holder image pulled on every host, carry the program's settings to the script, and their
+ *   health check shows that the forwarding works on the host.
  *
  * `ci-services` hands out dynamic addresses (agents, holders) only from the upper half of its
  * subnet, so they never take a fixed address before its service is created; fixed addresses must
@@ -234,6 +287,10 @@ export class BackendServices extends pulumi.ComponentResource {
     }
 
     // --- network holders -----------------------------------------------------------------------
+    // Each forwards the minimal set from its own localhost and is the template `berth-holder start`
+    // copies for a build's own holder (image, entrypoint, networks, DNS, forwarding, check).
+    const forwardTarget = binds.find((ip) => ip !== "127.0.0.1") ?? DOCKER_BRIDGE_GATEWAY;
+    const forwardSpec = holderForwardSpec(args.minimal, forwardTarget);
     for (const holder of args.networkHolders) {
       new docker.Container(
         `${name}-holder-${holder}`,
@@ -242,11 +299,19 @@ export class BackendServices extends pulumi.ComponentResource {
           hostname: holder,
           image: images.imageId(args.holderImage ?? DEFAULT_IMAGES.holder),
           ...commonContainerArgs(),
-          // PID 1 ignores signals it has no handler for: trap them so `docker stop` is immediate.
-          command: ["sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+          entrypoints: ["/bin/sh", "-c", HOLDER_FORWARD_SCRIPT, "berth-holder-forward"],
+          labels: [{ label: HOLDER_LABEL, value: HOLDER_TEMPLATE }],
           networkMode: "bridge",
           networksAdvanced: [{ name: "bridge" }, { name: net.name }],
           ...dnsSettings,
+          uploads: [{ file: HOLDER_FORWARD_FILE, content: forwardSpec, permissions: "0644" }],
+          healthcheck: {
+            tests: ["CMD", "/bin/sh", "-c", HOLDER_CHECK_SCRIPT],
+            interval: "30s",
+            timeout: "10s",
+            retries: 3,
+            startPeriod: "10s",
+          },
         },
         { ...child, dependsOn: [dnsmasq] },
       );

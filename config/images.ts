@@ -12,7 +12,9 @@ export const DEFAULT_IMAGES = {
   jenkinsAgent:
     "jenkins/ssh-agent:6.10.0@sha256:a601066474866d662a7a337cbf877a5a1920a5c637d50e358f6d8f975555b99a",
   dnsmasq: "4km3/dnsmasq:2.90-r3@sha256:038fa882bdae13d4a93155df2d865ed744a02f34f09631e140a3b91c5b16c54c",
-  holder: "busybox:1.36@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662",
+  // Network holders run socat (forwarding) under the image's busybox /bin/sh; the digest is the one
+  // public Dockerfiles and scripts pin alpine/socat:1.8.0.0 to (not re-resolved here).
+  holder: "alpine/socat:1.8.0.0@sha256:a6be4c0262b339c53ddad723cdd178a1a13271e1137c65e27f90a08c16de02b8",
 } as const;
 
 /** Backend services Berth knows how to run: image, the port it listens on, and its health check. */

@@ -17,7 +17,15 @@ import { DockerHost } from "../../components/docker-host.ts";
 import { JenkinsAgents, type JenkinsAgentsArgs } from "../../components/jenkins.ts";
 import { StackCa } from "../../components/pki.ts";
 import { OFFLINE_PLACEHOLDER_PREFIX, Registry } from "../../components/registry.ts";
-import { BackendServices, checkServiceAddresses } from "../../components/services.ts";
+import {
+  BackendServices,
+  HOLDER_CHECK_SCRIPT,
+  HOLDER_FORWARD_FILE,
+  HOLDER_FORWARD_SCRIPT,
+  HOLDER_LABEL,
+  HOLDER_TEMPLATE,
+  checkServiceAddresses,
+} from "../../components/services.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 /** The image ID plan/mocks.ts gives a RemoteImage pulling `ref`. */
@@ -232,7 +240,32 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
         const nets = list<NetAttach>(h.inputs.networksAdvanced).map((n) => n.name);
         expect(nets).toContain("ci-services");
         expect(h.inputs.dns).toEqual([c.services.dnsAddress]);
-        expect((h.inputs.command as string[]).join(" ")).toContain("sleep");
+        expect(h.inputs.dnsSearches).toEqual([c.dns.searchDomain]);
+        expect(nets).toEqual(["bridge", "ci-services"]);
+        // seed 004's holder: the minimal set forwarded from its own localhost to docker0's gateway.
+        expect(h.inputs.entrypoints).toEqual([
+          "/bin/sh",
+          "-c",
+          HOLDER_FORWARD_SCRIPT,
+          "berth-holder-forward",
+        ]);
+        expect(h.inputs.command).toBeUndefined();
+        expect(list<{ label: string; value: string }>(h.inputs.labels)).toEqual([
+          { label: HOLDER_LABEL, value: HOLDER_TEMPLATE },
+        ]);
+        const forward = uploadOf(h, HOLDER_FORWARD_FILE).content as string;
+        expect(forward).toBe(
+          c.services.minimal
+            .map((k) => `${SERVICE_CATALOG[k].port}=172.17.0.1:${SERVICE_CATALOG[k].port}\n`)
+            .join(""),
+        );
+        expect(forward).toContain("6379=172.17.0.1:6379\n");
+        expect((h.inputs.healthcheck as { tests: string[] }).tests).toEqual([
+          "CMD",
+          "/bin/sh",
+          "-c",
+          HOLDER_CHECK_SCRIPT,
+        ]);
       }
     }
   });

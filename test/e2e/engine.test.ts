@@ -197,7 +197,7 @@ describe.skipIf(tools.skip)("a real Docker engine on btrfs with the stand-in ima
       expect.arrayContaining(["AGENT_WORKDIR=/home/jenkins/agent", "JAVA_HOME=/opt/java/openjdk"]),
     );
     expect(at(await config(DEFAULT_IMAGES.dnsmasq), "Entrypoint")).toEqual(["dnsmasq", "-k"]);
-    expect(at(await config(DEFAULT_IMAGES.holder), "Cmd")).toEqual(["sh"]);
+    expect(at(await config(DEFAULT_IMAGES.holder), "Entrypoint")).toEqual(["socat"]);
     const redis = await config(SERVICE_CATALOG.redis.image);
     expect(at(redis, "Cmd")).toEqual(["redis-server"]);
     expect(at(redis, "WorkingDir")).toBe("/data");
@@ -209,7 +209,8 @@ describe.skipIf(tools.skip)("a real Docker engine on btrfs with the stand-in ima
       "uid=1000(jenkins) gid=1000(jenkins) groups=1000(jenkins)",
     );
     expect(ids(DEFAULT_IMAGES.nginx, "nginx")).toBe("uid=101(nginx) gid=101(nginx) groups=101(nginx)");
-    expect(docker("run", "--rm", image(DEFAULT_IMAGES.holder), "sleep", "0")).toBe("");
+    expect(docker("run", "--rm", "--entrypoint", "sleep", image(DEFAULT_IMAGES.holder), "0")).toBe("");
+    expect(docker("run", "--rm", image(DEFAULT_IMAGES.holder), "-V")).toMatch(/^socat .*version/m);
   });
 
   it("gives containers static addresses on a network with a fixed subnet; dnsmasq answers for them", async () => {
@@ -244,7 +245,7 @@ describe.skipIf(tools.skip)("a real Docker engine on btrfs with the stand-in ima
     await api.runContainer({
       name: "e2e-holder",
       image: image(DEFAULT_IMAGES.holder),
-      cmd: ["sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+      entrypoint: ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
       network: { name: "e2e-services", ipv4Address: "172.30.0.20" },
       ...dnsSettings,
     });

@@ -60,6 +60,7 @@ import { cascInput } from "../../program.ts";
 import { jenkinsDockerClouds } from "../../renderers/casc.ts";
 import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
+import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { standinFor } from "./support/images.ts";
 import { applyHostToEngine, freePort, generatedRegistryPasswords, type AppliedHost } from "./harness.ts";
 
@@ -725,6 +726,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
         substituteUploads,
         healthInterval: "1s",
       });
+      await retargetHolders(applied, viaPublishedPort);
       const status = await applied.waitAllHealthy(180_000);
       registry = `${BRIDGE_IP}:${String(applied.port("registry-nginx", 443, privateIp))}`;
       mappings.push(

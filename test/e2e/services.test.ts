@@ -44,6 +44,7 @@ import {
   stopEngine,
   type Engine,
 } from "./support/engine.ts";
+import { retargetHolders, viaContainerAddress } from "./support/holders.ts";
 import { standinFor } from "./support/images.ts";
 
 const HOST = "testing-ci-1";
@@ -183,6 +184,8 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
       substituteUploads,
       healthInterval: "1s",
     });
+    // The minimal set is published on loopback here: holders forward to its containers instead.
+    await retargetHolders(applied, viaContainerAddress(applied));
     console.log(
       `e2e: ${HOST} applied in ${String(Date.now() - t)} ms (${String(applied.plan.containers.length)} containers, ` +
         `setup total ${String(Date.now() - t0)} ms); harness mappings:\n  ${applied.plan.mappings.join("\n  ")}`,

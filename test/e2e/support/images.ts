@@ -17,6 +17,8 @@ export interface StandinEntry {
   debianPackages: string[];
   /** Set when the stand-in is a substitute, not the same program (why, and what it covers). */
   substitute?: string;
+  /** Set when the stand-in carries more than upstream (what, and why). */
+  extra?: string;
 }
 
 export interface StandinMap {

@@ -1,16 +1,17 @@
 /** Small wire-protocol clients the end-to-end tests use to talk to services on 127.0.0.1. */
 import { connect } from "node:net";
 
-/** Sends `payload` to 127.0.0.1:`port` and resolves with what comes back until `done` says so. */
+/** Sends `payload` to `host`:`port` and resolves with what comes back until `done` says so. */
 export function exchange(
   port: number,
   payload: Buffer,
   done: (received: Buffer) => boolean,
+  host = "127.0.0.1",
 ): Promise<Buffer> {
   return new Promise((resolvePromise, reject) => {
     const chunks: Buffer[] = [];
-    const socket = connect({ host: "127.0.0.1", port }, () => socket.write(payload));
-    socket.setTimeout(10_000, () => socket.destroy(new Error(`127.0.0.1:${String(port)}: timed out`)));
+    const socket = connect({ host, port }, () => socket.write(payload));
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`${host}:${String(port)}: timed out`)));
     socket.on("data", (c: Buffer) => {
       chunks.push(c);
       const all = Buffer.concat(chunks);
