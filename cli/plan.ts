@@ -1,11 +1,12 @@
 /** `berth plan <stack> [--out DIR]`: plan.md, plan.json and the hosts' Ignition, offline. */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { runStack } from "../plan/run.ts";
 import { buildPlan, renderPlanJson, renderPlanMarkdown } from "../plan/plan.ts";
-import { writeIgnitionFiles } from "./render.ts";
+import { writeFileWithMode, writeIgnitionFiles } from "./render.ts";
 import { planAtRef } from "../plan/against.ts";
 import { diffPlans, renderDiffMarkdown } from "../plan/diff.ts";
+import { writingTo } from "./out.ts";
 
 export interface PlanResult {
   files: string[];
@@ -31,12 +32,17 @@ export async function planStack(
     throw err;
   });
   const plan = buildPlan(run);
-  mkdirSync(out, { recursive: true });
   const md = join(out, "plan.md");
   const json = join(out, "plan.json");
-  writeFileSync(md, renderPlanMarkdown(plan));
-  writeFileSync(json, renderPlanJson(plan));
-  const files = [md, json, ...writeIgnitionFiles(run, out)];
+  const diff = join(out, "diff.md");
+  const files = writingTo(out, () => {
+    mkdirSync(out, { recursive: true });
+    writeFileWithMode(md, renderPlanMarkdown(plan), 0o644);
+    writeFileWithMode(json, renderPlanJson(plan), 0o644);
+    // A diff.md of an earlier --against run would not describe this plan.
+    if (against === undefined) rmSync(diff, { force: true });
+    return [md, json, ...writeIgnitionFiles(run, out)];
+  });
   if (basePlan === undefined || against === undefined) return { files };
   const base = (await basePlan) ?? {
     stack,
@@ -45,7 +51,6 @@ export async function planStack(
     hosts: [],
   };
   const diffMarkdown = renderDiffMarkdown(diffPlans(base, plan), against);
-  const diff = join(out, "diff.md");
-  writeFileSync(diff, diffMarkdown);
+  writingTo(out, () => writeFileWithMode(diff, diffMarkdown, 0o644));
   return { files: [...files, diff], diffMarkdown };
 }
