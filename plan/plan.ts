@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CapturedResource } from "./mocks.ts";
+import { PRIVATE_KEY_PEM } from "../renderers/pem.ts";
 import { isSecret, plain, type StackRun } from "./run.ts";
 
 export const MASK = "[secret]";
@@ -39,8 +40,14 @@ export interface Plan {
   hosts: PlanHost[];
 }
 
+/**
+ * A plain string carrying private key text: masked in plan.json even though the program did not
+ * mark it secret (a safety net: a key must never reach a reviewer's plan).
+ */
+const carriesPrivateKey = (v: unknown): boolean => typeof v === "string" && PRIVATE_KEY_PEM.test(v);
+
 function mask(v: unknown): unknown {
-  if (isSecret(v)) return MASK;
+  if (isSecret(v) || carriesPrivateKey(v)) return MASK;
   if (Array.isArray(v)) return v.map(mask);
   if (v && typeof v === "object")
     return Object.fromEntries(
@@ -49,6 +56,14 @@ function mask(v: unknown): unknown {
         .map(([k, x]) => [k, mask(x)]),
     );
   return v;
+}
+
+/** Whether `v` is, or contains, a secret (or private key text, see {@link carriesPrivateKey}). */
+function containsSecret(v: unknown): boolean {
+  if (isSecret(v) || carriesPrivateKey(v)) return true;
+  if (Array.isArray(v)) return v.some(containsSecret);
+  if (v && typeof v === "object") return Object.values(v as Record<string, unknown>).some(containsSecret);
+  return false;
 }
 
 function providerUrn(r: CapturedResource): string | null {
@@ -73,7 +88,7 @@ export function buildPlan(run: StackRun): Plan {
       deleteBeforeReplace: r.deleteBeforeReplace,
       inputs: mask(r.inputs),
       secretInputs: Object.keys(r.inputs)
-        .filter((k) => JSON.stringify(r.inputs[k]).includes('"secret":true'))
+        .filter((k) => containsSecret(r.inputs[k]))
         .sort(),
     }));
   // Containers belong to the host whose Docker provider they use (the provider is a child of the host's services).
