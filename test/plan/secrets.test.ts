@@ -1,10 +1,15 @@
 /**
  * Secrets in `berth plan` output: nothing secret reaches plan.json in clear.
  * - a provided registry TLS key, also when it was pasted into the certificate text (a combined PEM);
- * - any private key text in an input the program did not mark secret (plan.json's safety net).
+ * - any private key text in an input the program did not mark secret (plan.json's safety net);
+ * - an `extraIgnition` fragment marked `secret: true`.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cli } from "../support/cli.ts";
 import { loadStack } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import type { BerthConfig } from "../../config/types.ts";
@@ -79,5 +84,76 @@ describe("certificateBlocks", () => {
     const second = CERT.replace("berthtest", "intermediate");
     expect(certificateBlocks(`${CERT}${KEY}${second}`)).toBe(`${CERT}${second}`);
     expect(certificateBlocks(KEY)).toBe("");
+  });
+});
+
+describe("berth:extraIgnition with secret: true", () => {
+  const TOKEN = "berth-test-token-5b0e7c1d9a";
+  const tmp = mkdtempSync(join(tmpdir(), "berth-secret-frag-"));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  /** A copy of the project's stack files whose testing stack has no dockerd TLS and one fragment. */
+  function project(name: string, entry: string): string {
+    const root = join(tmp, name);
+    for (const f of ["Pulumi.yaml", "stacks", "snippets"])
+      cpSync(join(PROJECT_ROOT, f), join(root, f), { recursive: true });
+    const fragment = {
+      ignition: { version: "3.3.0" },
+      storage: {
+        files: [
+          {
+            path: "/etc/berth-test/token",
+            mode: 384,
+            contents: { source: `data:,${TOKEN}` },
+          },
+        ],
+      },
+    };
+    writeFileSync(join(root, "snippets", "token.json"), JSON.stringify(fragment));
+    const file = join(root, "stacks", "Pulumi.testing.yaml");
+    const text = readFileSync(file, "utf8");
+    // dockerTls off: otherwise dockerd's key already makes every host's user data secret.
+    const edited = text
+      .replace(/^ {4}timezone: .*$/m, (m) => `${m}\n    dockerTls: false`)
+      .replace(/^config:$/m, `config:\n  berth:extraIgnition:\n    - ${entry}`);
+    expect(edited).toContain("dockerTls: false");
+    writeFileSync(file, edited);
+    return root;
+  }
+
+  it("without the flag the fragment is public (the case the flag is for)", async () => {
+    const root = project("public", "{path: snippets/token.json}");
+    const r = await cli(root, "plan", "testing", "--out", join(root, "out"));
+    expect(r.code, r.err).toBe(0);
+    expect(readFileSync(join(root, "out", "plan.json"), "utf8")).toContain(TOKEN);
+    expect(statSync(join(root, "out", "hosts", "testing-ci-1.ign")).mode & 0o777).toBe(0o644);
+  });
+
+  it("with secret: true the user data is a secret: masked in plan.json, .ign 0600, listed in SECRET-FILES", async () => {
+    const root = project("secret", "{path: snippets/token.json, secret: true}");
+    const r = await cli(root, "plan", "testing", "--out", join(root, "out"));
+    expect(r.code, r.err).toBe(0);
+    const json = readFileSync(join(root, "out", "plan.json"), "utf8");
+    expect(json).not.toContain(TOKEN);
+    const plan = JSON.parse(json) as {
+      resources: { name: string; inputs: { userData?: unknown }; secretInputs: string[] }[];
+    };
+    const server = plan.resources.find((x) => x.name === "testing-ci-1-server")!;
+    expect(server.inputs.userData).toBe(MASK);
+    expect(server.secretInputs).toContain("userData");
+    const ign = join(root, "out", "hosts", "testing-ci-1.ign");
+    expect(readFileSync(ign, "utf8")).toContain(TOKEN);
+    expect(statSync(ign).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(root, "out", "hosts", "SECRET-FILES"), "utf8").split("\n")).toContain(
+      "testing-ci-1.ign",
+    );
+  });
+
+  it("refuses a secret flag that is not a boolean, naming the field", async () => {
+    const root = project("bad", "{path: snippets/token.json, secret: yes-please}");
+    const r = await cli(root, "validate", "testing");
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("berth:extraIgnition[0].secret");
+    expect(r.err).not.toMatch(/\n\s+at /);
   });
 });
