@@ -2,7 +2,7 @@
  * `berth plan`: the real program run under mocks, written for reviewers. Deterministic: the same
  * commit gives the same bytes (mock IDs derive from names; everything is sorted).
  */
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import type { CapturedResource } from "./mocks.ts";
 import { PRIVATE_KEY_PEM } from "../renderers/pem.ts";
 import { isSecret, plain, type StackRun } from "./run.ts";
@@ -22,6 +22,12 @@ export interface PlanResource {
   inputs: unknown;
   /** Names of inputs that are (or contain) secrets; their values are masked. */
   secretInputs: string[];
+  /**
+   * For `berth plan --against` only: per secret input, an HMAC of its value under a random key
+   * that exists for one comparison and is never written anywhere, so a change of a secret can be
+   * reported without revealing it (or anything a guess could be checked against).
+   */
+  secretDigests?: Record<string, string>;
 }
 
 export interface PlanHost {
@@ -66,6 +72,25 @@ function containsSecret(v: unknown): boolean {
   return false;
 }
 
+function secretDigests(r: CapturedResource, key: string): Record<string, string> {
+  return Object.fromEntries(
+    Object.keys(r.inputs)
+      .filter((k) => containsSecret(r.inputs[k]))
+      .sort()
+      .map((k) => [
+        k,
+        createHmac("sha256", key)
+          .update(JSON.stringify(reveal(r.inputs[k])) ?? "")
+          .digest("hex"),
+      ]),
+  );
+}
+
+/** The plan as written to plan.json: without the one-comparison digests. */
+export function withoutDigests(plan: Plan): Plan {
+  return { ...plan, resources: plan.resources.map(({ secretDigests: _digests, ...r }) => r) };
+}
+
 function providerUrn(r: CapturedResource): string | null {
   if (!r.provider) return null;
   const i = r.provider.lastIndexOf("::");
@@ -74,7 +99,26 @@ function providerUrn(r: CapturedResource): string | null {
 
 const digest = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);
 
-export function buildPlan(run: StackRun): Plan {
+/** A captured value with every secret mark removed (for digests; never written out). */
+function reveal(v: unknown): unknown {
+  if (isSecret(v)) return reveal(plain(v));
+  if (Array.isArray(v)) return v.map(reveal);
+  if (v && typeof v === "object")
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, x]) => [k, reveal(x)]),
+    );
+  return v;
+}
+
+export interface BuildPlanOptions {
+  /** Key for {@link PlanResource.secretDigests}; without it the plan has no digests. */
+  secretDigestKey?: string;
+}
+
+export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
+  const { secretDigestKey } = options;
   const resources = [...run.resources]
     .sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0))
     .map<PlanResource>((r) => ({
@@ -90,6 +134,7 @@ export function buildPlan(run: StackRun): Plan {
       secretInputs: Object.keys(r.inputs)
         .filter((k) => containsSecret(r.inputs[k]))
         .sort(),
+      ...(secretDigestKey === undefined ? {} : { secretDigests: secretDigests(r, secretDigestKey) }),
     }));
   // Containers belong to the host whose Docker provider they use (the provider is a child of the host's services).
   const providerHost = new Map<string, string>();
