@@ -50,7 +50,8 @@ describe("checkTools", () => {
   });
 });
 
-describe("a suite whose tool is missing, run by vitest", () => {
+// Each case starts a vitest of its own: allow for a loaded machine.
+describe("a suite whose tool is missing, run by vitest", { timeout: 180_000 }, () => {
   const vitest = (env: NodeJS.ProcessEnv, ...args: string[]) => {
     const r = spawnSync(
       process.execPath,
@@ -61,7 +62,7 @@ describe("a suite whose tool is missing, run by vitest", () => {
         join(PROJECT_ROOT, "test/fixtures/tools/vitest.config.ts"),
         ...args,
       ],
-      { cwd: PROJECT_ROOT, encoding: "utf8", env: { ...process.env, CI: "", ...env }, timeout: 60_000 },
+      { cwd: PROJECT_ROOT, encoding: "utf8", env: { ...process.env, CI: "", ...env }, timeout: 150_000 },
     );
     return { status: r.status, output: `${r.stdout}${r.stderr}` };
   };
