@@ -193,7 +193,7 @@ describe("berth plan --against <ref>", () => {
     expect(readFileSync(join(tmp, "h", "diff.md"), "utf8").trimEnd()).toBe(host.out);
     // The worktree used for the base plan is gone again.
     expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
-  }, 120_000);
+  }, 300_000);
 
   it("a change of a secret only (a registry password) is reported as such, without the secret", () => {
     const first = "first-registry-password-7f3a9c";
@@ -247,7 +247,7 @@ describe("berth plan --against <ref>", () => {
     } finally {
       git("checkout", "--", "stacks");
     }
-  }, 120_000);
+  }, 300_000);
 });
 
 describe("plan.json rendering", () => {
