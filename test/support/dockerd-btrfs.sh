@@ -87,9 +87,10 @@ forward_users() {
 
 forward_acquire_locked() {
   local dir=$1
-  if [[ -z $(forward_users "$dir") || ! -f $dir/saved ]]; then
-    cat "$forward_sysctl" >"$dir/saved"
-  fi
+  # Kept from the first start on: a saved value without live users is from a run that died
+  # before stop, and is still the value from before any of ours.
+  forward_users "$dir" >/dev/null
+  [[ -f $dir/saved ]] || cat "$forward_sysctl" >"$dir/saved"
   printf '%s' "$workdir" >"$dir/users/$(printf '%s' "$workdir" | sha256sum | cut -c1-16)"
   echo 1 >"$forward_sysctl"
   echo "$dir" >"$workdir/forwarding"
