@@ -20,6 +20,7 @@ import { ConfigError } from "../config/errors.ts";
 import { loadCheckedStack } from "../stack/validate.ts";
 import { PROJECT_ROOT } from "../config/root.ts";
 import { summarize } from "./summary.ts";
+import { checkOutDir, OutDirError } from "./out.ts";
 
 const USAGE = `Usage:
   berth validate <stack>             validate a stack's configuration (testing, staging, production, pr-<N>)
@@ -75,7 +76,8 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
           options: { out: { type: "string" } },
         });
         const stack = positionals[0];
-        if (!stack || positionals.length > 1 || !values.out) return usage(io);
+        if (!stack || positionals.length > 1 || values.out === undefined) return usage(io);
+        checkOutDir(values.out);
         const { renderStack } = await import("./render.ts");
         const files = await renderStack(root, stack, values.out);
         for (const f of files) io.out(`wrote ${f}`);
@@ -89,13 +91,10 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         });
         const stack = positionals[0];
         if (!stack || positionals.length > 1) return usage(io);
+        const out = values.out ?? join(root, "out", "plan", stack);
+        checkOutDir(out);
         const { planStack } = await import("./plan.ts");
-        const result = await planStack(
-          root,
-          stack,
-          values.out ?? join(root, "out", "plan", stack),
-          values.against,
-        );
+        const result = await planStack(root, stack, out, values.against);
         if (result.diffMarkdown !== undefined) io.out(result.diffMarkdown);
         else for (const f of result.files) io.out(`wrote ${f}`);
         return 0;
@@ -171,7 +170,11 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         return usage(io);
     }
   } catch (e) {
-    if (e instanceof ConfigError || (e instanceof Error && e.name === "AgainstError")) {
+    if (
+      e instanceof ConfigError ||
+      e instanceof OutDirError ||
+      (e instanceof Error && e.name === "AgainstError")
+    ) {
       io.err(e.message);
       return 1;
     }

@@ -142,6 +142,7 @@ export class CiEnvironment extends pulumi.ComponentResource {
           protectData: c.hosts.protectData,
           serverGroupId: serverGroup?.id,
           ignition: hostIgnitionBase(c, hostName),
+          userDataSecret: c.extraIgnition.some((f) => f.secret),
           registryCaPem: registryCa?.certPem,
           dockerTls: dockerCa
             ? (floatingIp) => {

@@ -37,6 +37,8 @@ export interface CiHostArgs {
   registryCaPem?: pulumi.Input<string>;
   /** dockerd mutual TLS, when hosts offer per-build agents. */
   dockerTls?: (floatingIp: pulumi.Output<string>) => HostDockerTls;
+  /** The Ignition carries a secret of its own (an `extraIgnition` fragment marked `secret`). */
+  userDataSecret?: boolean;
   /** Metadata put on the server (and tags on the other resources). */
   labels: Record<string, string>;
 }
@@ -107,8 +109,9 @@ export class CiHost extends pulumi.ComponentResource {
             : {}),
         }),
       );
-    // The TLS server key travels in user data: the whole document is then a secret.
-    this.userData = tls ? pulumi.secret(rendered) : rendered;
+    // The TLS server key (or a fragment marked secret) travels in user data: the whole document
+    // is then a secret.
+    this.userData = tls || args.userDataSecret ? pulumi.secret(rendered) : rendered;
 
     const server = new openstack.compute.Instance(
       `${name}-server`,

@@ -12,6 +12,7 @@ import {
   renderRegistryConfig,
   REGISTRY_DEFAULTS,
 } from "../renderers/index.ts";
+import { certificateBlocks } from "../renderers/pem.ts";
 import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
 import {
   REGISTRY_CONTAINER,
@@ -142,7 +143,9 @@ export class Registry extends pulumi.ComponentResource {
       keyPem = pulumi.secret(issued.keyPem);
       this.caCertPem = args.ca.certPem;
     } else if (args.tls.mode === "provided") {
-      certPem = pulumi.output(args.tls.certificate);
+      // Only the certificate blocks: a key pasted into the certificate text must not become a
+      // public input (the nginx upload of registry.crt, plan.json); the key has its own secret.
+      certPem = pulumi.output(certificateBlocks(args.tls.certificate));
       keyPem = secretInput(args.tls.privateKey, "registry-tls-key");
       this.caCertPem = pulumi.output(args.tls.caCertificate ?? "");
     } else {

@@ -282,7 +282,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     jenkins: Obj;
     services: Obj & { subnet: string; productionLike: Obj[] };
     dns: { searchDomain: string };
-    extraIgnition: { path: string }[];
+    extraIgnition: { path: string; secret?: boolean }[];
     previewTtlHours: number;
   };
   const environment = environmentOf(stack);
@@ -393,12 +393,12 @@ function loadFragments(
   stack: string,
   source: string,
   cfg: BerthConfig,
-  entries: { path: string }[],
+  entries: { path: string; secret?: boolean }[],
   root: string,
 ): ExtraIgnition[] {
   const issues: ConfigIssue[] = [];
   const fragments: ExtraIgnition[] = [];
-  entries.forEach(({ path }, i) => {
+  entries.forEach(({ path, secret }, i) => {
     const at = `berth:extraIgnition[${i}].path`;
     const file = resolvePath(root, path);
     const outside = fragmentPathProblem(root, path);
@@ -425,7 +425,7 @@ function loadFragments(
       });
       return;
     }
-    fragments.push({ path, config: parsed as IgnitionConfig });
+    fragments.push({ path, secret: secret === true, config: parsed as IgnitionConfig });
   });
   if (issues.length === 0 && fragments.length > 0) {
     const host = cfg.hosts.names[0] as string;

@@ -237,7 +237,14 @@ export const berthSchema = {
         type: "object",
         additionalProperties: false,
         required: ["path"],
-        properties: { path: { type: "string", pattern: "\\.json$" } },
+        properties: {
+          path: { type: "string", pattern: "\\.json$" },
+          secret: {
+            type: "boolean",
+            default: false,
+            description: "the fragment carries a secret: hosts' user data becomes a Pulumi secret",
+          },
+        },
       },
     },
   },

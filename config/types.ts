@@ -169,6 +169,12 @@ export interface ServicesConfig {
 export interface ExtraIgnition {
   /** Path of an Ignition 3.3.0 JSON fragment, relative to the project root. */
   path: string;
+  /**
+   * The fragment carries a secret (a key, a token): every host's user data is then a Pulumi secret
+   * (masked in plan.json), and `berth render` writes the `.ign` files 0600 and lists them in
+   * `SECRET-FILES`.
+   */
+  secret: boolean;
   /** The fragment, parsed (checked for its version; merged into every host's config). */
   config: IgnitionConfig;
 }

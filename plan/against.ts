@@ -24,10 +24,12 @@ function runBerth(
   tree: string,
   args: string[],
   signal?: AbortSignal,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ status: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(tree, "bin", "berth.js"), ...args], {
       cwd: tree,
+      env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
       ...(signal ? { signal } : {}),
     });
@@ -44,13 +46,14 @@ function runBerth(
  * The plan of `stack` at `ref`, or `undefined` when the stack did not exist there. The ref's plan
  * runs in a child process, so the caller can plan the working tree meanwhile (both evaluations
  * then share the machine's cores instead of running one after the other). Aborting `signal` stops
- * that child; the worktree is removed either way.
+ * that child; the worktree is removed either way. `env` is added to the child's environment.
  */
 export async function planAtRef(
   root: string,
   ref: string,
   stack: string,
   signal?: AbortSignal,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<Plan | undefined> {
   const commit = git(root, ["rev-parse", "--verify", `${ref}^{commit}`]);
   const dir = mkdtempSync(join(tmpdir(), "berth-against-"));
@@ -64,7 +67,7 @@ export async function planAtRef(
     const isPreview = /^pr-\d+$/.test(stack);
     if (!existsSync(join(tree, "stacks", `Pulumi.${isPreview ? "testing" : stack}.yaml`))) return undefined;
     const out = join(dir, "out");
-    const r = await runBerth(tree, ["plan", stack, "--out", out], signal);
+    const r = await runBerth(tree, ["plan", stack, "--out", out], signal, env);
     if (r.status !== 0) throw new AgainstError(`berth plan ${stack} at ${ref} failed:\n${r.output}`);
     return JSON.parse(readFileSync(join(out, "plan.json"), "utf8")) as Plan;
   } finally {

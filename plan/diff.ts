@@ -56,6 +56,8 @@ export interface ResourceChange {
   name: string;
   /** Top-level inputs whose value differs. */
   fields: string[];
+  /** Of `fields`, those that differ only in a secret value (reported, never shown). */
+  secretFields: string[];
   replace: boolean;
 }
 
@@ -66,6 +68,11 @@ export interface PlanDiff {
   changed: ResourceChange[];
   /** Servers whose Ignition changed: replaced on `pulumi up`. */
   replacedHosts: string[];
+  /**
+   * False when secret inputs could not be compared: this plan has secret digests and the base
+   * plan has none (it was made by a Berth older than them).
+   */
+  secretsCompared: boolean;
 }
 
 const stable = (v: unknown): string => JSON.stringify(v);
@@ -85,14 +92,24 @@ export function diffPlans(base: Plan, head: Plan): PlanDiff {
     const fields = [...new Set([...Object.keys(ai), ...Object.keys(bi)])]
       .filter((k) => stable(ai[k]) !== stable(bi[k]))
       .sort();
+    // Masked values look equal; their digests (when both plans have them) do not.
+    const secretFields: string[] = [];
+    const ad = r.secretDigests;
+    const bd = b.secretDigests;
+    if (ad && bd)
+      for (const k of [...new Set([...Object.keys(ad), ...Object.keys(bd)])].sort())
+        if (ad[k] !== bd[k] && !fields.includes(k)) {
+          fields.push(k);
+          secretFields.push(k);
+        }
     // Secret inputs are masked in plans; a server's Ignition is compared through its digest.
     if (r.type === "openstack:compute/instance:Instance") {
       const host = head.hosts.find((h) => r.name === `${h.name}-server`);
       const prev = host ? baseHosts.get(host.name) : undefined;
       if (host && prev && host.userDataDigest !== prev.userDataDigest && !fields.includes("userData"))
         fields.push("userData");
-      fields.sort();
     }
+    fields.sort();
     if (fields.length === 0) continue;
     const replaceOn = REPLACE_ON[r.type] ?? [];
     changed.push({
@@ -100,6 +117,7 @@ export function diffPlans(base: Plan, head: Plan): PlanDiff {
       type: r.type,
       name: r.name,
       fields,
+      secretFields,
       replace: fields.some((f) => replaceOn.includes(f)),
     });
   }
@@ -107,15 +125,23 @@ export function diffPlans(base: Plan, head: Plan): PlanDiff {
     .filter((c) => c.type === "openstack:compute/instance:Instance" && c.replace)
     .map((c) => c.name.replace(/-server$/, ""))
     .sort();
-  return { stack: head.stack, added, removed, changed, replacedHosts };
+  const digests = (p: Plan) => p.resources.some((r) => r.secretDigests !== undefined);
+  const secretsCompared = !digests(head) || digests(base);
+  return { stack: head.stack, added, removed, changed, replacedHosts, secretsCompared };
 }
 
 const short = (t: string) => t.replace(/^([a-z]+):[^:]*:/, "$1:");
 
 export function renderDiffMarkdown(d: PlanDiff, against: string): string {
   const lines: string[] = [`### \`${d.stack}\` against \`${against}\``, ""];
+  const uncompared = d.secretsCompared
+    ? []
+    : [
+        `_Secret inputs were not compared: the plan of \`${against}\` carries no secret digests (made by an older Berth)._`,
+        "",
+      ];
   if (d.added.length + d.removed.length + d.changed.length === 0) {
-    lines.push("No changes.", "");
+    lines.push("No changes.", "", ...uncompared);
     return lines.join("\n");
   }
   if (d.replacedHosts.length > 0)
@@ -128,6 +154,14 @@ export function renderDiffMarkdown(d: PlanDiff, against: string): string {
     `**${d.added.length}** to add, **${d.changed.length}** to change (${d.changed.filter((c) => c.replace).length} replaced), **${d.removed.length}** to remove.`,
     "",
   );
+  const secretChanges = d.changed.filter((c) => c.secretFields.length > 0);
+  if (secretChanges.length > 0)
+    lines.push(
+      `> [!NOTE]`,
+      `> **Secret inputs changed** (values not shown): ${secretChanges.map((c) => `\`${c.name}\` (${c.secretFields.join(", ")})`).join(", ")}.`,
+      "",
+    );
+  lines.push(...uncompared);
   if (d.added.length > 0)
     lines.push(
       "| added | name |",
@@ -141,7 +175,7 @@ export function renderDiffMarkdown(d: PlanDiff, against: string): string {
       "|---|---|---|---|",
       ...d.changed.map(
         (c) =>
-          `| ${short(c.type)} | ${c.name} | ${c.fields.join(", ")} | ${c.replace ? "**replace**" : "update"} |`,
+          `| ${short(c.type)} | ${c.name} | ${c.fields.map((f) => (c.secretFields.includes(f) ? `${f} (secret)` : f)).join(", ")} | ${c.replace ? "**replace**" : "update"} |`,
       ),
       "",
     );

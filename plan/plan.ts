@@ -2,8 +2,10 @@
  * `berth plan`: the real program run under mocks, written for reviewers. Deterministic: the same
  * commit gives the same bytes (mock IDs derive from names; everything is sorted).
  */
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { containersByHost, imageReferences, providerUrn } from "./containers.ts";
+import type { CapturedResource } from "./mocks.ts";
+import { PRIVATE_KEY_PEM } from "../renderers/pem.ts";
 import { isSecret, plain, type StackRun } from "./run.ts";
 
 export const MASK = "[secret]";
@@ -21,6 +23,12 @@ export interface PlanResource {
   inputs: unknown;
   /** Names of inputs that are (or contain) secrets; their values are masked. */
   secretInputs: string[];
+  /**
+   * For `berth plan --against` only: per secret input, an HMAC of its value under a random key
+   * that exists for one comparison and is never written anywhere, so a change of a secret can be
+   * reported without revealing it (or anything a guess could be checked against).
+   */
+  secretDigests?: Record<string, string>;
 }
 
 export interface PlanHost {
@@ -39,8 +47,14 @@ export interface Plan {
   hosts: PlanHost[];
 }
 
+/**
+ * A plain string carrying private key text: masked in plan.json even though the program did not
+ * mark it secret (a safety net: a key must never reach a reviewer's plan).
+ */
+const carriesPrivateKey = (v: unknown): boolean => typeof v === "string" && PRIVATE_KEY_PEM.test(v);
+
 function mask(v: unknown): unknown {
-  if (isSecret(v)) return MASK;
+  if (isSecret(v) || carriesPrivateKey(v)) return MASK;
   if (Array.isArray(v)) return v.map(mask);
   if (v && typeof v === "object")
     return Object.fromEntries(
@@ -51,9 +65,55 @@ function mask(v: unknown): unknown {
   return v;
 }
 
+/** Whether `v` is, or contains, a secret (or private key text, see {@link carriesPrivateKey}). */
+function containsSecret(v: unknown): boolean {
+  if (isSecret(v) || carriesPrivateKey(v)) return true;
+  if (Array.isArray(v)) return v.some(containsSecret);
+  if (v && typeof v === "object") return Object.values(v as Record<string, unknown>).some(containsSecret);
+  return false;
+}
+
+function secretDigests(r: CapturedResource, key: string): Record<string, string> {
+  return Object.fromEntries(
+    Object.keys(r.inputs)
+      .filter((k) => containsSecret(r.inputs[k]))
+      .sort()
+      .map((k) => [
+        k,
+        createHmac("sha256", key)
+          .update(JSON.stringify(reveal(r.inputs[k])) ?? "")
+          .digest("hex"),
+      ]),
+  );
+}
+
+/** The plan as written to plan.json: without the one-comparison digests. */
+export function withoutDigests(plan: Plan): Plan {
+  return { ...plan, resources: plan.resources.map(({ secretDigests: _digests, ...r }) => r) };
+}
+
 const digest = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);
 
-export function buildPlan(run: StackRun): Plan {
+/** A captured value with every secret mark removed (for digests; never written out). */
+function reveal(v: unknown): unknown {
+  if (isSecret(v)) return reveal(plain(v));
+  if (Array.isArray(v)) return v.map(reveal);
+  if (v && typeof v === "object")
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, x]) => [k, reveal(x)]),
+    );
+  return v;
+}
+
+export interface BuildPlanOptions {
+  /** Key for {@link PlanResource.secretDigests}; without it the plan has no digests. */
+  secretDigestKey?: string;
+}
+
+export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
+  const { secretDigestKey } = options;
   const resources = [...run.resources]
     .sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0))
     .map<PlanResource>((r) => ({
@@ -67,8 +127,9 @@ export function buildPlan(run: StackRun): Plan {
       deleteBeforeReplace: r.deleteBeforeReplace,
       inputs: mask(r.inputs),
       secretInputs: Object.keys(r.inputs)
-        .filter((k) => JSON.stringify(r.inputs[k]).includes('"secret":true'))
+        .filter((k) => containsSecret(r.inputs[k]))
         .sort(),
+      ...(secretDigestKey === undefined ? {} : { secretDigests: secretDigests(r, secretDigestKey) }),
     }));
   const containers = containersByHost(run);
   const imageOf = imageReferences(run);

@@ -13,10 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { PROJECT_ROOT } from "../../config/root.ts";
-import { requireTool } from "../support/tools.ts";
+import { requireTools } from "../support/tools.ts";
 
 /** The provided-TLS cases make their certificates with the real openssl. */
-const noOpenssl = requireTool("openssl", "openssl", "provided-TLS cases");
+const noOpenssl = requireTools("provided-TLS cases", [{ tool: "openssl", debianPackage: "openssl" }]).skip;
 
 type Config = Record<string, Record<string, unknown> | unknown>;
 type Obj = Record<string, unknown>;

@@ -5,9 +5,11 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isSshPublicKey, sshKeyProblem } from "../../config/sshkey.ts";
-import { requireTool } from "../support/tools.ts";
+import { requireTools } from "../support/tools.ts";
 
-const skip = requireTool("ssh-keygen", "openssh-client", "OpenSSH key checks");
+const skip = requireTools("OpenSSH key checks", [
+  { tool: "ssh-keygen", debianPackage: "openssh-client" },
+]).skip;
 
 /** A public key line made by the real ssh-keygen. */
 function keygen(type: string, bits?: number): string {

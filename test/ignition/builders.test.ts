@@ -19,7 +19,7 @@ import {
   unit,
   type IgnitionConfig,
 } from "../../ignition/index.ts";
-import { requireTool } from "../support/tools.ts";
+import { checkTool, toolsIt } from "../support/tools.ts";
 import { decodeContents } from "./fixtures.ts";
 
 const decode = decodeContents;
@@ -124,8 +124,7 @@ describe("mount unit names", () => {
     expect(systemdEscapePath("/srv/ci-data")).toBe("srv-ci\\x2ddata");
   });
 
-  const skip = requireTool("systemd-escape", "systemd");
-  it.skipIf(skip)("matches the real systemd-escape --path", () => {
+  toolsIt(checkTool("systemd-escape", "systemd"))("matches the real systemd-escape --path", () => {
     const paths = [
       "/var/lib/docker",
       "/",

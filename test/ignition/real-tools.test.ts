@@ -8,10 +8,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 
 import { renderHostIgnition, type HostIgnitionInput } from "../../ignition/index.ts";
-import { requireTools } from "../support/tools.ts";
+import { checkTools, toolsDescribe } from "../support/tools.ts";
 import {
   IGNITION_BINARY,
   applyWithIgnition,
@@ -24,7 +24,7 @@ import {
   type StageRun,
 } from "./fixtures.ts";
 
-const tools = requireTools("ignition real-tool tests", [
+const tools = checkTools("ignition real-tool tests", [
   { tool: "ignition-validate", debianPackage: "ignition" },
   { tool: IGNITION_BINARY, debianPackage: "ignition" },
   // Debian's Ignition relabels written files with setfiles after the files stage.
@@ -71,7 +71,7 @@ const hosts: [string, HostIgnitionInput][] = [
   ["fcos with an extra fragment", fcosWithExtra],
 ];
 
-describe.skipIf(tools.skip)("ignition-validate (Debian, spec 3.3.0)", () => {
+toolsDescribe(tools)("ignition-validate (Debian, spec 3.3.0)", () => {
   it.each(hosts)("accepts %s without errors or warnings", (_label, host) => {
     const dir = mkdtempSync(join(tmpdir(), "berth-validate-"));
     cleanup.push(dir);
@@ -98,7 +98,7 @@ describe.skipIf(tools.skip)("ignition-validate (Debian, spec 3.3.0)", () => {
   });
 });
 
-describe.skipIf(tools.skip)("the real Ignition binary applies the config (fetch + files stages)", () => {
+toolsDescribe(tools)("the real Ignition binary applies the config (fetch + files stages)", () => {
   it.each(hosts)("%s: both stages pass", (_label, host) => {
     const { runs } = apply(host);
     expect(
@@ -192,7 +192,7 @@ function verify(root: string, units: string[]): { status: number | null; output:
   return verifyUnits(root, units, tools.paths["systemd-analyze"] ?? "systemd-analyze");
 }
 
-describe.skipIf(tools.skip)("systemd-analyze verify on the units Ignition wrote", () => {
+toolsDescribe(tools)("systemd-analyze verify on the units Ignition wrote", () => {
   it.each(hosts)("%s: accepts docker.service (+ drop-in) and the mount unit", (_label, host) => {
     const { root, runs } = apply(host);
     expect(runs.at(-1)?.status).toBe(0);
@@ -220,7 +220,7 @@ describe.skipIf(tools.skip)("systemd-analyze verify on the units Ignition wrote"
   });
 });
 
-describe.skipIf(tools.skip)("sshd accepts the drop-in and it takes precedence", () => {
+toolsDescribe(tools)("sshd accepts the drop-in and it takes precedence", () => {
   it("sshd -T reports the hardened values even though the main config says yes later", () => {
     const { root } = apply(fcosFull);
     const dir = mkdtempSync(join(tmpdir(), "berth-sshd-"));

@@ -12,7 +12,7 @@ import { main } from "../../cli/main.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { loadStack } from "../../config/load.ts";
 import type { IgnitionConfig } from "../../ignition/index.ts";
-import { requireTools } from "../support/tools.ts";
+import { checkTools, toolsIt } from "../support/tools.ts";
 import {
   IGNITION_BINARY,
   applyWithIgnition,
@@ -23,7 +23,7 @@ import {
 } from "./fixtures.ts";
 
 const STACKS = ["testing", "staging", "production", "pr-17"];
-const tools = requireTools("stack Ignition (real tools)", [
+const tools = checkTools("stack Ignition (real tools)", [
   { tool: "ignition-validate", debianPackage: "ignition" },
   { tool: IGNITION_BINARY, debianPackage: "ignition" },
   { tool: "setfiles", debianPackage: "policycoreutils" },
@@ -65,7 +65,7 @@ describe.each(STACKS)("berth render %s", (stack) => {
     }
   });
 
-  it.skipIf(tools.skip)("every host's config passes ignition-validate", () => {
+  toolsIt(tools)("every host's config passes ignition-validate", () => {
     for (const f of hostFiles(stack)) {
       const r = spawnSync("ignition-validate", [join(out, stack, "hosts", f)], { encoding: "utf8" });
       expect(`${r.stdout}${r.stderr}`).toBe("");
@@ -73,7 +73,7 @@ describe.each(STACKS)("berth render %s", (stack) => {
     }
   });
 
-  it.skipIf(tools.skip)(
+  toolsIt(tools)(
     "the real Ignition applies the first host's config; systemd-analyze accepts the units",
     () => {
       const cfg = loadStack(PROJECT_ROOT, stack);

@@ -117,6 +117,34 @@ describe("plan diff", () => {
   });
 });
 
+describe("plan diff of secret inputs", () => {
+  it("reports a secret that changed by its digest, and says when the base plan has no digests", async () => {
+    const run = await runStack(PROJECT_ROOT, "testing");
+    const base = buildPlan(run, { secretDigestKey: "k" });
+    expect(renderDiffMarkdown(diffPlans(base, base), "main")).toContain("No changes.");
+    const head = structuredClone(base);
+    const nginx = head.resources.find((r) => r.name === "testing-ci-1-registry-nginx")!;
+    expect(nginx.secretInputs).toContain("uploads");
+    nginx.secretDigests!.uploads = "0".repeat(64);
+    const d = diffPlans(base, head);
+    expect(d.changed).toEqual([
+      expect.objectContaining({
+        name: nginx.name,
+        fields: ["uploads"],
+        secretFields: ["uploads"],
+        replace: true,
+      }),
+    ]);
+    expect(renderDiffMarkdown(d, "main")).toContain("`testing-ci-1-registry-nginx` (uploads)");
+    // Without a key, no digests: what plan.json holds for reviewers.
+    expect(buildPlan(run).resources.every((r) => r.secretDigests === undefined)).toBe(true);
+    const old = buildPlan(run);
+    const md = renderDiffMarkdown(diffPlans(old, base), "v1");
+    expect(md).toContain("No changes.");
+    expect(md).toContain("Secret inputs were not compared");
+  });
+});
+
 describe("berth plan --against <ref>", () => {
   const repo = join(tmp, "repo");
   const git = (...args: string[]) => {
@@ -165,7 +193,40 @@ describe("berth plan --against <ref>", () => {
     expect(readFileSync(join(tmp, "h", "diff.md"), "utf8").trimEnd()).toBe(host.out);
     // The worktree used for the base plan is gone again.
     expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
-  }, 120_000);
+  }, 300_000);
+
+  it("a change of a secret only (a registry password) is reported as such, without the secret", () => {
+    const first = "first-registry-password-7f3a9c";
+    const second = "second-registry-password-2b8e41";
+    edit("testing", /- name: jenkins\n/, `- name: jenkins\n        password: ${first}\n`);
+    git("commit", "-qam", "a provided registry password");
+    try {
+      // Nothing changed yet: the digests of unchanged secrets agree between the two runs.
+      const same = berth("plan", "testing", "--against", "HEAD", "--out", join(tmp, "same"));
+      expect(same.code, same.err).toBe(0);
+      expect(same.out).toContain("No changes.");
+
+      edit("testing", new RegExp(`password: ${first}`), `password: ${second}`);
+      const r = berth("plan", "testing", "--against", "HEAD", "--out", join(tmp, "secret"));
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).not.toContain("No changes.");
+      expect(r.out).toMatch(
+        /\*\*Secret inputs changed\*\* \(values not shown\): .*`testing-ci-1-registry-nginx` \(uploads\)/,
+      );
+      expect(r.out).toMatch(
+        /\| docker:Container \| testing-ci-1-registry-nginx \| uploads \(secret\) \| \*\*replace\*\* \|/,
+      );
+      for (const text of [r.out, readFileSync(join(tmp, "secret", "plan.json"), "utf8")]) {
+        expect(text).not.toContain(first);
+        expect(text).not.toContain(second);
+        // The one-comparison digests are not written out either.
+        expect(text).not.toContain("secretDigests");
+      }
+    } finally {
+      git("checkout", "--", "stacks");
+      git("reset", "-q", "--hard", "HEAD~1");
+    }
+  }, 180_000);
 
   it("an unknown ref is a clear error, not a stack trace", async () => {
     const r = berth("plan", "staging", "--against", "no-such-ref", "--out", join(tmp, "x"));
@@ -186,7 +247,7 @@ describe("berth plan --against <ref>", () => {
     } finally {
       git("checkout", "--", "stacks");
     }
-  }, 120_000);
+  }, 300_000);
 });
 
 describe("plan.json rendering", () => {

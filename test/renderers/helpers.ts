@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "vitest";
+import { inCi, REAL_TOOLS_TAG } from "../support/tools.ts";
 
 export interface Tool {
   name: string;
@@ -55,8 +56,8 @@ export function toolPath(tool: Tool): string {
 export const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
 /**
- * `describe` that needs real programs (and optionally root). Missing ones: skipped locally with
- * the reason in the suite name; a failing test under `CI`.
+ * `describe` that needs real programs (and optionally root), tagged `real-tools`. Missing ones:
+ * skipped locally with the reason in the suite name; a failing test under `CI`.
  */
 export function describeWithTools(
   title: string,
@@ -65,16 +66,17 @@ export function describeWithTools(
 ): void {
   const missing = needs.tools.filter((t) => t.path === undefined).map((t) => `${t.name} (${t.install})`);
   if (needs.root === true && !isRoot) missing.push("root privileges");
+  const options = { tags: [REAL_TOOLS_TAG] };
   if (missing.length === 0) {
-    describe(title, body);
-  } else if (process.env.CI) {
-    describe(title, () => {
+    describe(title, options, body);
+  } else if (inCi()) {
+    describe(title, options, () => {
       it("has the programs it checks with", () => {
         throw new Error(`missing in CI: ${missing.join(", ")}`);
       });
     });
   } else {
-    describe.skip(`${title} [skipped: missing ${missing.join(", ")}]`, body);
+    describe.skip(`${title} [skipped: missing ${missing.join(", ")}]`, options, body);
   }
 }
 

@@ -20,6 +20,14 @@
 # stop deletes the rules and chains that appeared since that snapshot and restores the built-in
 # chains' policies (dockerd leaves its rules and DOCKER* chains behind when it exits).
 #
+# IPv4 forwarding: start turns net.ipv4.ip_forward on for the run (a freshly booted machine has it
+# off, and dockerd then warns "IPv4 forwarding is disabled" and container networking does not
+# work; on a Berth host dockerd turns it on itself). The value before the first start is kept in
+# $BERTH_FORWARD_STATE (default /run/berth-dockerd-btrfs) per network namespace, with one entry
+# per running work directory; stop removes this work directory's entry and, when it was the last
+# one, puts the old value back. Users whose work directory is gone are pruned. Set
+# BERTH_IP_FORWARD=keep to leave the sysctl alone.
+#
 # Everything it creates is recorded in <workdir> (loop device, bridge name, pids, firewall
 # snapshot), and stop only removes what that record names. Bridges of user-defined Docker networks
 # (br-<id>) are removed by stop only when their network id is in this daemon's own network store;
@@ -48,6 +56,67 @@ case $fs in
 esac
 
 log() { echo "dockerd-btrfs: $*" >&2; }
+
+# The forwarding record of this network namespace (the sysctl is per namespace).
+forward_dir() {
+  local ns
+  ns=$(stat -L -c %i /proc/self/ns/net)
+  echo "${BERTH_FORWARD_STATE:-/run/berth-dockerd-btrfs}/forward-$ns"
+}
+forward_sysctl=/proc/sys/net/ipv4/ip_forward
+
+# with_forward_lock <dir> <function>: runs <function> <dir> holding the record's lock (several
+# dockerds may start and stop at once).
+with_forward_lock() {
+  local dir=$1 fd
+  mkdir -p "$dir/users"
+  exec {fd}>"$dir/lock"
+  flock "$fd"
+  "$2" "$dir"
+  exec {fd}>&-
+}
+
+forward_users() {
+  local dir=$1 entry
+  for entry in "$dir"/users/*; do
+    [[ -f $entry ]] || continue
+    # A user whose work directory is gone died without stop: drop it.
+    if [[ -d $(cat "$entry") ]]; then echo "$entry"; else rm -f "$entry"; fi
+  done
+}
+
+forward_acquire_locked() {
+  local dir=$1
+  # Kept from the first start on: a saved value without live users is from a run that died
+  # before stop, and is still the value from before any of ours.
+  forward_users "$dir" >/dev/null
+  [[ -f $dir/saved ]] || cat "$forward_sysctl" >"$dir/saved"
+  printf '%s' "$workdir" >"$dir/users/$(printf '%s' "$workdir" | sha256sum | cut -c1-16)"
+  echo 1 >"$forward_sysctl"
+  echo "$dir" >"$workdir/forwarding"
+}
+
+forward_release_locked() {
+  local dir=$1
+  rm -f "$dir/users/$(printf '%s' "$workdir" | sha256sum | cut -c1-16)"
+  if [[ -z $(forward_users "$dir") && -f $dir/saved ]]; then
+    cat "$dir/saved" >"$forward_sysctl"
+    rm -f "$dir/saved"
+    log "net.ipv4.ip_forward restored to $(cat "$forward_sysctl")"
+  fi
+}
+
+forward_acquire() {
+  [[ ${BERTH_IP_FORWARD:-on} == keep ]] && return 0
+  with_forward_lock "$(forward_dir)" forward_acquire_locked
+}
+
+forward_release() {
+  [[ -f $workdir/forwarding ]] || return 0
+  # The record of the namespace start ran in (stop may run elsewhere).
+  with_forward_lock "$(cat "$workdir/forwarding")" forward_release_locked
+  rm -f "$workdir/forwarding"
+}
 
 # Interface names are at most 15 bytes; derive a stable one from the work directory.
 bridge_name() { echo "bt$(printf '%s' "$workdir" | sha256sum | cut -c1-10)"; }
@@ -85,6 +154,7 @@ start() {
   if [[ ${BERTH_NETFILTER:-0} == 1 ]]; then
     netfilter_snapshot
   fi
+  forward_acquire
 
   launch
   log "dockerd is up on unix://$sock (data root $mnt on $loop)"
@@ -303,6 +373,7 @@ stop() {
   # Needs the data root still mounted (the network store lives there).
   remove_network_bridges
   netfilter_restore
+  forward_release
 
   # Container rootfs/netns mounts live under the exec root and the data root; unmount everything
   # below the work directory, deepest first, the btrfs mount itself last.

@@ -1,11 +1,14 @@
 /**
  * Guards for tests that drive real tools (ignition, systemd-analyze, dockerd, ...).
  *
- * Locally a missing tool skips the suite (`describe.skipIf(...)`); under CI (`CI` set) it is an
- * error with a message saying what to install, so a green CI run never hides skipped checks.
+ * Locally a missing tool skips the suite; under CI (`CI=true`, see {@link inCi}) it is a failing
+ * test with a message saying what to install, so a green CI run never hides skipped checks. Every
+ * such suite carries the vitest tag {@link REAL_TOOLS_TAG}, so a runner that cannot have the tools
+ * (a hosted GitHub runner) deselects them explicitly instead of skipping them.
  */
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
+import { describe, it } from "vitest";
 
 /** Resolves `tool` (an absolute path or a name looked up in PATH) to an executable path, or undefined. */
 export function findTool(tool: string): string | undefined {
@@ -45,14 +48,32 @@ export const DOCKERD_BTRFS_TOOLS: readonly ToolRequirement[] = [
   { tool: "ip", debianPackage: "iproute2" },
 ];
 
-/** Outcome of {@link requireTools}: `skip` is for `describe.skipIf`, `paths` maps each tool to its resolved path. */
+/** Outcome of {@link checkTools} and {@link requireTools}. */
 export interface ToolCheck {
-  /** True when something is missing (only ever true outside CI). */
+  /** True when something is missing and the run is not CI (the suite is skipped). */
   skip: boolean;
-  /** Why the suite is skipped, for logs. */
+  /** Why the suite is skipped or fails, for logs; empty when nothing is missing. */
   reason: string;
+  /** What is missing, each with how to get it (empty when everything is there). */
+  missing: string[];
   /** Resolved executable per requested tool (the request itself when missing). */
   paths: Record<string, string>;
+}
+
+/**
+ * The vitest tag of every test that runs a real program from a Debian package (or needs root).
+ * `npm run test:portable` leaves them out explicitly (`--tags-filter='!real-tools'`) for runners
+ * that cannot have them; `npm run test:real-tools` selects exactly them. Declared in vitest.config.ts.
+ */
+export const REAL_TOOLS_TAG = "real-tools";
+
+/**
+ * True when running in CI: `CI` set to anything but "", "0" or "false" (GitHub Actions and
+ * .ci/run export CI=true). Under CI a missing tool fails the suite instead of skipping it.
+ */
+export function inCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.CI ?? "").trim().toLowerCase();
+  return v !== "" && v !== "0" && v !== "false";
 }
 
 function missingMessage(suite: string, missing: string[]): string {
@@ -60,13 +81,14 @@ function missingMessage(suite: string, missing: string[]): string {
 }
 
 /**
- * Checks `requirements` (and root, when `needsRoot`). Missing things skip the suite locally and throw
- * under CI so the test file fails with a clear message.
+ * Checks `requirements` (and root, when `needsRoot`) without throwing. `skip` is true only when
+ * something is missing outside CI; under CI a missing tool is reported by {@link toolsDescribe} /
+ * {@link toolsIt} as a failing test.
  */
-export function requireTools(
+export function checkTools(
   suite: string,
   requirements: readonly ToolRequirement[],
-  options: { needsRoot?: boolean } = {},
+  options: { needsRoot?: boolean; env?: NodeJS.ProcessEnv; uid?: number } = {},
 ): ToolCheck {
   const missing: string[] = [];
   const paths: Record<string, string> = {};
@@ -75,21 +97,69 @@ export function requireTools(
     paths[tool] = found ?? tool;
     if (!found) missing.push(`${tool} (apt-get install -y ${debianPackage})`);
   }
-  if (options.needsRoot && process.getuid?.() !== 0) {
+  const uid = options.uid ?? process.getuid?.();
+  if (options.needsRoot && uid !== 0) {
     missing.push("root privileges (loop devices and mounts)");
   }
-  if (missing.length === 0) {
-    return { skip: false, reason: "", paths };
-  }
-  const message = missingMessage(suite, missing);
-  if (process.env.CI) {
-    throw new Error(`${message}. CI must provide them; install them in .ci/run.`);
-  }
-  console.warn(`skipping ${message}`);
-  return { skip: true, reason: message, paths };
+  if (missing.length === 0) return { skip: false, reason: "", missing, paths };
+  const reason = missingMessage(suite, missing);
+  return { skip: !inCi(options.env), reason, missing, paths };
 }
 
-/** Single-tool form of {@link requireTools}: returns true when the suite should be skipped. */
-export function requireTool(tool: string, debianPackage: string, suite = tool): boolean {
-  return requireTools(suite, [{ tool, debianPackage }]).skip;
+/** The error a missing tool is under CI. */
+function ciError(check: ToolCheck): Error {
+  return new Error(`${check.reason}. CI must provide them; install them in .ci/run.`);
+}
+
+/**
+ * Like {@link checkTools}, but throws under CI when something is missing (for the end-to-end
+ * suite, whose every file needs the tools and which has no tag split).
+ */
+export function requireTools(
+  suite: string,
+  requirements: readonly ToolRequirement[],
+  options: { needsRoot?: boolean } = {},
+): ToolCheck {
+  const check = checkTools(suite, requirements, options);
+  if (check.missing.length === 0) return check;
+  if (!check.skip) throw ciError(check);
+  console.warn(`skipping ${check.reason}`);
+  return check;
+}
+
+/**
+ * `describe` for a suite that runs real programs: tagged {@link REAL_TOOLS_TAG}; with everything
+ * present it runs; with something missing it is skipped locally (the reason in its title) and,
+ * under CI, replaced by one failing test that names what to install.
+ */
+export function toolsDescribe(check: ToolCheck): (title: string, body: () => void) => void {
+  return (title, body) => {
+    const options = { tags: [REAL_TOOLS_TAG] };
+    if (check.missing.length === 0) describe(title, options, body);
+    else if (check.skip) describe.skip(`${title} [skipped: ${check.reason}]`, options, body);
+    else
+      describe(title, options, () => {
+        it("has the programs it runs", () => {
+          throw ciError(check);
+        });
+      });
+  };
+}
+
+/** `it` for one test that runs real programs; same rules as {@link toolsDescribe}. */
+export function toolsIt(check: ToolCheck): (title: string, fn: () => unknown, timeout?: number) => void {
+  return (title, fn, timeout) => {
+    const options = { tags: [REAL_TOOLS_TAG], ...(timeout === undefined ? {} : { timeout }) };
+    if (check.missing.length === 0) it(title, options, fn);
+    else if (check.skip) it.skip(`${title} [skipped: ${check.reason}]`, options, fn);
+    else
+      it(title, options, () => {
+        throw ciError(check);
+      });
+  };
+}
+
+/** Single-tool form of {@link checkTools}. */
+export function checkTool(tool: string, debianPackage: string, suite = tool): ToolCheck {
+  return checkTools(suite, [{ tool, debianPackage }]);
 }

@@ -35,6 +35,8 @@ interface Step {
 }
 interface Job {
   "runs-on"?: unknown;
+  container?: unknown;
+  env?: Record<string, string>;
   needs?: string | string[];
   if?: string;
   environment?: string | { name: string };
@@ -156,7 +158,12 @@ describe("every workflow", () => {
 describe("pr.yml", () => {
   const wf = load("pr.yml");
   const job = wf.jobs.plan!;
+  const checks = wf.jobs.checks!;
+  const realTools = wf.jobs["real-tools"]!;
   const script = runs(job);
+  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
+    scripts: Record<string, string>;
+  };
 
   it("runs on pull requests, one run per PR at a time", () => {
     expect(Object.keys(wf.on)).toEqual(["pull_request"]);
@@ -164,15 +171,53 @@ describe("pr.yml", () => {
     expect(job.permissions).toEqual({ contents: "read", "pull-requests": "write" });
   });
 
-  it("checks out full history, installs, tests and validates every stack", () => {
-    const checkout = job.steps!.find((s) => s.uses?.startsWith("actions/checkout@"));
+  it("has a job per kind of runner: checks (hosted), real-tools (root in Debian 12), plan", () => {
+    expect(Object.keys(wf.jobs).sort()).toEqual(["checks", "plan", "real-tools"]);
+    for (const j of [checks, realTools]) expect(j.env?.CI).toBe("true");
+    expect(checks.container).toBeUndefined();
+    expect(realTools.container).toEqual({ image: "debian:12", options: "--privileged" });
+  });
+
+  it("the hosted job type-checks, lints, runs the portable tests and validates every stack", () => {
+    const checkout = checks.steps!.find((s) => s.uses?.startsWith("actions/checkout@"));
     expect(checkout?.with?.["fetch-depth"]).toBe(0);
-    expect(script).toMatch(/^npm ci\b/m);
-    expect(script).toMatch(/^npm test$/m);
-    expect(script).toMatch(
+    const sh = runs(checks);
+    expect(sh).toMatch(/^npm ci\b/m);
+    for (const cmd of ["npm run typecheck", "npm run lint", "npm run test:portable"])
+      expect(sh).toMatch(new RegExp(`^${cmd}$`, "m"));
+    // Nothing that needs root or Debian packages: those tests are deselected, not skipped.
+    expect(sh).not.toMatch(/npm test$|test:unit|test:real-tools|test:e2e|apt-get|\.ci\//m);
+    expect(sh).toMatch(
       /for stack in testing staging production pr-\$\{\{ github.event.pull_request.number \}\}/,
     );
-    expect(script).toContain('npx berth validate "$stack"');
+    expect(sh).toContain('npx berth validate "$stack"');
+  });
+
+  it("the Debian job installs .ci/run's packages, turns on forwarding, runs the real-tool and e2e suites", () => {
+    const sh = runs(realTools);
+    const order = [
+      ".ci/install-debian-packages",
+      "echo 1 > /proc/sys/net/ipv4/ip_forward",
+      "npm ci",
+      "npm run test:real-tools",
+      "npm run test:e2e",
+    ].map((cmd) => sh.indexOf(cmd));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    const ciRun = readFileSync(join(PROJECT_ROOT, ".ci", "run"), "utf8");
+    expect(ciRun).toContain(".ci/install-debian-packages");
+  });
+
+  it("the two test selections are complementary tag filters over the same unit suite", () => {
+    expect(pkg.scripts["test:portable"]).toBe("vitest run --tags-filter='!real-tools'");
+    expect(pkg.scripts["test:real-tools"]).toBe("vitest run --tags-filter=real-tools");
+  });
+
+  it("the plan job plans; tests live in the other jobs", () => {
+    expect(script).toMatch(/^npm ci\b/m);
+    expect(script).not.toMatch(/^npm test$/m);
+    const checkout = job.steps!.find((s) => s.uses?.startsWith("actions/checkout@"));
+    expect(checkout?.with?.["fetch-depth"]).toBe(0);
   });
 
   it("plans and previews each environment against the base branch, with the policy pack", () => {
@@ -193,6 +238,20 @@ describe("pr.yml", () => {
     expect(js).toContain("github.rest.issues.createComment");
     expect(js).toMatch(/\.body\?\.includes\(marker\)/);
     expect(post.if).toContain("always()");
+  });
+});
+
+describe(".ci/run", () => {
+  const text = readFileSync(join(PROJECT_ROOT, ".ci", "run"), "utf8");
+  it("exports CI=true before any test, so a missing program fails the run", () => {
+    const ci = text.search(/^export CI=true$/m);
+    expect(ci).toBeGreaterThan(0);
+    expect(ci).toBeLessThan(text.indexOf("npm test"));
+  });
+  it("turns IPv4 forwarding on before the tests (a freshly booted machine has it off)", () => {
+    const fwd = text.search(/^echo 1 >\/proc\/sys\/net\/ipv4\/ip_forward$/m);
+    expect(fwd).toBeGreaterThan(0);
+    expect(fwd).toBeLessThan(text.indexOf("npm test"));
   });
 });
 
