@@ -21,6 +21,8 @@ export interface PlanResource {
   inputs: unknown;
   /** Names of inputs that are (or contain) secrets; their values are masked. */
   secretInputs: string[];
+  /** URNs the resource was known by before (its aliases); only present when it has any. */
+  aliases?: string[];
 }
 
 export interface PlanHost {
@@ -75,6 +77,7 @@ export function buildPlan(run: StackRun): Plan {
       secretInputs: Object.keys(r.inputs)
         .filter((k) => JSON.stringify(r.inputs[k]).includes('"secret":true'))
         .sort(),
+      ...(r.aliases.length > 0 ? { aliases: [...r.aliases].sort() } : {}),
     }));
   // Containers belong to the host whose Docker provider they use (the provider is a child of the host's services).
   const providerHost = new Map<string, string>();
