@@ -21,11 +21,8 @@ export interface HostSummary {
   ssh: pulumi.Output<string>;
 }
 
-/**
- * Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`, also on Fedora CoreOS and
- * Flatcar): where dockerd picks the host port when the Docker plugin publishes an agent's port 22.
- */
-export const EPHEMERAL_PORTS = { first: 32768, last: 60999 } as const;
+/** Where dockerd publishes per-build agents' SSH (config/ports.ts, shared with the policy pack). */
+export { EPHEMERAL_PORTS } from "../config/ports.ts";
 
 /** Five years: a docker server certificate change rewrites the host's Ignition and replaces it. */
 const DOCKER_SERVER_CERT_HOURS = 5 * 365 * 24;
@@ -70,15 +67,16 @@ export class CiEnvironment extends pulumi.ComponentResource {
         cidr: c.openstack.networkCidr,
         dnsServers: c.openstack.dnsServers,
         externalNetworkId: external.id,
-        adminCidrs: c.openstack.adminCidrs,
-        registryClientCidrs: c.openstack.registryClientCidrs,
-        registryPorts: [443, ...(c.registry.pullThroughCache ? [c.registry.pullThroughCache.port] : [])],
-        controllerCidr: j.controllerCidr,
-        agentPorts:
-          j.agentsPerHost > 0 ? { first: j.basePort + 1, last: j.basePort + j.agentsPerHost } : undefined,
-        dockerTlsPort: c.hosts.dockerTls ? c.hosts.dockerTlsPort : undefined,
-        // The controller connects to each per-build agent's randomly published SSH port.
-        perBuildAgentPorts: j.perBuild.enabled ? EPHEMERAL_PORTS : undefined,
+        ingress: {
+          adminCidrs: c.openstack.adminCidrs,
+          registryClientCidrs: c.openstack.registryClientCidrs,
+          ...(c.registry.pullThroughCache ? { mirrorPort: c.registry.pullThroughCache.port } : {}),
+          controllerCidr: j.controllerCidr,
+          basePort: j.basePort,
+          agentsPerHost: j.agentsPerHost,
+          ...(c.hosts.dockerTls ? { dockerTlsPort: c.hosts.dockerTlsPort } : {}),
+          perBuild: j.perBuild.enabled,
+        },
         tags,
       },
       child,

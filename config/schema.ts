@@ -4,6 +4,12 @@
  * defaulting are one step (ajv `useDefaults`). Custom formats are registered in `validate.ts`.
  */
 import { DEFAULT_IMAGES } from "./images.ts";
+import {
+  DEFAULT_AGENT_BASE_PORT,
+  DEFAULT_DOCKER_TLS_PORT,
+  DEFAULT_MIRROR_PORT,
+  MAX_AGENTS_PER_HOST,
+} from "./ports.ts";
 
 const secret = {
   description: "A secret: `pulumi config set --secret --path ...` stores it as `secure: v1:...`",
@@ -63,7 +69,7 @@ export const berthSchema = {
         timezone: { type: "string", pattern: "^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", default: "UTC" },
         protectData: { type: "boolean", default: false },
         dockerTls: { type: "boolean", default: true },
-        dockerTlsPort: { type: "integer", minimum: 1, maximum: 65535, default: 2376 },
+        dockerTlsPort: { type: "integer", minimum: 1, maximum: 65535, default: DEFAULT_DOCKER_TLS_PORT },
       },
     },
     registry: {
@@ -126,7 +132,7 @@ export const berthSchema = {
           additionalProperties: false,
           properties: {
             remoteUrl: { type: "string", format: "uri", default: "https://registry-1.docker.io" },
-            port: { type: "integer", minimum: 1024, maximum: 65535, default: 8443 },
+            port: { type: "integer", minimum: 1024, maximum: 65535, default: DEFAULT_MIRROR_PORT },
           },
         },
         image: { ...digestPinned, default: DEFAULT_IMAGES.registry },
@@ -141,9 +147,9 @@ export const berthSchema = {
       properties: {
         controllerCidr: cidr,
         agentPublicKey: sshKey,
-        agentsPerHost: { type: "integer", minimum: 0, maximum: 64, default: 2 },
+        agentsPerHost: { type: "integer", minimum: 0, maximum: MAX_AGENTS_PER_HOST, default: 2 },
         image: { ...digestPinned, default: DEFAULT_IMAGES.jenkinsAgent },
-        basePort: { type: "integer", minimum: 1024, maximum: 65000, default: 2200 },
+        basePort: { type: "integer", minimum: 1024, maximum: 65000, default: DEFAULT_AGENT_BASE_PORT },
         dockerSocket: { type: "boolean", default: false },
         labels: {
           type: "array",

@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { loadStack } from "../../config/index.ts";
-import { cidrHost, formatIpv4, parseCidr, servicesDynamicRange } from "../../config/net.ts";
+import { cidrHost, formatIpv4, parseCidr } from "../../config/net.ts";
+import { servicesDynamicRange } from "../../config/addresses.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { checkServiceAddresses } from "../../components/services.ts";
 
