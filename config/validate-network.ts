@@ -210,7 +210,8 @@ function ruleIssues(raw: Obj): ConfigIssue[] {
       const alone = exposureOf([r.cidr]);
       const sharing = rules.filter((o) => overlapsPorts(o, r));
       const together = exposureOf(sharing.map((o) => o.cidr));
-      if (!together.world) continue;
+      // Only sources that add public space are to blame (the private CI network is not).
+      if (!together.world || alone.publicIpv4 + alone.publicIpv6 === 0n) continue;
       const path = alone.world ? r.field : r.list;
       if (reported.has(path)) continue;
       reported.add(path);
