@@ -16,7 +16,7 @@
  * (T/2 … T-2) to containers without a fixed address (agents, network holders, per-build agents).
  * Per-build agents' SSH ports are the host's ephemeral ports (config/ports.ts).
  */
-import { type Cidr, cidrContains, formatIpv4, parseCidr } from "./net.ts";
+import { type Cidr, formatIpv4, parseCidr } from "./net.ts";
 import {
   EPHEMERAL_PORTS,
   REGISTRY_HTTPS_PORT,
@@ -60,8 +60,6 @@ export function hostRange(net: Cidr, count: number): Ipv4Range {
 }
 
 export interface CiNetworkPlan {
-  /** The network's gateway (the router's interface): its first address. */
-  gateway: string;
   /** Each host's fixed address, host 1 first. */
   hosts: string[];
   /** The DHCP allocation pool, as the subnet declares it. */
@@ -78,7 +76,6 @@ export function ciNetworkPlan(networkCidr: string, hostCount: number): CiNetwork
     );
   const pool = dhcpPoolRange(net);
   return {
-    gateway: formatIpv4(net.network + 1),
     hosts: Array.from({ length: hostCount }, (_, i) => formatIpv4(net.network + HOST_OFFSET + i)),
     dhcpPool: { start: formatIpv4(pool.first), end: formatIpv4(pool.last) },
   };
@@ -127,8 +124,6 @@ export interface ServicesPlan {
   gateway: string;
   /** dnsmasq's address: the configured one, else the subnet's second address. */
   dnsAddress: string;
-  /** Where fixed addresses may go: above the gateway, below the dynamic range. */
-  fixedRange: Ipv4Range;
   /** The dynamic range, as the network's `ipRange`. */
   ipRange: string;
 }
@@ -142,14 +137,8 @@ export function servicesPlan(subnet: string, dnsAddress?: string): ServicesPlan 
   return {
     gateway: formatIpv4(s.network + 1),
     dnsAddress: dnsAddress ?? formatIpv4(s.network + 2),
-    fixedRange: { first: s.network + 2, last: dynamic.network - 1 },
     ipRange: `${formatIpv4(dynamic.network)}/${dynamic.prefix}`,
   };
-}
-
-/** Whether `ip` is a fixed address the services subnet can give (not network, gateway or dynamic). */
-export function isServicesFixedAddress(subnet: Cidr, ip: number): boolean {
-  return cidrContains(subnet, ip) && ip >= subnet.network + 2 && ip < servicesDynamicRange(subnet).network;
 }
 
 // --- ingress rules --------------------------------------------------------------------------------

@@ -43,13 +43,6 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   return a.network < b.network + b.size && b.network < a.network + a.size;
 }
 
-/** The n-th address of a CIDR (0 is the network address). */
-export function cidrHost(c: string, n: number): string {
-  const p = parseCidr(c);
-  if (!p || n < 0 || n >= p.size) throw new Error(`address #${n} is outside ${c}`);
-  return formatIpv4(p.network + n);
-}
-
 // --- address space: unions and exposure ----------------------------------------------------------
 
 /** An inclusive range of addresses of one family (IPv4 or IPv6), as big integers. */
