@@ -16,8 +16,8 @@ export const CONTAINER_LOG_OPTS: Readonly<Record<string, string>> = {
   "max-file": String(CONTAINER_LOG_MAX_FILE),
 };
 
-/** docker0's address: host-side services for jobs (the minimal set) bind here. */
-export const DOCKER_BRIDGE_GATEWAY = DOCKER_BRIDGE_BIP.split("/")[0] as string;
+/** docker0's address: host-side services for jobs (the minimal set) bind here (config/addresses.ts). */
+export { DOCKER_BRIDGE_GATEWAY } from "../config/addresses.ts";
 
 /** Restart policy of every long-running Berth container. */
 export const RESTART_POLICY = "unless-stopped";

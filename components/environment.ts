@@ -6,7 +6,7 @@ import { CiNetwork } from "./network.ts";
 import { CiHost } from "./host.ts";
 import { StackCa } from "./pki.ts";
 import { HostServices } from "./host-services.ts";
-import { EPHEMERAL_PORTS, REGISTRY_HTTPS_PORT, agentPort } from "../config/ports.ts";
+import { agentPort } from "../config/ports.ts";
 
 export { hostIgnitionBase };
 
@@ -22,8 +22,8 @@ export interface HostSummary {
   ssh: pulumi.Output<string>;
 }
 
-/** Where dockerd picks per-build agents' host ports (config/ports.ts, with every other host port). */
-export { EPHEMERAL_PORTS };
+/** Where dockerd publishes per-build agents' SSH (config/ports.ts, shared with the policy pack). */
+export { EPHEMERAL_PORTS } from "../config/ports.ts";
 
 /** Five years: a docker server certificate change rewrites the host's Ignition and replaces it. */
 const DOCKER_SERVER_CERT_HOURS = 5 * 365 * 24;
@@ -68,20 +68,16 @@ export class CiEnvironment extends pulumi.ComponentResource {
         cidr: c.openstack.networkCidr,
         dnsServers: c.openstack.dnsServers,
         externalNetworkId: external.id,
-        adminCidrs: c.openstack.adminCidrs,
-        registryClientCidrs: c.openstack.registryClientCidrs,
-        registryPorts: [
-          REGISTRY_HTTPS_PORT,
-          ...(c.registry.pullThroughCache ? [c.registry.pullThroughCache.port] : []),
-        ],
-        controllerCidr: j.controllerCidr,
-        agentPorts:
-          j.agentsPerHost > 0
-            ? { first: agentPort(j.basePort, 1), last: agentPort(j.basePort, j.agentsPerHost) }
-            : undefined,
-        dockerTlsPort: c.hosts.dockerTls ? c.hosts.dockerTlsPort : undefined,
-        // The controller connects to each per-build agent's randomly published SSH port.
-        perBuildAgentPorts: j.perBuild.enabled ? EPHEMERAL_PORTS : undefined,
+        ingress: {
+          adminCidrs: c.openstack.adminCidrs,
+          registryClientCidrs: c.openstack.registryClientCidrs,
+          ...(c.registry.pullThroughCache ? { mirrorPort: c.registry.pullThroughCache.port } : {}),
+          controllerCidr: j.controllerCidr,
+          basePort: j.basePort,
+          agentsPerHost: j.agentsPerHost,
+          ...(c.hosts.dockerTls ? { dockerTlsPort: c.hosts.dockerTlsPort } : {}),
+          perBuild: j.perBuild.enabled,
+        },
         tags,
       },
       child,

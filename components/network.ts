@@ -1,17 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
-import { cidrHost, parseCidr } from "../config/net.ts";
-import { HOST_SSH_PORT } from "../config/ports.ts";
+import {
+  type IngressInput,
+  type IngressRule,
+  ciNetworkPlan,
+  ingressRules,
+  positionalRuleNames,
+  ruleName,
+} from "../config/addresses.ts";
 
-/** One ingress rule, as the security groups declare it. */
-export interface IngressRule {
-  /** What the rule is for, e.g. "ssh" (part of the rule's resource name). */
-  purpose: string;
-  portMin: number;
-  portMax: number;
-  /** Source CIDR. */
-  cidr: string;
-}
+export type { IngressRule };
 
 export interface CiNetworkArgs {
   /** CIDR of the private CI network. */
@@ -20,23 +18,12 @@ export interface CiNetworkArgs {
   dnsServers: string[];
   /** ID of the external network the router uses as gateway. */
   externalNetworkId: pulumi.Input<string>;
-  /** CIDRs allowed to SSH to the hosts. */
-  adminCidrs: string[];
-  /** CIDRs, besides the CI network, allowed to reach the registry's HTTPS ports. */
-  registryClientCidrs: string[];
-  /** Registry ports: 443, plus the pull-through mirror's port when it is enabled. */
-  registryPorts: number[];
-  /** CIDR of the Jenkins controller: the only source of agent SSH and dockerd TLS traffic. */
-  controllerCidr: string;
-  /** Host ports of the Jenkins SSH agents, first and last (none when `undefined`). */
-  agentPorts?: { first: number; last: number };
-  /** dockerd's mutual-TLS port, when hosts expose it. */
-  dockerTlsPort?: number;
   /**
-   * Host ports Docker picks for per-build agents' SSH (the Docker plugin publishes container port 22
-   * on a random host port, from the kernel's ephemeral range), when per-build agents are enabled.
+   * What the hosts' security group lets in (the CI network itself reaches the registry): admin
+   * CIDRs, registry clients and ports, the Jenkins controller's CIDR and the ports it reaches.
+   * The rules are {@link ingressRules} of the address plan.
    */
-  perBuildAgentPorts?: { first: number; last: number };
+  ingress: Omit<IngressInput, "networkCidr">;
   /** Tags put on every resource that takes them. */
   tags: string[];
 }
@@ -71,8 +58,8 @@ export class CiNetwork extends pulumi.ComponentResource {
         cidr: args.cidr,
         ipVersion: 4,
         dnsNameservers: args.dnsServers,
-        // Hosts take fixed addresses from .11 up; DHCP hands out the upper part of the range.
-        allocationPools: [dhcpPool(args.cidr)],
+        // Hosts take fixed addresses from .11 up; DHCP hands out the upper half (config/addresses.ts).
+        allocationPools: [ciNetworkPlan(args.cidr, 0).dhcpPool],
         tags: args.tags,
       },
       child,
@@ -88,52 +75,7 @@ export class CiNetwork extends pulumi.ComponentResource {
       child,
     );
 
-    const rules: IngressRule[] = [
-      ...args.adminCidrs.map((cidr) => ({
-        purpose: "ssh",
-        portMin: HOST_SSH_PORT,
-        portMax: HOST_SSH_PORT,
-        cidr,
-      })),
-      ...args.registryPorts.flatMap((port) =>
-        [args.cidr, ...args.registryClientCidrs].map((cidr) => ({
-          purpose: `registry-${port}`,
-          portMin: port,
-          portMax: port,
-          cidr,
-        })),
-      ),
-      ...(args.agentPorts
-        ? [
-            {
-              purpose: "jenkins-agents",
-              portMin: args.agentPorts.first,
-              portMax: args.agentPorts.last,
-              cidr: args.controllerCidr,
-            },
-          ]
-        : []),
-      ...(args.dockerTlsPort !== undefined
-        ? [
-            {
-              purpose: "docker-tls",
-              portMin: args.dockerTlsPort,
-              portMax: args.dockerTlsPort,
-              cidr: args.controllerCidr,
-            },
-          ]
-        : []),
-      ...(args.perBuildAgentPorts
-        ? [
-            {
-              purpose: "per-build-agents",
-              portMin: args.perBuildAgentPorts.first,
-              portMax: args.perBuildAgentPorts.last,
-              cidr: args.controllerCidr,
-            },
-          ]
-        : []),
-    ];
+    const rules = ingressRules({ networkCidr: args.cidr, ...args.ingress });
     this.ingressRules = rules;
 
     const group = new openstack.networking.SecGroup(
@@ -146,12 +88,18 @@ export class CiNetwork extends pulumi.ComponentResource {
       },
       child,
     );
-    const counts = new Map<string, number>();
-    for (const r of rules) {
-      const n = (counts.get(r.purpose) ?? 0) + 1;
-      counts.set(r.purpose, n);
+    // Each rule is named by what it allows, so adding or removing a source renames no other rule.
+    // Rules used to be named by position (`<purpose>-<n>`): each keeps the name of its position as
+    // an alias, so a stack deployed with those names keeps its rules instead of replacing them.
+    const positional = positionalRuleNames(rules);
+    const names = new Set<string>();
+    rules.forEach((r, i) => {
+      const ruleResource = `${name}-${ruleName(r)}`;
+      // Validation refuses identical rules (config/validate-network.ts); this is a bug check.
+      if (names.has(ruleResource)) throw new Error(`bug: two ingress rules named ${ruleResource}`);
+      names.add(ruleResource);
       new openstack.networking.SecGroupRule(
-        `${name}-${r.purpose}-${n}`,
+        ruleResource,
         {
           securityGroupId: group.id,
           direction: "ingress",
@@ -160,11 +108,11 @@ export class CiNetwork extends pulumi.ComponentResource {
           portRangeMin: r.portMin,
           portRangeMax: r.portMax,
           remoteIpPrefix: r.cidr,
-          description: `${r.purpose} from ${r.cidr}`,
+          description: r.description,
         },
-        child,
+        { ...child, aliases: [{ name: `${name}-${positional[i] as string}` }] },
       );
-    }
+    });
     // ICMP inside the CI network (path MTU discovery, ping between hosts).
     new openstack.networking.SecGroupRule(
       `${name}-icmp-internal`,
@@ -184,10 +132,4 @@ export class CiNetwork extends pulumi.ComponentResource {
     this.securityGroupIds = [group.id];
     this.registerOutputs({ networkId: this.networkId, subnetId: this.subnetId, securityGroupId: group.id });
   }
-}
-
-/** The DHCP allocation pool: the upper half of the subnet, clear of the hosts' fixed addresses. */
-export function dhcpPool(cidr: string): { start: string; end: string } {
-  const size = parseCidr(cidr)?.size ?? 0;
-  return { start: cidrHost(cidr, Math.floor(size / 2)), end: cidrHost(cidr, size - 2) };
 }

@@ -2,7 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as random from "@pulumi/random";
 import { DEFAULT_IMAGES, SERVICE_CATALOG } from "../config/images.ts";
-import { cidrContains, formatIpv4, parseCidr, parseIpv4 } from "../config/net.ts";
+import { cidrContains, parseCidr, parseIpv4 } from "../config/net.ts";
+import { MIN_SERVICES_PREFIX, servicesDynamicRange, servicesPlan } from "../config/addresses.ts";
 import type { NamedService, ServiceKind } from "../config/types.ts";
 import { DNSMASQ_CONTAINER, minimalContainer } from "../config/containers.ts";
 import { renderDnsmasqConfig } from "../renderers/index.ts";
@@ -338,22 +339,20 @@ export class BackendServices extends pulumi.ComponentResource {
 }
 
 /**
- * Checks the fixed addresses against the subnet and returns the dynamic range (`ipRange`): the
- * upper half of the subnet. Fixed addresses (dnsmasq, production-like services) must be inside the
+ * Checks the fixed addresses against the subnet and returns the dynamic range (`ipRange`) of the
+ * address plan (config/addresses.ts): the upper half of the subnet. Fixed addresses (dnsmasq, production-like services) must be inside the
  * subnet, below that range, distinct, and not the gateway.
  */
 export function checkServiceAddresses(
   args: Pick<BackendServicesArgs, "subnet" | "gateway" | "dnsAddress" | "productionLike">,
 ): string {
   const subnet = parseCidr(args.subnet);
-  if (!subnet || subnet.prefix > 29)
-    throw new Error(`services subnet ${args.subnet} must be an IPv4 CIDR of /29 or larger`);
-  const half = {
-    network: subnet.network + subnet.size / 2,
-    prefix: subnet.prefix + 1,
-    size: subnet.size / 2,
-  };
-  const ipRange = `${formatIpv4(half.network)}/${half.prefix}`;
+  if (!subnet || subnet.hostBits || subnet.prefix > MIN_SERVICES_PREFIX)
+    throw new Error(
+      `services subnet ${args.subnet} must be an IPv4 CIDR of /${MIN_SERVICES_PREFIX} or larger`,
+    );
+  const half = servicesDynamicRange(subnet);
+  const { ipRange } = servicesPlan(args.subnet, args.dnsAddress);
   const fixed = [
     { what: "dnsAddress", address: args.dnsAddress },
     ...args.productionLike.map((s) => ({ what: `service ${s.name}`, address: s.address })),

@@ -10,4 +10,4 @@ export {
 } from "./load.ts";
 export { validateRaw } from "./validate.ts";
 export { DEFAULT_IMAGES, SERVICE_CATALOG } from "./images.ts";
-export { cidrHost, parseCidr, parseIpv4 } from "./net.ts";
+export { parseCidr, parseIpv4 } from "./net.ts";

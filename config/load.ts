@@ -9,7 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { validateRaw } from "./validate.ts";
 import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
-import { cidrHost } from "./net.ts";
+import { ciNetworkPlan, servicesPlan } from "./addresses.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -288,7 +288,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
   const environment = environmentOf(stack);
   const pr = PREVIEW_STACK.exec(stack)?.[1];
   const names = Array.from({ length: d.hosts.count }, (_, i) => `${stack}-ci-${i + 1}`);
-  const addresses = names.map((_, i) => cidrHost(d.openstack.networkCidr, 11 + i));
+  const addresses = ciNetworkPlan(d.openstack.networkCidr, d.hosts.count).hosts;
   const labels: Record<string, string> = {
     "berth-stack": stack,
     "berth-environment": environment,
@@ -307,6 +307,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     dnsAddress?: string;
     upstreamDns?: string[];
   };
+  const servicesAddresses = servicesPlan(s.subnet, s.dnsAddress);
   const cfg: BerthConfig = {
     stack,
     environment,
@@ -364,8 +365,8 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     },
     services: {
       subnet: s.subnet,
-      gateway: cidrHost(s.subnet, 1),
-      dnsAddress: s.dnsAddress ?? cidrHost(s.subnet, 2),
+      gateway: servicesAddresses.gateway,
+      dnsAddress: servicesAddresses.dnsAddress,
       upstreamDns: s.upstreamDns ?? o.dnsServers,
       minimal: s.minimal as ServiceKind[],
       productionLike: s.productionLike,

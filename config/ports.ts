@@ -1,29 +1,106 @@
 /**
- * Every TCP port a CI host binds, in one pure module: the components listen on and publish these,
- * and validation (`config/validate-input.ts`) builds one table of them per host and refuses any
- * overlap. The minimal services' ports are in `SERVICE_CATALOG` (`config/images.ts`).
+ * The TCP ports Berth's hosts listen on and its security-group rules open, and the names of those
+ * rules' purposes: one source for the program (components/network.ts, components/environment.ts,
+ * config/schema.ts defaults, validation) and for the policy pack (policy/policies.ts).
+ *
+ * Pure data, with no imports: Pulumi's policy runner loads this file too (ts-node, CommonJS, from
+ * policy/), which resolves only extension-less imports; keep it import-free.
  */
 
-/** sshd of the host OS (Fedora CoreOS/Flatcar default; Berth's sshd drop-in keeps it). */
-export const HOST_SSH_PORT = 22;
+/** sshd of the hosts (operators, and Pulumi's Docker provider over `ssh://core@host`). */
+export const SSH_PORT = 22;
+/** The same, by the name validation's port table uses. */
+export const HOST_SSH_PORT = SSH_PORT;
 /** SSH inside a Jenkins agent container (published on `basePort + n`). */
 export const AGENT_CONTAINER_SSH_PORT = 22;
-/** The registry's HTTPS port: nginx publishes it on the registry host's CI address. */
-export const REGISTRY_HTTPS_PORT = 443;
-/** Default port of the pull-through mirror (`berth:registry.pullThroughCache.port`). */
-export const DEFAULT_MIRROR_PORT = 8443;
-/** Default port of dockerd's mutual-TLS endpoint (`berth:hosts.dockerTlsPort`). */
-export const DEFAULT_DOCKER_TLS_PORT = 2376;
-/** Default `berth:jenkins.basePort`: agent n listens on `basePort + n`. */
-export const DEFAULT_AGENT_BASE_PORT = 2200;
 
 /** Host port of agent n (from 1). */
 export function agentPort(basePort: number, n: number): number {
   return basePort + n;
 }
+/** The registry's nginx front: HTTPS with basic auth. */
+export const REGISTRY_HTTPS_PORT = 443;
+/** dockerd's IANA ports: 2375 plain (never opened by Berth), 2376 TLS. */
+export const DOCKER_API_PORTS = { first: 2375, last: 2376 } as const;
+/** Default of `berth:hosts.dockerTlsPort`. */
+export const DEFAULT_DOCKER_TLS_PORT = 2376;
+/** Default of `berth:jenkins.basePort`: agent n (from 1) listens on basePort + n. */
+export const DEFAULT_AGENT_BASE_PORT = 2200;
+/** Largest `berth:jenkins.agentsPerHost`. */
+export const MAX_AGENTS_PER_HOST = 64;
+/** Default of `berth:registry.pullThroughCache.port`. */
+export const DEFAULT_MIRROR_PORT = 8443;
 
 /**
  * Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`, also on Fedora CoreOS and
- * Flatcar): where dockerd picks the host port when the Docker plugin publishes an agent's port 22.
+ * Flatcar): where dockerd picks the host port when the Jenkins Docker plugin publishes a per-build
+ * agent's port 22. The controller reaches per-build agents there.
  */
 export const EPHEMERAL_PORTS = { first: 32768, last: 60999 } as const;
+
+/**
+ * What each of Berth's ingress rules is for. A rule's description is `<purpose> from <cidr>`
+ * (see {@link ruleDescription}); the policy pack reads it back to know which rules are Berth's own
+ * and what they expose, whatever ports the stack configured.
+ */
+export const RULE_PURPOSES = {
+  ssh: "ssh",
+  jenkinsAgents: "jenkins-agents",
+  dockerTls: "docker-tls",
+  perBuildAgents: "per-build-agents",
+} as const;
+
+/** The registry's rules carry their port in the purpose: `registry-443`, `registry-8443`. */
+export function registryPurpose(port: number): string {
+  return `registry-${port}`;
+}
+
+/** What listens behind each purpose, for messages. */
+export function purposeWhat(purpose: string): string | undefined {
+  if (purpose === RULE_PURPOSES.ssh) return "SSH";
+  if (purpose === RULE_PURPOSES.jenkinsAgents) return "Jenkins agents";
+  if (purpose === RULE_PURPOSES.dockerTls) return "Docker API (mutual TLS)";
+  if (purpose === RULE_PURPOSES.perBuildAgents) return "per-build agents";
+  const m = /^registry-(\d+)$/.exec(purpose);
+  if (m) return Number(m[1]) === REGISTRY_HTTPS_PORT ? "registry HTTPS" : "registry pull-through cache";
+  return undefined;
+}
+
+/** A rule's description: `<purpose> from <cidr>` (Neutron rules are immutable: never reword it). */
+export function ruleDescription(purpose: string, cidr: string): string {
+  return `${purpose} from ${cidr}`;
+}
+
+/** The purpose of one of Berth's rules, from its description; `undefined` for any other rule. */
+export function purposeOfDescription(description: string): string | undefined {
+  const m = /^(\S+) from \S+$/.exec(description);
+  const purpose = m?.[1];
+  return purpose !== undefined && purposeWhat(purpose) !== undefined ? purpose : undefined;
+}
+
+/** A port range and what listens there. */
+export interface PortRange {
+  from: number;
+  to: number;
+  what: string;
+}
+
+/**
+ * The ports Berth's hosts may listen on whatever a stack configures, as far as they are fixed:
+ * SSH, the Docker API, the registry and its mirror's default port, the default agent range, and
+ * the per-build range. The ports a stack configures differently (dockerTlsPort, basePort, the
+ * mirror's port) are known from its own rules' purposes (policy pack) or configuration
+ * (validation). Backend services' ports come from the service catalog (config/images.ts).
+ */
+export const FIXED_SENSITIVE_PORTS: readonly PortRange[] = [
+  { from: SSH_PORT, to: SSH_PORT, what: "SSH" },
+  { from: DOCKER_API_PORTS.first, to: DOCKER_API_PORTS.last, what: "Docker API" },
+  { from: REGISTRY_HTTPS_PORT, to: REGISTRY_HTTPS_PORT, what: "registry HTTPS" },
+  { from: DEFAULT_MIRROR_PORT, to: DEFAULT_MIRROR_PORT, what: "registry pull-through cache" },
+  {
+    from: DEFAULT_AGENT_BASE_PORT + 1,
+    to: DEFAULT_AGENT_BASE_PORT + MAX_AGENTS_PER_HOST,
+    what: "Jenkins agents",
+  },
+  { from: EPHEMERAL_PORTS.first, to: EPHEMERAL_PORTS.last, what: "per-build agents" },
+];

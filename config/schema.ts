@@ -4,7 +4,12 @@
  * defaulting are one step (ajv `useDefaults`). Custom formats are registered in `validate.ts`.
  */
 import { DEFAULT_IMAGES } from "./images.ts";
-import { DEFAULT_AGENT_BASE_PORT, DEFAULT_DOCKER_TLS_PORT, DEFAULT_MIRROR_PORT } from "./ports.ts";
+import {
+  DEFAULT_AGENT_BASE_PORT,
+  DEFAULT_DOCKER_TLS_PORT,
+  DEFAULT_MIRROR_PORT,
+  MAX_AGENTS_PER_HOST,
+} from "./ports.ts";
 
 const secret = {
   description: "A secret: `pulumi config set --secret --path ...` stores it as `secure: v1:...`",
@@ -142,7 +147,7 @@ export const berthSchema = {
       properties: {
         controllerCidr: cidr,
         agentPublicKey: sshKey,
-        agentsPerHost: { type: "integer", minimum: 0, maximum: 64, default: 2 },
+        agentsPerHost: { type: "integer", minimum: 0, maximum: MAX_AGENTS_PER_HOST, default: 2 },
         image: { ...digestPinned, default: DEFAULT_IMAGES.jenkinsAgent },
         basePort: { type: "integer", minimum: 1024, maximum: 65000, default: DEFAULT_AGENT_BASE_PORT },
         dockerSocket: { type: "boolean", default: false },

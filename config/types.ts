@@ -36,7 +36,7 @@ export interface OpenStackConfig {
   adminCidrs: string[];
   /** Extra CIDRs allowed to reach the registry over HTTPS, besides the CI network itself. */
   registryClientCidrs: string[];
-  /** Explicit opt-in to rules open to 0.0.0.0/0; off by default and in every shipped stack. */
+  /** Explicit opt-in to rule sets open to the world (more public space than a /16: config/net.ts); off in every shipped stack. */
   allowWorld: boolean;
 }
 

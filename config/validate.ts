@@ -7,15 +7,9 @@ import { Ajv, type ErrorObject } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { berthSchema, FORMAT_HINTS } from "./schema.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
-import {
-  type Cidr,
-  cidrContains,
-  cidrsOverlap,
-  formatIpv4,
-  parseCidr,
-  parseIpv4,
-  servicesDynamicRange,
-} from "./net.ts";
+import { type Cidr, cidrContains, formatIpv4, parseCidr, parseIpv4 } from "./net.ts";
+import { MIN_SERVICES_PREFIX, servicesDynamicRange } from "./addresses.ts";
+import { networkIssues } from "./validate-network.ts";
 import { isSshPublicKey } from "./sshkey.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { inputIssues } from "./validate-input.ts";
@@ -239,42 +233,12 @@ function capacityIssues(raw: Obj, subnetRaw: string, dynamic: Cidr & { room: num
 /** Checks a JSON Schema cannot express. Defensive: the data may also have schema errors. */
 function semanticIssues(raw: Obj): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const allowWorld = get(raw, "openstack", "allowWorld") === true;
-  const worldCheck = (path: string, v: unknown) => {
-    if (!allowWorld && typeof v === "string" && parseCidr(v)?.prefix === 0)
-      issues.push({
-        path,
-        message: `opens the port to the whole Internet; list narrower CIDRs, or set berth:openstack.allowWorld: true to opt in explicitly`,
-      });
-  };
-  const adminCidrs = get(raw, "openstack", "adminCidrs");
-  if (Array.isArray(adminCidrs))
-    adminCidrs.forEach((c, i) => worldCheck(`berth:openstack.adminCidrs[${i}]`, c));
-  const regCidrs = get(raw, "openstack", "registryClientCidrs");
-  if (Array.isArray(regCidrs))
-    regCidrs.forEach((c, i) => worldCheck(`berth:openstack.registryClientCidrs[${i}]`, c));
-  worldCheck("berth:jenkins.controllerCidr", get(raw, "jenkins", "controllerCidr"));
-
-  const netCidr = parseCidr(String(get(raw, "openstack", "networkCidr") ?? ""));
-  const count = get(raw, "hosts", "count");
-  if (netCidr && !netCidr.hostBits && typeof count === "number" && count + 11 > netCidr.size - 1)
-    issues.push({
-      path: "berth:openstack.networkCidr",
-      message: `is too small for ${count} hosts (hosts take addresses from .11 up); use a larger network`,
-    });
-
   const subnetRaw = get(raw, "services", "subnet");
   const subnet = typeof subnetRaw === "string" ? parseCidr(subnetRaw) : undefined;
   if (subnet && !subnet.hostBits) {
-    if (netCidr && !netCidr.hostBits && cidrsOverlap(subnet, netCidr))
-      issues.push({
-        path: "berth:services.subnet",
-        message: `overlaps berth:openstack.networkCidr; pick a separate range such as 172.30.0.0/24`,
-      });
-    if (subnet.prefix > 29)
-      issues.push({ path: "berth:services.subnet", message: `is too small; use /29 or larger` });
     // Containers without a fixed address take theirs from the upper half; fixed ones stay below it.
-    const dynamic = subnet.prefix <= 29 ? servicesDynamicRange(subnet) : undefined;
+    // (Subnets smaller than that are refused by networkIssues.)
+    const dynamic = subnet.prefix <= MIN_SERVICES_PREFIX ? servicesDynamicRange(subnet) : undefined;
     const dynamicIssue = (path: string, ip: number): ConfigIssue | undefined =>
       dynamic && cidrContains(dynamic, ip)
         ? {
@@ -370,7 +334,7 @@ export function validateRaw(stack: string, source: string, raw: unknown): Obj {
   const data: unknown = structuredClone(raw ?? {});
   const valid = validateSchema(data);
   const issues = valid ? [] : translate(validateSchema.errors ?? []);
-  if (isObj(data)) issues.push(...semanticIssues(data), ...inputIssues(stack, data));
+  if (isObj(data)) issues.push(...semanticIssues(data), ...networkIssues(data), ...inputIssues(stack, data));
   if (!isObj(data) || issues.length > 0) {
     if (!isObj(data)) issues.push({ path: "berth", message: "the stack has no berth:* configuration" });
     throw new ConfigError(stack, source, dedupe(issues));

@@ -5,6 +5,7 @@
  */
 import type { BerthConfig } from "../config/types.ts";
 import type { HostIgnitionInput } from "./host.ts";
+import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
 
 /**
  * Log settings of dockerd and of every Berth container. Containers set them explicitly: left
@@ -12,8 +13,8 @@ import type { HostIgnitionInput } from "./host.ts";
  */
 export const CONTAINER_LOG_MAX_SIZE = "20m";
 export const CONTAINER_LOG_MAX_FILE = 5;
-/** docker0's address and prefix (the `bip` of the host's daemon.json). */
-export const DOCKER_BRIDGE_BIP = "172.17.0.1/16";
+/** docker0's address and prefix (the `bip` of the host's daemon.json), from the address plan. */
+export { DOCKER_BRIDGE_BIP };
 
 /** The host-layer Ignition settings every host of a stack shares (service-layer settings stay out). */
 export function hostIgnitionBase(

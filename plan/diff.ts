@@ -59,6 +59,8 @@ export interface ResourceChange {
   /** Of `fields`, those that differ only in a secret value (reported, never shown). */
   secretFields: string[];
   replace: boolean;
+  /** The name the resource had in the base plan, when it is matched through one of its aliases. */
+  renamedFrom?: string;
 }
 
 export interface PlanDiff {
@@ -80,12 +82,24 @@ const stable = (v: unknown): string => JSON.stringify(v);
 export function diffPlans(base: Plan, head: Plan): PlanDiff {
   const before = new Map(base.resources.map((r) => [r.urn, r]));
   const after = new Map(head.resources.map((r) => [r.urn, r]));
-  const added = head.resources.filter((r) => !before.has(r.urn));
-  const removed = base.resources.filter((r) => !after.has(r.urn));
+  // A resource with a new URN that names a base resource among its aliases is that resource, renamed:
+  // Pulumi's engine matches it the same way (each old URN at most once) and updates it in place.
+  const renamed = new Map<string, PlanResource>();
+  const claimed = new Set<string>();
+  for (const r of head.resources) {
+    if (before.has(r.urn)) continue;
+    const old = (r.aliases ?? []).find((a) => before.has(a) && !after.has(a) && !claimed.has(a));
+    if (old === undefined) continue;
+    claimed.add(old);
+    renamed.set(r.urn, before.get(old) as PlanResource);
+  }
+  const added = head.resources.filter((r) => !before.has(r.urn) && !renamed.has(r.urn));
+  const removed = base.resources.filter((r) => !after.has(r.urn) && !claimed.has(r.urn));
   const changed: ResourceChange[] = [];
   const baseHosts = new Map<string, PlanHost>(base.hosts.map((h) => [h.name, h]));
   for (const r of head.resources) {
-    const b = before.get(r.urn);
+    const from = renamed.get(r.urn);
+    const b = before.get(r.urn) ?? from;
     if (!b) continue;
     const ai = (r.inputs ?? {}) as Record<string, unknown>;
     const bi = (b.inputs ?? {}) as Record<string, unknown>;
@@ -110,7 +124,7 @@ export function diffPlans(base: Plan, head: Plan): PlanDiff {
         fields.push("userData");
     }
     fields.sort();
-    if (fields.length === 0) continue;
+    if (fields.length === 0 && !from) continue;
     const replaceOn = REPLACE_ON[r.type] ?? [];
     changed.push({
       urn: r.urn,
@@ -119,6 +133,7 @@ export function diffPlans(base: Plan, head: Plan): PlanDiff {
       fields,
       secretFields,
       replace: fields.some((f) => replaceOn.includes(f)),
+      ...(from ? { renamedFrom: from.name } : {}),
     });
   }
   const replacedHosts = changed
@@ -150,8 +165,9 @@ export function renderDiffMarkdown(d: PlanDiff, against: string): string {
       `> **${d.replacedHosts.length} server${d.replacedHosts.length === 1 ? "" : "s"} will be replaced**: ${d.replacedHosts.map((h) => `\`${h}\``).join(", ")}. Their Ignition (first-boot configuration) changed; \`pulumi up\` deletes and recreates them (the docker volumes are kept).`,
       "",
     );
+  const renames = d.changed.filter((c) => c.renamedFrom !== undefined).length;
   lines.push(
-    `**${d.added.length}** to add, **${d.changed.length}** to change (${d.changed.filter((c) => c.replace).length} replaced), **${d.removed.length}** to remove.`,
+    `**${d.added.length}** to add, **${d.changed.length}** to change (${d.changed.filter((c) => c.replace).length} replaced${renames > 0 ? `, ${renames} renamed through an alias` : ""}), **${d.removed.length}** to remove.`,
     "",
   );
   const secretChanges = d.changed.filter((c) => c.secretFields.length > 0);
@@ -175,7 +191,7 @@ export function renderDiffMarkdown(d: PlanDiff, against: string): string {
       "|---|---|---|---|",
       ...d.changed.map(
         (c) =>
-          `| ${short(c.type)} | ${c.name} | ${c.fields.map((f) => (c.secretFields.includes(f) ? `${f} (secret)` : f)).join(", ")} | ${c.replace ? "**replace**" : "update"} |`,
+          `| ${short(c.type)} | ${c.renamedFrom !== undefined ? `${c.renamedFrom} → ` : ""}${c.name} | ${c.fields.map((f) => (c.secretFields.includes(f) ? `${f} (secret)` : f)).join(", ") || "—"} | ${c.replace ? "**replace**" : c.fields.length > 0 ? "update" : "rename (alias; kept)"} |`,
       ),
       "",
     );

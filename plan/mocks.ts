@@ -34,6 +34,8 @@ export interface CapturedResource {
   retainOnDelete: boolean;
   deleteBeforeReplace: boolean;
   ignoreChanges: string[];
+  /** URNs this resource was known by before (its `aliases`), for matching it with an older plan. */
+  aliases: string[];
   id?: string;
   /** The output state the mock returned. */
   state: Record<string, unknown>;
@@ -119,6 +121,15 @@ interface RegisterRequest {
   getRetainondelete?(): boolean;
   getDeletebeforereplace(): boolean;
   getIgnorechangesList(): string[];
+  getAliasesList?(): AliasProto[];
+  getAliasurnsList?(): string[];
+}
+
+/** pulumirpc.Alias: an old URN, or a spec of what differed (name, type, parent) from the resource. */
+interface AliasProto {
+  getUrn(): string;
+  getSpec():
+    { getName(): string; getType(): string; getParenturn(): string; getNoparent(): boolean } | undefined;
 }
 
 type Monitor = {
@@ -176,6 +187,17 @@ export async function runUnderMocks<T>(
     const urn = monitor.newUrn
       ? monitor.newUrn(parent ?? "", type, name)
       : `urn:pulumi:${stack}::${project}::${type}::${name}`;
+    const urnOf = (p: string, t: string, n: string) =>
+      monitor.newUrn ? monitor.newUrn(p, t, n) : `urn:pulumi:${stack}::${project}::${t}::${n}`;
+    const aliases = [
+      ...(req.getAliasurnsList?.() ?? []),
+      ...(req.getAliasesList?.() ?? []).map((a) => {
+        const spec = a.getSpec();
+        if (a.getUrn() || !spec) return a.getUrn();
+        const aliasParent = spec.getNoparent() ? "" : spec.getParenturn() || (parent ?? "");
+        return urnOf(aliasParent, spec.getType() || type, spec.getName() || name);
+      }),
+    ].filter((u) => u !== "" && u !== urn);
     const entry: CapturedResource = {
       urn,
       type,
@@ -189,6 +211,7 @@ export async function runUnderMocks<T>(
       retainOnDelete: req.getRetainondelete?.() ?? false,
       deleteBeforeReplace: req.getDeletebeforereplace(),
       ignoreChanges: req.getIgnorechangesList(),
+      aliases,
       state: {},
     };
     captured.push(entry);

@@ -29,6 +29,8 @@ export interface PlanResource {
    * reported without revealing it (or anything a guess could be checked against).
    */
   secretDigests?: Record<string, string>;
+  /** URNs the resource was known by before (its aliases); only present when it has any. */
+  aliases?: string[];
 }
 
 export interface PlanHost {
@@ -130,6 +132,7 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
         .filter((k) => containsSecret(r.inputs[k]))
         .sort(),
       ...(secretDigestKey === undefined ? {} : { secretDigests: secretDigests(r, secretDigestKey) }),
+      ...(r.aliases.length > 0 ? { aliases: [...r.aliases].sort() } : {}),
     }));
   const containers = containersByHost(run);
   const imageOf = imageReferences(run);

@@ -11,7 +11,7 @@ import { policies } from "./policies";
 
 new PolicyPack("berth", {
   description:
-    "Berth guard rails: no world-open sensitive ports, registry behind TLS and auth, digest-pinned images, protected production data, user data within Nova's limit.",
+    "Berth guard rails: no world-open sensitive ports (alone or together), registry behind TLS and auth, digest-pinned images, protected production data, user data within Nova's limit.",
   enforcementLevel: "mandatory",
   policies,
 });

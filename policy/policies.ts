@@ -3,8 +3,10 @@
  * (`pulumi preview|up --policy-pack policy`); tests import this module and call each policy's
  * `validateResource` / `validateStack` directly, without starting the pack's gRPC server.
  *
- * This directory is loaded by Pulumi's policy runner (ts-node, CommonJS, `policy/package.json`), so
- * it only imports `@pulumi/policy` types and has no relative imports.
+ * This directory is loaded by Pulumi's policy runner (ts-node, CommonJS, `policy/package.json`). It
+ * takes ports, rule purposes, the service catalog and the exposure judgement from the program's own
+ * modules (config/ports.ts, config/images.ts, config/net.ts), which have no imports of their own so
+ * that the runner loads them as they are; imports here are extension-less (CommonJS).
  *
  * Values Pulumi cannot know during a preview (computed outputs) make `@pulumi/policy` throw when
  * read; the checks below read them through `known()`, treat such values as "cannot tell yet" and
@@ -18,6 +20,9 @@ import type {
   StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
+import { SERVICE_CATALOG } from "../config/images";
+import { WORLD_THRESHOLD, exposureOf, formatCount } from "../config/net";
+import { FIXED_SENSITIVE_PORTS, type PortRange, purposeOfDescription, purposeWhat } from "../config/ports";
 
 export const TYPES = {
   secGroupRule: "openstack:networking/secGroupRule:SecGroupRule",
@@ -28,18 +33,16 @@ export const TYPES = {
   dockerVolume: "docker:index/volume:Volume",
 } as const;
 
-/** Ports no ingress rule may open to the world, each with what listens there. */
-export const SENSITIVE_PORTS: readonly { from: number; to: number; what: string }[] = [
-  { from: 22, to: 22, what: "SSH" },
-  { from: 2375, to: 2376, what: "Docker API" },
-  { from: 443, to: 443, what: "registry HTTPS" },
-  { from: 8443, to: 8443, what: "registry pull-through cache" },
-  { from: 2200, to: 2299, what: "Jenkins agents" },
-  { from: 6379, to: 6379, what: "redis" },
-  { from: 27017, to: 27017, what: "mongodb" },
-  { from: 5432, to: 5432, what: "postgres" },
-  { from: 11211, to: 11211, what: "memcached" },
-  { from: 5672, to: 5672, what: "rabbitmq" },
+/**
+ * Ports no ingress rule may open to the world, each with what listens there: the program's fixed
+ * ports (config/ports.ts: SSH, Docker API, registry, the mirror's and agents' defaults, the
+ * per-build range) and the service catalog's ports (config/images.ts). Ports a stack configures
+ * differently are recognised from Berth's own rules (their description names their purpose) and,
+ * stack-wide, from the ports its containers publish.
+ */
+export const SENSITIVE_PORTS: readonly PortRange[] = [
+  ...FIXED_SENSITIVE_PORTS,
+  ...Object.entries(SERVICE_CATALOG).map(([kind, spec]) => ({ from: spec.port, to: spec.port, what: kind })),
 ];
 
 /** Nova's limit on user data, base64-encoded. */
@@ -112,54 +115,162 @@ function describePorts(from: number, to: number): string {
 
 // --- (a) no world-open ingress to sensitive ports ------------------------------------------------
 
-function isWorld(prefix: string): boolean {
-  return /\/0$/.test(prefix.trim());
+/** One ingress rule as far as it is known: ports, source, and what it exposes. */
+interface IngressView {
+  urn: string;
+  name: string;
+  proto: string;
+  from: number;
+  to: number;
+  /** The source prefix; `undefined` when the rule admits any address (no prefix, no group). */
+  prefix: string | undefined;
+  /** What the rule itself says it exposes, when it is one of Berth's rules. */
+  own: PortRange | undefined;
 }
+
+/** Reads an ingress TCP/UDP rule; `undefined` when it is not one or cannot be read yet (preview). */
+function ingressView(name: string, urn: string, p: unknown): IngressView | undefined {
+  const direction = knownString(p, "direction");
+  if (direction === UNKNOWN || direction !== "ingress") return undefined;
+  const protocol = knownString(p, "protocol");
+  if (protocol === UNKNOWN) return undefined;
+  // Only TCP/UDP rules (or "any protocol") carry ports.
+  const proto = (protocol ?? "").toLowerCase();
+  if (proto !== "" && proto !== "tcp" && proto !== "udp" && proto !== "6" && proto !== "17") return undefined;
+  const prefix = knownString(p, "remoteIpPrefix");
+  const group = knownString(p, "remoteGroupId");
+  if (prefix === UNKNOWN || group === UNKNOWN) return undefined;
+  // No prefix: the members of remoteGroupId if set, otherwise any address.
+  if ((prefix === undefined || prefix === "") && group !== undefined && group !== "") return undefined;
+  const min = knownNumber(p, "portRangeMin");
+  const max = knownNumber(p, "portRangeMax");
+  if (min === UNKNOWN || max === UNKNOWN) return undefined;
+  // Neutron: no range (or 0) means every port.
+  const from = min === undefined || min === 0 ? 1 : min;
+  const to = max === undefined || max === 0 ? 65535 : max;
+  const description = knownString(p, "description");
+  const purpose = typeof description === "string" ? purposeOfDescription(description) : undefined;
+  const what = purpose !== undefined ? purposeWhat(purpose) : undefined;
+  return {
+    urn,
+    name,
+    proto,
+    from,
+    to,
+    prefix: prefix === "" ? undefined : prefix,
+    own: what !== undefined ? { from, to, what } : undefined,
+  };
+}
+
+const ANY_ADDRESS = "any address (no remoteIpPrefix)";
+/** Everything, as far as exposure goes (IPv4 and IPv6). */
+const WORLD_SOURCES = ["0.0.0.0/0", "::/0"];
+const sourcesOf = (rules: IngressView[]) =>
+  rules.flatMap((r) => (r.prefix === undefined ? WORLD_SOURCES : [r.prefix]));
+const overlaps = (a: { from: number; to: number }, b: { from: number; to: number }) =>
+  a.from <= b.to && b.from <= a.to;
+const describeHits = (hits: PortRange[]) =>
+  hits.map((h) => `${h.what} (${describePorts(h.from, h.to)})`).join(", ");
+
+/** The world, as the program judges it (config/net.ts): more public space than a /16's worth. */
+export function isWorld(sources: string[]): boolean {
+  return exposureOf(sources).world;
+}
+
+function describeSource(prefix: string | undefined): string {
+  if (prefix === undefined) return ANY_ADDRESS;
+  const e = exposureOf([prefix]);
+  return /\/0$/.test(prefix.trim())
+    ? prefix
+    : `${prefix} (${formatCount(e.publicIpv4 > 0n ? e.publicIpv4 : e.publicIpv6)} public addresses)`;
+}
+
+const FIX =
+  "restrict remoteIpPrefix to the admin, CI network or Jenkins controller CIDRs " +
+  `(at most ${formatCount(WORLD_THRESHOLD.ipv4)} public addresses, a /16's worth, per set of rules)`;
 
 export const noWorldIngress: ResourceValidationPolicy = {
   name: "berth-no-world-ingress",
   description:
-    "No security group rule opens SSH, the Docker API, the registry, Jenkins agents or a backend service port to 0.0.0.0/0.",
+    "No security group rule opens SSH, the Docker API, the registry, Jenkins or per-build agents or a backend service port to the world (more public space than a /16's worth).",
   enforcementLevel: "mandatory",
   severity: "critical",
   validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {
     if (args.type !== TYPES.secGroupRule) return;
-    const p = args.props;
-    const direction = knownString(p, "direction");
-    if (direction === UNKNOWN || direction !== "ingress") return;
-    const protocol = knownString(p, "protocol");
-    if (protocol === UNKNOWN) return;
-    // Only TCP/UDP rules (or "any protocol") carry ports.
-    const proto = (protocol ?? "").toLowerCase();
-    if (proto !== "" && proto !== "tcp" && proto !== "udp" && proto !== "6" && proto !== "17") return;
-
-    const prefix = knownString(p, "remoteIpPrefix");
-    const group = knownString(p, "remoteGroupId");
-    if (prefix === UNKNOWN || group === UNKNOWN) return;
-    let source: string;
-    if (prefix !== undefined && prefix !== "") {
-      if (!isWorld(prefix)) return;
-      source = prefix;
-    } else {
-      // No prefix: the members of remoteGroupId if set, otherwise any address.
-      if (group !== undefined && group !== "") return;
-      source = "any address (no remoteIpPrefix)";
-    }
-
-    const min = knownNumber(p, "portRangeMin");
-    const max = knownNumber(p, "portRangeMax");
-    if (min === UNKNOWN || max === UNKNOWN) return;
-    // Neutron: no range (or 0) means every port.
-    const from = min === undefined || min === 0 ? 1 : min;
-    const to = max === undefined || max === 0 ? 65535 : max;
-    const hits = SENSITIVE_PORTS.filter((s) => s.from <= to && from <= s.to);
+    const r = ingressView(args.name, args.urn, args.props);
+    if (!r || (r.prefix !== undefined && !isWorld([r.prefix]))) return;
+    const hits = [...(r.own ? [r.own] : []), ...SENSITIVE_PORTS.filter((s) => overlaps(s, r))];
     if (hits.length === 0) return;
-    const opened = from === 1 && to === 65535 ? "every port" : describePorts(from, to);
+    const opened = r.from === 1 && r.to === 65535 ? "every port" : describePorts(r.from, r.to);
     reportViolation(
-      `ingress rule ${JSON.stringify(args.name)} opens ${proto || "any protocol"} ${opened} to ${source}, ` +
-        `which includes ${hits.map((h) => `${h.what} (${describePorts(h.from, h.to)})`).join(", ")}; ` +
-        `restrict remoteIpPrefix to the admin, CI network or Jenkins controller CIDRs`,
+      `ingress rule ${JSON.stringify(args.name)} opens ${r.proto || "any protocol"} ${opened} to ${describeSource(r.prefix)}, ` +
+        `which includes ${describeHits(hits)}; ${FIX}`,
     );
+  },
+};
+
+/** Host ports the stack's containers publish on every address of their host, as sensitive ports. */
+function publishedPorts(resources: PolicyResource[]): PortRange[] {
+  const out: PortRange[] = [];
+  for (const c of resources.filter((r) => r.type === TYPES.container)) {
+    const ports = knownArray(c.props, "ports");
+    if (!Array.isArray(ports)) continue;
+    const name = knownString(c.props, "name");
+    for (const p of ports) {
+      const ext = knownNumber(p, "external");
+      const ip = knownString(p, "ip");
+      if (typeof ext !== "number" || ip === UNKNOWN) continue;
+      if (ip !== undefined && ip !== "" && ip !== "0.0.0.0" && ip !== "::") continue;
+      out.push({
+        from: ext,
+        to: ext,
+        what: `container ${JSON.stringify(typeof name === "string" ? name : c.name)}`,
+      });
+    }
+  }
+  return out;
+}
+
+export const noWorldIngressTotal: StackValidationPolicy = {
+  name: "berth-no-world-ingress-total",
+  description:
+    "The ingress rules that open a sensitive port, taken together, do not open it to the world: a world-open range split into pieces (halves, quarters, many /16s) counts as what it is.",
+  enforcementLevel: "mandatory",
+  severity: "critical",
+  validateStack: (args: StackValidationArgs, reportViolation: ReportViolation) => {
+    const rules = args.resources
+      .filter((r) => r.type === TYPES.secGroupRule)
+      .map((r) => ingressView(r.name, r.urn, r.props))
+      .filter((r): r is IngressView => r !== undefined);
+    const sensitive = [
+      ...SENSITIVE_PORTS,
+      ...rules.flatMap((r) => (r.own ? [r.own] : [])),
+      ...publishedPorts(args.resources),
+    ];
+    // One report per set of rules: the ports they share and what listens there.
+    const groups = new Map<string, { rules: IngressView[]; hits: PortRange[] }>();
+    for (const port of sensitive) {
+      const opening = rules.filter((r) => overlaps(r, port));
+      // A rule open to the world by itself is reported by berth-no-world-ingress.
+      if (opening.length < 2 || opening.some((r) => r.prefix === undefined || isWorld([r.prefix]))) continue;
+      if (!isWorld(sourcesOf(opening))) continue;
+      const key = opening
+        .map((r) => r.urn)
+        .sort()
+        .join(" ");
+      const g = groups.get(key) ?? { rules: opening, hits: [] };
+      if (!g.hits.some((h) => h.what === port.what && h.from === port.from && h.to === port.to))
+        g.hits.push(port);
+      groups.set(key, g);
+    }
+    for (const { rules: opening, hits } of groups.values()) {
+      const e = exposureOf(sourcesOf(opening));
+      reportViolation(
+        `ingress rules ${opening.map((r) => `${JSON.stringify(r.name)} (${r.prefix ?? ANY_ADDRESS})`).join(", ")} ` +
+          `together open ${describeHits(hits)} to ${formatCount(e.publicIpv4)} public IPv4` +
+          `${e.publicIpv6 > 0n ? ` and ${formatCount(e.publicIpv6)} public IPv6` : ""} addresses: the world in pieces; ${FIX}`,
+      );
+    }
   },
 };
 
@@ -389,6 +500,7 @@ export const userDataSize: ResourceValidationPolicy = {
 
 export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
   noWorldIngress,
+  noWorldIngressTotal,
   registryBehindTlsAndAuth,
   imagesPinnedByDigest,
   productionDataProtected,

@@ -160,6 +160,72 @@ describe.each(STACKS)("stack %s", (stack) => {
   });
 });
 
+describe("security-group rules are named by what they allow", () => {
+  const RULE = "openstack:networking/secGroupRule:SecGroupRule";
+  const rulesOf = (run: StackRun) =>
+    new Map(ofType(run, RULE).map((r) => [String(plain(r.inputs.description)), r]));
+
+  it("names each rule by purpose, ports and source, and keeps its old positional name as its one alias", () => {
+    const run = get("production");
+    const rules = rulesOf(run);
+    // production lists two admin CIDRs; before, they were ssh-1 and ssh-2 in that order.
+    const expected: [string, string, string][] = [
+      ["ssh from 198.51.100.0/27", "production-ci-ssh-22-from-198.51.100.0-27", "production-ci-ssh-1"],
+      ["ssh from 192.0.2.10/32", "production-ci-ssh-22-from-192.0.2.10-32", "production-ci-ssh-2"],
+      [
+        "registry-443 from 10.42.30.0/24",
+        "production-ci-registry-443-from-10.42.30.0-24",
+        "production-ci-registry-443-1",
+      ],
+      [
+        "registry-8443 from 198.51.100.0/27",
+        "production-ci-registry-8443-from-198.51.100.0-27",
+        "production-ci-registry-8443-2",
+      ],
+      [
+        "jenkins-agents from 198.51.100.40/32",
+        "production-ci-jenkins-agents-2201-2204-from-198.51.100.40-32",
+        "production-ci-jenkins-agents-1",
+      ],
+      [
+        "docker-tls from 198.51.100.40/32",
+        "production-ci-docker-tls-2376-from-198.51.100.40-32",
+        "production-ci-docker-tls-1",
+      ],
+      [
+        "per-build-agents from 198.51.100.40/32",
+        "production-ci-per-build-agents-32768-60999-from-198.51.100.40-32",
+        "production-ci-per-build-agents-1",
+      ],
+    ];
+    for (const [description, name, old] of expected) {
+      const r = rules.get(description);
+      expect(r?.name, description).toBe(name);
+      // The same URN as before but for the name: same type, same parent (the CiNetwork).
+      expect(r?.aliases).toEqual([r!.urn.replace(/::[^:]+$/, `::${old}`)]);
+    }
+    // Each old name is the alias of one rule only (Pulumi refuses two resources claiming one URN).
+    const aliases = ofType(run, RULE).flatMap((r) => r.aliases);
+    expect(new Set(aliases).size).toBe(aliases.length);
+    expect(aliases.filter((a) => ofType(run, RULE).some((r) => r.urn === a))).toEqual([]);
+  });
+
+  it("removing the first admin CIDR leaves every other rule's name (and inputs) unchanged", async () => {
+    const base = loadStack(PROJECT_ROOT, "production");
+    expect(base.openstack.adminCidrs.length).toBeGreaterThan(1);
+    const changed: BerthConfig = structuredClone(base);
+    const [removed] = changed.openstack.adminCidrs.splice(0, 1);
+    const before = rulesOf(get("production"));
+    const after = rulesOf(await runConfig(changed));
+    expect([...before.keys()].filter((d) => !after.has(d))).toEqual([`ssh from ${removed}`]);
+    expect([...after.keys()].filter((d) => !before.has(d))).toEqual([]);
+    for (const [description, r] of after) {
+      expect(r.name, description).toBe(before.get(description)?.name);
+      expect(r.inputs).toEqual(before.get(description)?.inputs);
+    }
+  });
+});
+
 describe("host layer vs service layer", () => {
   function serverInputs(run: StackRun): Record<string, unknown> {
     return Object.fromEntries(
@@ -181,7 +247,10 @@ describe("host layer vs service layer", () => {
     const b = await runConfig(changed);
     expect(serverInputs(b)).toEqual(serverInputs(a));
     // …while the change did reach the network rules (the agent port range), so the run saw it.
-    const agentRule = (r: StackRun) => plain(byName(r, "staging-ci-jenkins-agents-1").inputs.portRangeMax);
+    const agentRule = (r: StackRun) =>
+      ofType(r, "openstack:networking/secGroupRule:SecGroupRule")
+        .filter((x) => String(plain(x.inputs.description)).startsWith("jenkins-agents from "))
+        .map((x) => plain(x.inputs.portRangeMax));
     expect(agentRule(b)).not.toEqual(agentRule(a));
   });
 

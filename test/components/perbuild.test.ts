@@ -161,7 +161,12 @@ describe("security group", () => {
       expect(sourcesOf(run, c.hosts.dockerTlsPort), name).toEqual([c.jenkins.controllerCidr]);
       const tls = rules(run).filter((r) => r.name.includes("docker-tls"));
       expect(tls).toEqual([
-        { name: `${c.stack}-ci-docker-tls-1`, min: 2376, max: 2376, cidr: c.jenkins.controllerCidr },
+        {
+          name: `${c.stack}-ci-docker-tls-2376-from-${c.jenkins.controllerCidr.replace("/", "-")}`,
+          min: 2376,
+          max: 2376,
+          cidr: c.jenkins.controllerCidr,
+        },
       ]);
       expect(sourcesOf(run, 2375), name).toEqual([]);
     }
@@ -173,7 +178,7 @@ describe("security group", () => {
     const range = rules(run).filter((r) => r.name.includes("per-build"));
     expect(range).toEqual([
       {
-        name: "staging-ci-per-build-agents-1",
+        name: `staging-ci-per-build-agents-${EPHEMERAL_PORTS.first}-${EPHEMERAL_PORTS.last}-from-198.51.100.40-32`,
         min: EPHEMERAL_PORTS.first,
         max: EPHEMERAL_PORTS.last,
         cidr: c.jenkins.controllerCidr,
@@ -192,7 +197,9 @@ describe("security group", () => {
     const on = get("staging").run;
     const off = get("disabled").run;
     const names = (r: StackRun) => new Set(r.resources.map((x) => x.name));
-    expect([...names(on)].filter((n) => !names(off).has(n))).toEqual(["staging-ci-per-build-agents-1"]);
+    expect([...names(on)].filter((n) => !names(off).has(n))).toEqual([
+      `staging-ci-per-build-agents-${EPHEMERAL_PORTS.first}-${EPHEMERAL_PORTS.last}-from-198.51.100.40-32`,
+    ]);
     expect([...names(off)].filter((n) => !names(on).has(n))).toEqual([]);
     const servers = (r: StackRun) =>
       r.resources

@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { loadStack } from "../../config/index.ts";
-import { cidrHost, formatIpv4, parseCidr, servicesDynamicRange } from "../../config/net.ts";
+import { formatIpv4, parseCidr } from "../../config/net.ts";
+import { servicesDynamicRange, servicesPlan } from "../../config/addresses.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { checkServiceAddresses } from "../../components/services.ts";
 
@@ -51,8 +52,8 @@ describe("the dynamic range is BackendServices' ipRange, less the broadcast addr
     const range = servicesDynamicRange(parsed);
     const ipRange = checkServiceAddresses({
       subnet,
-      gateway: cidrHost(subnet, 1),
-      dnsAddress: cidrHost(subnet, 2),
+      gateway: servicesPlan(subnet).gateway,
+      dnsAddress: servicesPlan(subnet).dnsAddress,
       productionLike: [],
     });
     expect(`${formatIpv4(range.network)}/${range.prefix}`).toBe(ipRange);

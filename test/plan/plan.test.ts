@@ -182,7 +182,9 @@ describe("berth plan --against <ref>", () => {
     git("commit", "-qam", "more agents");
     const service = berth("plan", "staging", "--against", "HEAD~1", "--out", join(tmp, "s"));
     expect(service.code, service.err).toBe(0);
-    expect(service.out).toContain("staging-ci-jenkins-agents-1");
+    // The agents rule is named by its ports: the old one goes, the new one comes.
+    expect(service.out).toContain("staging-ci-jenkins-agents-2201-2205-from-198.51.100.40-32");
+    expect(service.out).toContain("staging-ci-jenkins-agents-2201-2203-from-198.51.100.40-32");
     expect(service.out).not.toContain("will be replaced");
 
     edit("staging", /timezone: Europe\/Rome/, "timezone: UTC");

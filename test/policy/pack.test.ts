@@ -22,6 +22,7 @@ interface Client {
     cb: Cb<{ getName(): string; getPoliciesList(): { getName(): string }[] }>,
   ): void;
   analyze(req: unknown, cb: Cb<{ getDiagnosticsList(): Diagnostic[] }>): void;
+  analyzeStack(req: unknown, cb: Cb<{ getDiagnosticsList(): Diagnostic[] }>): void;
   close(): void;
 }
 const grpc = require("@grpc/grpc-js") as { credentials: { createInsecure(): unknown } };
@@ -31,6 +32,8 @@ const svc = require("@pulumi/pulumi/proto/analyzer_grpc_pb.js") as {
 type Setter = Record<string, (v: unknown) => void>;
 const pb = require("@pulumi/pulumi/proto/analyzer_pb.js") as {
   AnalyzeRequest: new () => Setter;
+  AnalyzeStackRequest: new () => Setter;
+  AnalyzerResource: new () => Setter;
   AnalyzerResourceOptions: new () => Setter;
 };
 const { Struct } = require("google-protobuf/google/protobuf/struct_pb.js") as {
@@ -81,13 +84,41 @@ async function analyze(type: string, name: string, stack: string, props: object,
   return res.getDiagnosticsList();
 }
 
+/** AnalyzeStack over SecGroupRules: `[name, props]` each. */
+async function analyzeRules(stack: string, rules: [string, object][]) {
+  const type = "openstack:networking/secGroupRule:SecGroupRule";
+  const req = new pb.AnalyzeStackRequest();
+  req.setResourcesList!(
+    rules.map(([name, props]) => {
+      const r = new pb.AnalyzerResource();
+      r.setType!(type);
+      r.setName!(name);
+      r.setUrn!(`urn:pulumi:${stack}::berth::${type}::${name}`);
+      r.setProperties!(Struct.fromJavaScript(props));
+      r.setOptions!(new pb.AnalyzerResourceOptions());
+      return r;
+    }),
+  );
+  const res = await call<{ getDiagnosticsList(): Diagnostic[] }>((cb) => client.analyzeStack(req, cb));
+  return res.getDiagnosticsList();
+}
+
+const tcp = (port: number, remoteIpPrefix: string, description?: string) => ({
+  direction: "ingress",
+  protocol: "tcp",
+  portRangeMin: port,
+  portRangeMax: port,
+  remoteIpPrefix,
+  ...(description ? { description } : {}),
+});
+
 describe("policy pack under Pulumi's policy runner", () => {
-  it("serves the berth pack with its five policies", async () => {
+  it("serves the berth pack with its six policies", async () => {
     const info = await call<{ getName(): string; getPoliciesList(): { getName(): string }[] }>((cb) =>
       client.getAnalyzerInfo(new Empty(), cb),
     );
     expect(info.getName()).toBe("berth");
-    expect(info.getPoliciesList().map((p) => p.getName())).toHaveLength(5);
+    expect(info.getPoliciesList().map((p) => p.getName())).toHaveLength(6);
   });
 
   it("reports SSH open to the world as a mandatory violation", async () => {
@@ -109,6 +140,30 @@ describe("policy pack under Pulumi's policy runner", () => {
     expect((await analyze(type, "v", "production", { size: 10 }))[0]?.getMessage()).toMatch(/not protected/);
     expect(await analyze(type, "v", "production", { size: 10 }, true)).toEqual([]);
     expect(await analyze(type, "v", "staging", { size: 10 })).toEqual([]);
+  });
+
+  it("takes the program's ports and exposure limit: dockerd TLS on a configured port, half the world", async () => {
+    const type = "openstack:networking/secGroupRule:SecGroupRule";
+    const d = await analyze(type, "tls", "testing", tcp(12376, "128.0.0.0/1", "docker-tls from 128.0.0.0/1"));
+    expect(d.map((x) => x.getMessage())).toEqual([
+      expect.stringMatching(
+        /port 12376 to 128\.0\.0\.0\/1 \(.* public addresses\), which includes Docker API \(mutual TLS\)/,
+      ),
+    ]);
+  });
+
+  it("judges the rules of a stack together: SSH from two public /16s is the world in pieces", async () => {
+    const d = await analyzeRules("testing", [
+      ["a", tcp(22, "45.0.0.0/16", "ssh from 45.0.0.0/16")],
+      ["b", tcp(22, "45.1.0.0/16", "ssh from 45.1.0.0/16")],
+    ]);
+    expect(d.map((x) => [x.getPolicyname(), x.getEnforcementlevel()])).toEqual([
+      ["berth-no-world-ingress-total", MANDATORY],
+    ]);
+    expect(d[0]!.getMessage()).toMatch(/together open SSH \(port 22\) to 131,072 public IPv4 addresses/);
+    expect(await analyzeRules("testing", [["a", tcp(22, "45.0.0.0/16", "ssh from 45.0.0.0/16")]])).toEqual(
+      [],
+    );
   });
 
   it("passes a compliant rule", async () => {

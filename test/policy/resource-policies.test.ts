@@ -31,7 +31,7 @@ const tcp = (
 describe("the pack", () => {
   it("every policy is mandatory, uniquely named, and has one validator", () => {
     expect(new Set(policies.map((p) => p.name)).size).toBe(policies.length);
-    expect(policies).toHaveLength(5);
+    expect(policies).toHaveLength(6);
     for (const p of policies) {
       expect(p.enforcementLevel).toBe("mandatory");
       expect(p.description.length).toBeGreaterThan(20);
@@ -47,7 +47,7 @@ describe("(a) no world-open ingress to sensitive ports", () => {
     ["dockerd TLS 2376", tcp(2376, 2376, "0.0.0.0/0"), /Docker API/],
     ["registry 443", tcp(443, 443, "0.0.0.0/0"), /registry HTTPS/],
     ["mirror 8443", tcp(8443, 8443, "0.0.0.0/0"), /pull-through cache/],
-    ["one agent port", tcp(2201, 2201, "0.0.0.0/0"), /Jenkins agents \(ports 2200-2299\)/],
+    ["one agent port", tcp(2201, 2201, "0.0.0.0/0"), /Jenkins agents \(ports 2201-2264\)/],
     ["range overlapping agents", tcp(2000, 2205, "0.0.0.0/0"), /ports 2000-2205.*Jenkins agents/],
     ["range containing redis", tcp(6000, 7000, "0.0.0.0/0"), /redis/],
     ["mongodb", tcp(27017, 27017, "0.0.0.0/0"), /mongodb/],
@@ -61,6 +61,31 @@ describe("(a) no world-open ingress to sensitive ports", () => {
     ["any protocol", { ...tcp(22, 22, "0.0.0.0/0"), protocol: undefined }, /any protocol port 22/],
     ["udp", { ...tcp(5672, 5672, "0.0.0.0/0"), protocol: "udp" }, /rabbitmq/],
     ["IPv6 world", { ...tcp(22, 22, "::/0"), ethertype: "IPv6" }, /::\/0/],
+    [
+      "half the world",
+      tcp(22, 22, "0.0.0.0/1"),
+      /to 0\.0\.0\.0\/1 \(2,0\d\d,\d{3},\d{3} public addresses\).*SSH/,
+    ],
+    ["a public /8", tcp(22, 22, "45.0.0.0/8"), /16,777,216 public addresses/],
+    ["a public /15", tcp(443, 443, "45.0.0.0/15"), /131,072 public addresses.*registry HTTPS/],
+    ["the IPv6 half holding all global unicast", { ...tcp(22, 22, "::/1"), ethertype: "IPv6" }, /::\/1 \(/],
+    ["the per-build range", tcp(32768, 60999, "0.0.0.0/0"), /per-build agents \(ports 32768-60999\)/],
+    ["one per-build port", tcp(45000, 45000, "0.0.0.0/0"), /per-build agents/],
+    [
+      "Berth's dockerd TLS rule on a configured port (12376)",
+      tcp(12376, 12376, "0.0.0.0/0", { description: "docker-tls from 0.0.0.0/0" }),
+      /port 12376 to 0\.0\.0\.0\/0, which includes Docker API \(mutual TLS\) \(port 12376\)/,
+    ],
+    [
+      "Berth's agents rule on a configured base port (3000)",
+      tcp(3001, 3004, "128.0.0.0/1", { description: "jenkins-agents from 128.0.0.0/1" }),
+      /Jenkins agents \(ports 3001-3004\)/,
+    ],
+    [
+      "Berth's mirror rule on a configured port",
+      tcp(9443, 9443, "0.0.0.0/0", { description: "registry-9443 from 0.0.0.0/0" }),
+      /registry pull-through cache \(port 9443\)/,
+    ],
   ])("reports %s", async (_name, props, message) => {
     const v = await validateResource(noWorldIngress, rule(props));
     expect(v).toHaveLength(1);
@@ -72,6 +97,16 @@ describe("(a) no world-open ingress to sensitive ports", () => {
     ["SSH from an admin CIDR", tcp(22, 22, "198.51.100.0/27")],
     ["agents from the controller", tcp(2201, 2204, "198.51.100.40/32")],
     ["world on a harmless port", tcp(80, 80, "0.0.0.0/0")],
+    ["SSH from a public /16 (the limit)", tcp(22, 22, "45.0.0.0/16")],
+    ["SSH from private space", tcp(22, 22, "10.0.0.0/8")],
+    [
+      "dockerd TLS from the controller on a configured port",
+      tcp(12376, 12376, "198.51.100.40/32", { description: "docker-tls from 198.51.100.40/32" }),
+    ],
+    [
+      "a rule whose description only looks like Berth's",
+      tcp(12376, 12376, "0.0.0.0/0", { description: "web from 0.0.0.0/0" }),
+    ],
     ["world on a range between sensitive ports", tcp(3000, 5000, "0.0.0.0/0")],
     ["no prefix but a remote group", tcp(22, 22, undefined, { remoteGroupId: "sg-hosts" })],
     ["egress to the world", { ...tcp(443, 443, "0.0.0.0/0"), direction: "egress" }],
