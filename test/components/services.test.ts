@@ -641,7 +641,8 @@ describe("JenkinsAgents", () => {
       expect(a.inputs.securityOpts).toBeUndefined();
     }
     const known = await resolveOutput(off.result.knownHosts);
-    const lines = known.value.split("\n");
+    expect(known.value.endsWith("\n")).toBe(true);
+    const lines = known.value.slice(0, -1).split("\n");
     expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(/^\[203\.0\.113\.5\]:2201 ssh-/);
     expect(lines[3]).toMatch(/^\[203\.0\.113\.5\]:2202 ssh-/);
