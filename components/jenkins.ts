@@ -51,6 +51,18 @@ export interface AgentEndpoint {
 }
 
 /**
+ * One known_hosts line, newline-terminated: `[address]:port keytype base64`. Only the key's type and
+ * data are kept (a comment or trailing newline of the OpenSSH public key would end up inside the
+ * line). Every line carries its own newline, so the lines of several hosts concatenate into a valid
+ * file whatever joins them.
+ */
+export function knownHostsLine(address: string, port: number, publicKeyOpenssh: string | undefined): string {
+  const [type, data] = (publicKeyOpenssh ?? "").trim().split(/\s+/);
+  if (!type || !data) throw new Error(`known_hosts: no OpenSSH public key for [${address}]:${port}`);
+  return `[${address}]:${port} ${type} ${data}\n`;
+}
+
+/**
  * Jenkins SSH agents: `count` containers `jenkins-agent-<n>`, key-only login for user `jenkins`
  * (the controller's key through `JENKINS_AGENT_SSH_PUBKEY`), each publishing `basePort + n` on the
  * host's CI address.
@@ -66,7 +78,7 @@ export interface AgentEndpoint {
 export class JenkinsAgents extends pulumi.ComponentResource {
   /** One entry per agent, in order. */
   public readonly agents: AgentEndpoint[];
-  /** known_hosts lines (`[address]:port key`) for every agent and key type. */
+  /** known_hosts lines (`[address]:port keytype base64`, each newline-terminated) for every agent and key type. */
   public readonly knownHosts: pulumi.Output<string>;
 
   constructor(name: string, args: JenkinsAgentsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -164,13 +176,14 @@ export class JenkinsAgents extends pulumi.ComponentResource {
     });
 
     this.knownHosts = pulumi
-      .all([args.publicAddress, ...this.agents.flatMap((a) => [a.hostKeys.ed25519, a.hostKeys.rsa])])
-      .apply(([address, ...keys]) =>
+      .all([
+        pulumi.output(args.publicAddress),
+        pulumi.all(this.agents.map((a) => pulumi.all([a.hostKeys.ed25519, a.hostKeys.rsa]))),
+      ])
+      .apply(([address, keys]) =>
         this.agents
-          .flatMap((a, i) =>
-            [keys[2 * i], keys[2 * i + 1]].map((k) => `[${address}]:${a.port} ${(k ?? "").trim()}`),
-          )
-          .join("\n"),
+          .flatMap((a, i) => (keys[i] ?? []).map((k) => knownHostsLine(address, a.port, k)))
+          .join(""),
       );
     this.registerOutputs({
       agents: this.agents.map((a) => ({ name: a.name, port: a.port })),

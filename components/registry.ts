@@ -323,6 +323,8 @@ export class Registry extends pulumi.ComponentResource {
             group: NGINX_WORKER_GID,
           },
         ],
+        // /healthz is proxied to the registry's /v2/ (renderers/nginx.ts): nginx is healthy only
+        // while the registry behind it answers, not merely while nginx itself runs.
         healthcheck: {
           tests: [
             "CMD",
@@ -339,7 +341,9 @@ export class Registry extends pulumi.ComponentResource {
           startPeriod: "5s",
         },
       },
-      // nginx resolves its upstreams once, at start: the registry containers must exist first.
+      // nginx resolves the registries' names per request through Docker's embedded DNS (a replaced
+      // registry is found at its new address), so it starts without them; created after them, its
+      // health check (which goes through to the registry) passes from the start.
       { ...child, dependsOn: [registry, ...(mirror ? [mirror] : [])] },
     );
 

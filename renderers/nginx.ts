@@ -3,10 +3,20 @@
  * private registry, and optionally a read-only, address-restricted front for a pull-through mirror.
  *
  * The file holds no `daemon` directive: the official nginx image starts `nginx -g "daemon off;"`,
- * and nginx refuses a directive given both ways. Upstream host names (e.g. `registry:5000`) are
- * resolved once when nginx starts, so the registry container must exist on the same network first.
- * Workers (not the master) read the htpasswd file on each request: it must be readable by the
- * worker user (`nginx` in the official image, `nobody` by default when started as root).
+ * and nginx refuses a directive given both ways. Workers (not the master) read the htpasswd file on
+ * each request: it must be readable by the worker user (`nginx` in the official image, `nobody` by
+ * default when started as root).
+ *
+ * Upstream names (e.g. `registry:5000`) are NOT resolved once at start (what an `upstream` block or
+ * a literal `proxy_pass http://registry:5000` does): `proxy_pass` takes them from a variable, so
+ * nginx asks `resolver` (Docker's embedded DNS, 127.0.0.11, by default) at request time and keeps
+ * an answer at most `resolverValidSeconds`. A registry container that is replaced and comes back at
+ * a new address is reached without restarting nginx, and nginx starts even when the registry does
+ * not exist yet. The price is one DNS query to the local embedded DNS per few seconds of traffic,
+ * and no kept-alive upstream connections (connections on the host's bridge are cheap).
+ *
+ * `/healthz` is proxied to the registry's `/v2/` (which the registry answers without credentials:
+ * authentication is nginx's job), so it fails when the registry behind nginx does not answer.
  */
 import {
   RenderError,
@@ -48,8 +58,18 @@ export interface NginxConfigInput {
   tlsKeyPath: string;
   /** bcrypt htpasswd file path inside the nginx container (read by workers). */
   htpasswdPath: string;
-  /** `host:port` of the registry container, e.g. `registry:5000`. */
+  /** `host:port` of the registry container, e.g. `registry:5000`; resolved per request (see above). */
   upstream: string;
+  /**
+   * DNS server nginx resolves the upstream names with, `address` or `address:port` (IPv6 in
+   * brackets). Default `127.0.0.11`, Docker's embedded DNS, present in every container on a
+   * user-defined network. Tests point it at a dnsmasq on loopback.
+   */
+  resolver?: string;
+  /** How long an upstream's address is kept before nginx asks again, seconds (1-60). Default 1. */
+  resolverValidSeconds?: number;
+  /** Time to connect to an upstream (and to resolve its name), seconds (1-60). Default 5. */
+  upstreamConnectTimeoutSeconds?: number;
   /** Realm shown in the `WWW-Authenticate` challenge. Default `Berth registry`. */
   authRealm?: string;
   /** Default `/var/run/nginx.pid`. */
@@ -75,6 +95,9 @@ export const NGINX_DEFAULTS = {
   errorLogPath: "/dev/stderr",
   accessLogPath: "/dev/stdout",
   workerProcesses: "auto",
+  resolver: "127.0.0.11",
+  resolverValidSeconds: 1,
+  upstreamConnectTimeoutSeconds: 5,
 } as const;
 
 /**
@@ -88,15 +111,48 @@ function checkLogTarget(field: string, value: string, special: string): string {
   return value === special ? value : checkPath(R, field, value);
 }
 
+/**
+ * The `resolver` server: `address`, `address:port`, `[ipv6]` or `[ipv6]:port`. A bare IPv6
+ * address is put in brackets (nginx's form).
+ */
+function checkResolver(value: string): string {
+  if (isIPv6(value)) return `[${value}]`;
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(value);
+  const address = m?.[1] ?? m?.[2] ?? "";
+  const port = m?.[3] === undefined ? undefined : Number(m[3]);
+  const ok =
+    m !== null &&
+    (m[1] === undefined ? isIpAddress(address) && !isIPv6(address) : isIPv6(address)) &&
+    (port === undefined || (port >= 1 && port <= 65535));
+  if (!ok) {
+    throw new RenderError(
+      R,
+      "resolver",
+      `${JSON.stringify(value)} is not an IP address, address:port or [IPv6]:port`,
+    );
+  }
+  return value;
+}
+
 function listenDirective(address: string | undefined, port: number, tls: boolean): string {
   const where =
     address === undefined ? String(port) : isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
   return `listen ${where}${tls ? " ssl" : ""};`;
 }
 
-function proxyLines(upstreamName: string): string[] {
+/**
+ * The variable a location proxies to: set in the location, so `proxy_pass` resolves the name at
+ * request time through `resolver` instead of once at start.
+ */
+function upstreamVariable(variable: string, upstream: string): string {
+  return `set $${variable} ${upstream};`;
+}
+
+function proxyLines(variable: string, connectTimeout: number): string[] {
   return [
-    `proxy_pass http://${upstreamName};`,
+    // No URI part: the client's request URI goes to the registry unchanged, as with a literal name.
+    `proxy_pass http://$${variable};`,
+    `proxy_connect_timeout ${connectTimeout}s;`,
     "proxy_http_version 1.1;",
     'proxy_set_header Connection "";',
     "proxy_set_header Host $http_host;",
@@ -119,13 +175,25 @@ function tlsLines(cert: string, key: string): string[] {
   return [`ssl_certificate ${cert};`, `ssl_certificate_key ${key};`];
 }
 
-function healthAndFallback(): string[] {
+/**
+ * `/healthz`: the registry's `/v2/` (answered without credentials by the registry itself), so the
+ * check fails (502/504) when the registry behind nginx does not answer. GET and HEAD only.
+ */
+function healthAndFallback(variable: string, upstream: string, connectTimeout: number): string[] {
   return [
     "location = /healthz {",
-    "    auth_basic off;",
-    "    access_log off;",
-    "    default_type text/plain;",
-    '    return 200 "ok\\n";',
+    ...indent(1, [
+      "auth_basic off;",
+      "access_log off;",
+      "limit_except GET HEAD {",
+      "    deny all;",
+      "}",
+      upstreamVariable(variable, upstream),
+      // With a URI part and a variable, nginx sends exactly this URI.
+      `proxy_pass http://$${variable}/v2/;`,
+      `proxy_connect_timeout ${connectTimeout}s;`,
+      `proxy_read_timeout ${connectTimeout}s;`,
+    ]),
     "}",
     "",
     "location / {",
@@ -166,6 +234,21 @@ export function renderNginxConfig(input: NginxConfigInput): string {
     throw new RenderError(R, "user", `${JSON.stringify(input.user)} is not a user name`);
   }
   const tempDir = input.tempDir === undefined ? undefined : checkPath(R, "tempDir", input.tempDir);
+  const resolver = checkResolver(input.resolver ?? NGINX_DEFAULTS.resolver);
+  const valid = checkIntRange(
+    R,
+    "resolverValidSeconds",
+    input.resolverValidSeconds ?? NGINX_DEFAULTS.resolverValidSeconds,
+    1,
+    60,
+  );
+  const connectTimeout = checkIntRange(
+    R,
+    "upstreamConnectTimeoutSeconds",
+    input.upstreamConnectTimeoutSeconds ?? NGINX_DEFAULTS.upstreamConnectTimeoutSeconds,
+    1,
+    60,
+  );
 
   const mirror = input.mirror;
   if (mirror !== undefined) {
@@ -212,14 +295,11 @@ export function renderNginxConfig(input: NginxConfigInput): string {
     '    "" "registry/2.0";',
     "}",
     "",
-    "upstream berth_registry {",
-    `    server ${upstream};`,
-    "    keepalive 16;",
-    "}",
+    "# Upstream names are resolved per request (proxy_pass with a variable), an answer kept at most",
+    `# ${valid} s: a replaced registry container is reached at its new address without restarting nginx.`,
+    `resolver ${resolver} valid=${valid}s ipv6=off;`,
+    `resolver_timeout ${connectTimeout}s;`,
   );
-  if (mirror !== undefined) {
-    http.push("", "upstream berth_mirror {", `    server ${mirror.upstream};`, "    keepalive 16;", "}");
-  }
 
   const registryServer: string[] = [
     "server {",
@@ -240,11 +320,12 @@ export function renderNginxConfig(input: NginxConfigInput): string {
         `auth_basic "${realm}";`,
         `auth_basic_user_file ${htpasswd};`,
         "add_header 'Docker-Distribution-Api-Version' $berth_docker_api_version always;",
-        ...proxyLines("berth_registry"),
+        upstreamVariable("berth_registry", upstream),
+        ...proxyLines("berth_registry", connectTimeout),
       ]),
       "}",
       "",
-      ...healthAndFallback(),
+      ...healthAndFallback("berth_registry", upstream, connectTimeout),
     ]),
     "}",
   ];
@@ -268,11 +349,12 @@ export function renderNginxConfig(input: NginxConfigInput): string {
           "    deny all;",
           "}",
           "add_header 'Docker-Distribution-Api-Version' $berth_docker_api_version always;",
-          ...proxyLines("berth_mirror"),
+          upstreamVariable("berth_mirror", mirror.upstream),
+          ...proxyLines("berth_mirror", connectTimeout),
         ]),
         "}",
         "",
-        ...healthAndFallback(),
+        ...healthAndFallback("berth_mirror", mirror.upstream, connectTimeout),
       ]),
       "}",
     ];

@@ -480,7 +480,9 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
     const conf = reveal(uploadOf(nginx, "/etc/nginx/nginx.conf").content) as string;
     expect(conf).toContain(`server_name ${c.registry.hostname};`);
     expect(conf).toContain("auth_basic_user_file /etc/nginx/berth/htpasswd;");
-    expect(conf).toContain("server registry:5000;");
+    // Resolved per request through Docker's embedded DNS (renderers/nginx.ts).
+    expect(conf).toContain("set $berth_registry registry:5000;");
+    expect(conf).toContain("resolver 127.0.0.11 valid=1s ipv6=off;");
     const allows = [...conf.matchAll(/^\s*allow (\S+);$/gm)].map((m) => m[1]);
     if (c.registry.pullThroughCache) {
       expect(conf).toContain(`listen ${c.registry.pullThroughCache.port} ssl;`);
@@ -689,7 +691,8 @@ describe("JenkinsAgents", () => {
       expect(a.inputs.securityOpts).toBeUndefined();
     }
     const known = await resolveOutput(off.result.knownHosts);
-    const lines = known.value.split("\n");
+    expect(known.value.endsWith("\n")).toBe(true);
+    const lines = known.value.slice(0, -1).split("\n");
     expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(/^\[203\.0\.113\.5\]:2201 ssh-/);
     expect(lines[3]).toMatch(/^\[203\.0\.113\.5\]:2202 ssh-/);

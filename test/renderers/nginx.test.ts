@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { request } from "node:https";
+import { Resolver } from "node:dns/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bcryptSaltFrom, htpasswdEntry, renderHtpasswd } from "../../renderers/htpasswd.ts";
@@ -55,7 +56,10 @@ describe("renderNginxConfig", () => {
       "proxy_read_timeout 900;",
       "pid /var/run/nginx.pid;",
       "error_log /dev/stderr warn;",
-      "server registry:5000;",
+      "resolver 127.0.0.11 valid=1s ipv6=off;",
+      "resolver_timeout 5s;",
+      "set $berth_registry registry:5000;",
+      "proxy_connect_timeout 5s;",
     ]) {
       expect(conf).toContain(line);
     }
@@ -71,7 +75,49 @@ describe("renderNginxConfig", () => {
     expect(mirror).toContain("allow 10.20.0.0/16;\n            allow 127.0.0.1;\n            deny all;");
     expect(mirror).toContain("limit_except GET HEAD {\n                deny all;\n            }");
     expect(mirror).not.toMatch(/auth_basic (?!off;)/);
-    expect(mirror).toContain("proxy_pass http://berth_mirror;");
+    expect(mirror).toContain(
+      "set $berth_mirror registry-mirror:5000;\n            proxy_pass http://$berth_mirror;",
+    );
+    expect(mirror).toContain("proxy_pass http://$berth_mirror/v2/;");
+  });
+
+  it("resolves the upstreams per request (a variable in proxy_pass), never once at start", () => {
+    const conf = renderNginxConfig(withMirror);
+    // An upstream block or a literal name in proxy_pass is resolved once, when nginx starts.
+    expect(conf).not.toMatch(/^\s*upstream /m);
+    expect(conf).not.toMatch(/^\s*server registry/m);
+    const proxyPasses = conf.match(/^\s*proxy_pass .*$/gm)?.map((l) => l.trim());
+    expect(proxyPasses).toEqual([
+      "proxy_pass http://$berth_registry;",
+      "proxy_pass http://$berth_registry/v2/;",
+      "proxy_pass http://$berth_mirror;",
+      "proxy_pass http://$berth_mirror/v2/;",
+    ]);
+    // Every location that proxies sets its variable itself, before proxy_pass.
+    for (const block of conf.split(/\n\s*location /).slice(1)) {
+      const pass = /proxy_pass http:\/\/\$(\w+)/.exec(block);
+      if (!pass) continue;
+      const set = block.indexOf(`set $${pass[1] ?? ""} `);
+      expect(set, block).toBeGreaterThan(-1);
+      expect(set).toBeLessThan(block.indexOf("proxy_pass"));
+    }
+    expect(renderNginxConfig({ ...base, resolver: "127.0.0.1:5353", resolverValidSeconds: 3 })).toContain(
+      "resolver 127.0.0.1:5353 valid=3s ipv6=off;",
+    );
+    expect(renderNginxConfig({ ...base, resolver: "::1" })).toContain("resolver [::1] valid=1s ipv6=off;");
+    expect(renderNginxConfig({ ...base, resolver: "[::1]:53" })).toContain("resolver [::1]:53 valid=1s");
+  });
+
+  it("proxies /healthz to the registry's /v2/, without credentials, GET and HEAD only", () => {
+    const conf = renderNginxConfig(base);
+    const health = conf.slice(conf.indexOf("location = /healthz {"));
+    const body = health.slice(0, health.indexOf("\n        }\n"));
+    expect(body).toContain("auth_basic off;");
+    expect(body).toContain("limit_except GET HEAD {");
+    expect(body).toContain("set $berth_registry registry:5000;");
+    expect(body).toContain("proxy_pass http://$berth_registry/v2/;");
+    expect(body).toContain("proxy_read_timeout 5s;");
+    expect(body).not.toContain("return 200");
   });
 
   it("binds a given address, IPv6 included", () => {
@@ -90,6 +136,11 @@ describe("renderNginxConfig", () => {
     ["a port out of range", { listenPort: 70000 }, /listenPort/],
     ["a realm with a quote", { authRealm: 'x"y' }, /authRealm/],
     ["a non-IP listen address", { listenAddress: "localhost" }, /listenAddress/],
+    ["a resolver by name", { resolver: "dns.example" }, /resolver/],
+    ["a resolver with a bad port", { resolver: "127.0.0.1:70000" }, /resolver/],
+    ["an IPv6 resolver with a port but no brackets", { resolver: "::1:53:x" }, /resolver/],
+    ["a resolver cache of 0 s", { resolverValidSeconds: 0 }, /resolverValidSeconds/],
+    ["a connect timeout of 0 s", { upstreamConnectTimeoutSeconds: 0 }, /upstreamConnectTimeoutSeconds/],
     [
       "a bad mirror CIDR",
       { mirror: { port: 5443, upstream: "m:5000", allowCidrs: ["10.0.0.0/33"] } },
@@ -111,8 +162,18 @@ describe("renderNginxConfig", () => {
   });
 });
 
+interface Prepared {
+  /** TLS port of the registry server. */
+  port: number;
+  /** `host:port` of the registry. */
+  upstream: string;
+  mirrorPort?: number;
+  /** DNS server for upstream names (`address:port`); the rendered default otherwise. */
+  resolver?: string;
+}
+
 /** TLS material, an htpasswd made by our renderer, and a config pointing into `dir`. */
-function prepare(dir: string, port: number, upstreamPort: number, mirrorPort?: number): string {
+function prepare(dir: string, { port, upstream, mirrorPort, resolver }: Prepared): string {
   // Workers run as nobody when nginx starts as root: they must read the htpasswd file.
   chmodSync(dir, 0o755);
   const openssl = toolPath(tools.openssl);
@@ -149,7 +210,8 @@ function prepare(dir: string, port: number, upstreamPort: number, mirrorPort?: n
     tlsCertificatePath: join(dir, "tls.crt"),
     tlsKeyPath: join(dir, "tls.key"),
     htpasswdPath: join(dir, "htpasswd"),
-    upstream: `127.0.0.1:${upstreamPort}`,
+    upstream,
+    ...(resolver === undefined ? {} : { resolver }),
     pidPath: join(dir, "nginx.pid"),
     errorLogPath: "stderr",
     accessLogPath: "off",
@@ -158,7 +220,7 @@ function prepare(dir: string, port: number, upstreamPort: number, mirrorPort?: n
     ...(mirrorPort === undefined
       ? {}
       : {
-          mirror: { port: mirrorPort, upstream: `127.0.0.1:${upstreamPort}`, allowCidrs: ["127.0.0.1/32"] },
+          mirror: { port: mirrorPort, upstream, allowCidrs: ["127.0.0.1/32"] },
         }),
   });
   const path = join(dir, "nginx.conf");
@@ -225,7 +287,11 @@ describeWithTools(
     ])("%s", async (_name, mirror) => {
       const dir = join(tmp.path, mirror ? "with-mirror" : "plain");
       mkdirSync(dir);
-      const conf = prepare(dir, await freePort(), await freePort(), mirror ? await freePort() : undefined);
+      const conf = prepare(dir, {
+        port: await freePort(),
+        upstream: `registry.berth.test:${await freePort()}`,
+        ...(mirror ? { mirrorPort: await freePort() } : {}),
+      });
       const r = run(toolPath(tools.nginx), ["-t", "-e", "stderr", "-p", dir, "-c", conf]);
       expect(r.stderr).toContain("syntax is ok");
       expect(r.stderr).toContain("test is successful");
@@ -245,11 +311,14 @@ describeWithTools(
     let mirrorPort = 0;
     let ca = "";
     const seen: IncomingHttpHeaders[] = [];
+    /** Method and URI of each request the upstream received, in order. */
+    const paths: string[] = [];
 
     beforeAll(async () => {
       tmp = tempDir("nginx-run");
       upstream = createServer((req, res) => {
         seen.push(req.headers);
+        paths.push(`${req.method ?? ""} ${req.url ?? ""}`);
         if (req.url?.startsWith("/v2/")) {
           res.writeHead(200, {
             "Content-Type": "application/json",
@@ -266,7 +335,7 @@ describeWithTools(
       if (address === null || typeof address === "string") throw new Error("upstream has no port");
       port = await freePort();
       mirrorPort = await freePort();
-      const conf = prepare(tmp.path, port, address.port, mirrorPort);
+      const conf = prepare(tmp.path, { port, upstream: `127.0.0.1:${address.port}`, mirrorPort });
       ca = readFileSync(join(tmp.path, "tls.crt"), "utf8");
       nginx = startDaemon(toolPath(tools.nginx), [
         "-e",
@@ -301,10 +370,15 @@ describeWithTools(
       expect(bad.status).not.toBe(0);
     });
 
-    it("answers /healthz without credentials", async () => {
+    it("answers /healthz without credentials, with the registry's answer on /v2/", async () => {
+      seen.length = 0;
+      paths.length = 0;
       const r = await httpsGet(port, "/healthz", ca);
       expect(r.status).toBe(200);
-      expect(r.body).toBe("ok\n");
+      expect(r.body).toBe("{}");
+      expect(paths).toEqual(["GET /v2/"]);
+      expect(seen[0]?.authorization).toBeUndefined();
+      expect((await httpsGet(port, "/healthz", ca, { method: "POST" })).status).toBe(403);
     });
 
     it("asks for credentials on /v2/, with the API version header docker looks for", async () => {
@@ -321,8 +395,9 @@ describeWithTools(
       );
     });
 
-    it("proxies an authenticated request with the forwarding headers", async () => {
+    it("proxies an authenticated request with the forwarding headers, its URI unchanged", async () => {
       seen.length = 0;
+      paths.length = 0;
       const r = await httpsGet(port, "/v2/", ca, { user: "jenkins", password: "s3cret-pass" });
       expect(r.status).toBe(200);
       expect(r.body).toBe("{}");
@@ -336,6 +411,11 @@ describeWithTools(
         "x-forwarded-for": "127.0.0.1",
       });
       expect((await httpsGet(port, "/v2/", ca, { user: "admin", password: "other-pass" })).status).toBe(200);
+      // With a variable in proxy_pass and no URI part, the client's URI (query and escapes
+      // included) reaches the registry as sent.
+      const uri = "/v2/berth/test/blobs/uploads/abc%2Fdef?_state=x%3Dy&digest=sha256%3A00";
+      expect((await httpsGet(port, uri, ca, { user: "jenkins", password: "s3cret-pass" })).status).toBe(200);
+      expect(paths).toEqual(["GET /v2/", "GET /v2/", `GET ${uri}`]);
     });
 
     it("turns away docker clients older than 1.6", async () => {
@@ -371,6 +451,198 @@ describeWithTools(
       // Loopback accepts any 127/8 source; 127.0.0.2 is not in the allowed 127.0.0.1/32.
       const r = await httpsGet(mirrorPort, "/v2/", ca, { localAddress: "127.0.0.2" });
       expect(r.status).toBe(403);
+    });
+  },
+);
+
+describeWithTools(
+  "nginx follows the registry to a new address and /healthz follows the registry, without a restart (real dnsmasq as its resolver)",
+  { tools: [tools.nginx, tools.openssl, tools.dnsmasq] },
+  () => {
+    const NAME = "registry.berth.test";
+    /** As the rendered default keeps an answer (resolverValidSeconds). */
+    const VALID_MS = 1000;
+    let tmp = { path: "", remove: () => {} };
+    let nginx: Daemon | undefined;
+    let dnsmasq: Daemon | undefined;
+    let port = 0;
+    let upstreamPort = 0;
+    let dnsPort = 0;
+    let ca = "";
+    const servers = new Map<string, Server>();
+    /** Requests each registry stand-in received, by its address. */
+    const hits = new Map<string, number>();
+    const auth = { user: "jenkins", password: "s3cret-pass" };
+
+    /** A registry stand-in on `address`:upstreamPort that names itself in its body. */
+    async function startRegistry(address: string): Promise<void> {
+      const srv = createServer((req, res) => {
+        hits.set(address, (hits.get(address) ?? 0) + 1);
+        res.writeHead(req.url?.startsWith("/v2/") ? 200 : 404, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ at: address }));
+      });
+      await new Promise<void>((resolve, reject) => {
+        srv.once("error", reject);
+        srv.listen(upstreamPort, address, resolve);
+      });
+      servers.set(address, srv);
+    }
+    async function stopRegistry(address: string): Promise<void> {
+      const srv = servers.get(address);
+      servers.delete(address);
+      if (srv) await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
+    /** Waits until dnsmasq answers `address` for the name (NXDOMAIN when undefined). */
+    async function dnsAnswers(address: string | undefined): Promise<void> {
+      const resolver = new Resolver({ timeout: 1000, tries: 1 });
+      resolver.setServers([`127.0.0.1:${dnsPort}`]);
+      await waitFor(`dnsmasq answering ${address ?? "NXDOMAIN"} for ${NAME}`, async () => {
+        try {
+          return (await resolver.resolve4(NAME)).join() === (address ?? "");
+        } catch (e) {
+          return address === undefined && (e as { code?: string }).code === "ENOTFOUND";
+        }
+      }).catch((e: unknown) => {
+        throw new Error(`${String(e)}\n${dnsmasq?.output() ?? ""}`);
+      });
+    }
+    /** Points the name at `address` (or nowhere) in dnsmasq's hosts file, and reloads it (SIGHUP). */
+    async function pointNameAt(address: string | undefined): Promise<void> {
+      writeFileSync(join(tmp.path, "hosts"), address === undefined ? "" : `${address} ${NAME}\n`, {
+        mode: 0o644,
+      });
+      const pid = dnsmasq?.child.pid;
+      if (pid === undefined) throw new Error("dnsmasq is not running");
+      process.kill(pid, "SIGHUP");
+      await dnsAnswers(address);
+    }
+
+    beforeAll(async () => {
+      tmp = tempDir("nginx-follow");
+      port = await freePort();
+      upstreamPort = await freePort();
+      dnsPort = await freePort();
+      const conf = prepare(tmp.path, {
+        port,
+        upstream: `${NAME}:${upstreamPort}`,
+        resolver: `127.0.0.1:${dnsPort}`,
+      });
+      ca = readFileSync(join(tmp.path, "tls.crt"), "utf8");
+      writeFileSync(join(tmp.path, "hosts"), `127.0.0.1 ${NAME}\n`, { mode: 0o644 });
+      // Only the hosts file answers: no upstream servers, so no query leaves this machine.
+      dnsmasq = startDaemon(toolPath(tools.dnsmasq), [
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        // Names under berth.test are answered from the hosts file only: NXDOMAIN when absent.
+        "--local=/berth.test/",
+        `--addn-hosts=${join(tmp.path, "hosts")}`,
+        "--listen-address=127.0.0.1",
+        "--bind-interfaces",
+        `--port=${dnsPort}`,
+        `--pid-file=${join(tmp.path, "dnsmasq.pid")}`,
+        "--log-facility=-",
+      ]);
+      await dnsAnswers("127.0.0.1");
+      await startRegistry("127.0.0.1");
+      nginx = startDaemon(toolPath(tools.nginx), [
+        "-e",
+        "stderr",
+        "-p",
+        tmp.path,
+        "-c",
+        conf,
+        "-g",
+        "daemon off;",
+      ]);
+      await waitFor("nginx", async () => (await httpsGet(port, "/healthz", ca)).status === 200).catch(
+        (e: unknown) => {
+          throw new Error(`${String(e)}\n${nginx?.output() ?? ""}`);
+        },
+      );
+    });
+
+    afterAll(async () => {
+      await nginx?.stop();
+      await dnsmasq?.stop();
+      for (const address of [...servers.keys()]) await stopRegistry(address);
+      tmp.remove();
+    });
+
+    it("reaches a registry that moved to a new address (the old one still answering) within the cache time, every request succeeding", async () => {
+      const pid = nginx?.child.pid;
+      const first = await httpsGet(port, "/v2/", ca, auth);
+      expect(first.status).toBe(200);
+      expect(JSON.parse(first.body)).toEqual({ at: "127.0.0.1" });
+
+      // The replacement: a new registry at a new address; the old address stays taken by a
+      // server that answers, as another container on the old address would.
+      await startRegistry("127.0.0.2");
+      await pointNameAt("127.0.0.2");
+      const moved = Date.now();
+      let followedAfter = -1;
+      while (Date.now() - moved < 6000) {
+        const r = await httpsGet(port, "/v2/", ca, auth);
+        expect(r.status, r.body).toBe(200);
+        if ((JSON.parse(r.body) as { at: string }).at === "127.0.0.2") {
+          followedAfter = Date.now() - moved;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      console.log(`nginx followed the name to its new address ${String(followedAfter)} ms after DNS changed`);
+      expect(followedAfter).toBeGreaterThanOrEqual(0);
+      // nginx keeps an answer at most `valid` (whole seconds on its clock): under 2 s, plus slack
+      // for a busy machine.
+      expect(followedAfter).toBeLessThan(2 * VALID_MS + 1500);
+
+      // From now on, the old address gets nothing.
+      const oldHits = hits.get("127.0.0.1") ?? 0;
+      for (let i = 0; i < 10; i++) {
+        const r = await httpsGet(port, "/v2/", ca, auth);
+        expect(r.status).toBe(200);
+        expect(JSON.parse(r.body)).toEqual({ at: "127.0.0.2" });
+      }
+      expect(hits.get("127.0.0.1") ?? 0).toBe(oldHits);
+      await stopRegistry("127.0.0.1");
+      expect((await httpsGet(port, "/healthz", ca)).status).toBe(200);
+      // The same nginx, never restarted or reloaded.
+      expect(nginx?.child.pid).toBe(pid);
+      expect(nginx?.child.exitCode).toBeNull();
+    });
+
+    it("/healthz fails quickly when the registry does not answer, and recovers by itself", async () => {
+      expect((await httpsGet(port, "/healthz", ca)).status).toBe(200);
+      // Registry stopped, its name still resolving: connection refused → 502 at once.
+      await stopRegistry("127.0.0.2");
+      let t = Date.now();
+      const refused = await httpsGet(port, "/healthz", ca);
+      expect(refused.status).toBe(502);
+      expect(Date.now() - t).toBeLessThan(2000);
+      // The registry's name gone (a stopped container leaves Docker's DNS): 502 as well, within
+      // the resolver's timeout.
+      await pointNameAt(undefined);
+      await new Promise((r) => setTimeout(r, 2 * VALID_MS + 100));
+      t = Date.now();
+      const unresolved = await httpsGet(port, "/healthz", ca);
+      expect(unresolved.status).toBe(502);
+      expect(Date.now() - t).toBeLessThan(6000);
+      // (nginx's log line arrives on its stderr pipe, maybe after the response.)
+      const notResolved = new RegExp(`${NAME.replace(/\./g, "\\.")} could not be resolved`);
+      await waitFor("nginx logging the unresolved name", () =>
+        Promise.resolve(notResolved.test(nginx?.output() ?? "")),
+      );
+
+      // Back: name and registry again; nginx answers healthy within the cache time, not restarted.
+      await startRegistry("127.0.0.2");
+      await pointNameAt("127.0.0.2");
+      t = Date.now();
+      await waitFor(
+        "/healthz healthy again",
+        async () => (await httpsGet(port, "/healthz", ca)).status === 200,
+        5000,
+      );
+      expect(Date.now() - t).toBeLessThan(2 * VALID_MS + 1500);
     });
   },
 );
