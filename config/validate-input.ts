@@ -32,6 +32,7 @@ import {
 } from "./containers.ts";
 import { sshKeyProblem } from "./sshkey.ts";
 import type { ServiceKind } from "./types.ts";
+import { editDistance } from "./edit-distance.ts";
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -531,20 +532,6 @@ function containerNameIssues(data: Obj): ConfigIssue[] {
 
 /** Namespaces a Berth stack file may hold besides `berth`: Pulumi's and the providers' the program uses. */
 export const KNOWN_NAMESPACES = ["pulumi", "openstack", "docker", "tls", "random", "command"] as const;
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0] ?? 0;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j] ?? 0;
-      dp[j] = Math.min((dp[j] ?? 0) + 1, (dp[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length] ?? 0;
-}
 
 /**
  * Keys whose namespace is meant to be `berth` but is not (`Berth:services`, `brth:previewTtlHours`):

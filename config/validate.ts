@@ -13,6 +13,7 @@ import { networkIssues } from "./validate-network.ts";
 import { isSshPublicKey } from "./sshkey.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { inputIssues } from "./validate-input.ts";
+import { editDistance } from "./edit-distance.ts";
 
 // ajv-formats is CommonJS; under ESM its default export is the module object.
 type AddFormats = (ajv: Ajv, formats: string[]) => Ajv;
@@ -34,20 +35,6 @@ export function userPath(instancePath: string, child?: string): string {
   let out = `berth:${parts[0]}`;
   for (const p of parts.slice(1)) out += /^\d+$/.test(p) ? `[${p}]` : `.${p}`;
   return out;
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0] ?? 0;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j] ?? 0;
-      dp[j] = Math.min((dp[j] ?? 0) + 1, (dp[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length] ?? 0;
 }
 
 function suggest(word: string, candidates: string[]): string | undefined {

@@ -55,17 +55,25 @@ export interface Plan {
  */
 const carriesPrivateKey = (v: unknown): boolean => typeof v === "string" && PRIVATE_KEY_PEM.test(v);
 
-function mask(v: unknown): unknown {
-  if (isSecret(v) || carriesPrivateKey(v)) return MASK;
-  if (Array.isArray(v)) return v.map(mask);
+/**
+ * A copy of a captured value with object keys sorted, where `leaf` may replace any value (it
+ * returns `{ with }` for those, undefined to go on into arrays and objects).
+ */
+function mapSorted(v: unknown, leaf: (v: unknown) => { with: unknown } | undefined): unknown {
+  const replaced = leaf(v);
+  if (replaced) return replaced.with;
+  if (Array.isArray(v)) return v.map((x) => mapSorted(x, leaf));
   if (v && typeof v === "object")
     return Object.fromEntries(
       Object.entries(v as Record<string, unknown>)
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, x]) => [k, mask(x)]),
+        .map(([k, x]) => [k, mapSorted(x, leaf)]),
     );
   return v;
 }
+
+const mask = (v: unknown): unknown =>
+  mapSorted(v, (x) => (isSecret(x) || carriesPrivateKey(x) ? { with: MASK } : undefined));
 
 /** Whether `v` is, or contains, a secret (or private key text, see {@link carriesPrivateKey}). */
 function containsSecret(v: unknown): boolean {
@@ -98,15 +106,7 @@ const digest = (s: string) => createHash("sha256").update(s).digest("hex").slice
 
 /** A captured value with every secret mark removed (for digests; never written out). */
 function reveal(v: unknown): unknown {
-  if (isSecret(v)) return reveal(plain(v));
-  if (Array.isArray(v)) return v.map(reveal);
-  if (v && typeof v === "object")
-    return Object.fromEntries(
-      Object.entries(v as Record<string, unknown>)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, x]) => [k, reveal(x)]),
-    );
-  return v;
+  return mapSorted(v, (x) => (isSecret(x) ? { with: reveal(plain(x)) } : undefined));
 }
 
 export interface BuildPlanOptions {
