@@ -8,6 +8,7 @@ import { join, resolve as resolvePath } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { validateRaw } from "./validate.ts";
+import { updatesIssues } from "./validate-updates.ts";
 import { cidrHost } from "./net.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
@@ -191,7 +192,7 @@ export function perBuildIssues(stack: string, raw: Obj): ConfigIssue[] {
 
 /** Schema validation plus the per-build checks, reported as one ConfigError. */
 function validateAll(stack: string, raw: RawStackConfig): Obj {
-  const extra = perBuildIssues(stack, raw.values);
+  const extra = [...perBuildIssues(stack, raw.values), ...updatesIssues(stack, raw.values)];
   let d: Obj;
   try {
     d = validateRaw(stack, raw.source, raw.values);
