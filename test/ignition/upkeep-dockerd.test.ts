@@ -116,7 +116,7 @@ describe.skipIf(tools.skip)("Day-2 scripts against a real dockerd on btrfs", () 
       mkdirSync(join(rootfs, dir), { recursive: true });
     copyFileSync(tools.paths.busybox ?? "/bin/busybox", join(rootfs, "bin/busybox"));
     chmodSync(join(rootfs, "bin/busybox"), 0o755);
-    for (const applet of ["sh", "sleep", "mkdir", "mkfifo", "pkill", "true", "touch"])
+    for (const applet of ["sh", "sleep", "mkdir", "mkfifo", "pkill", "true", "touch", "ls"])
       symlinkSync("busybox", join(rootfs, "bin", applet));
     writeFileSync(
       join(rootfs, "usr/sbin/sshd"),
