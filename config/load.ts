@@ -10,6 +10,7 @@ import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { validateRaw } from "./validate.ts";
 import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
 import { ciNetworkPlan, servicesPlan } from "./addresses.ts";
+import { updatesIssues } from "./validate-updates.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -222,7 +223,11 @@ export function perBuildIssues(stack: string, raw: Obj): ConfigIssue[] {
 
 /** Schema validation plus the per-build checks, reported as one ConfigError. */
 function validateAll(stack: string, raw: RawStackConfig): Obj {
-  const extra = [...perBuildIssues(stack, raw.values), ...(raw.issues ?? [])];
+  const extra = [
+    ...perBuildIssues(stack, raw.values),
+    ...updatesIssues(stack, raw.values),
+    ...(raw.issues ?? []),
+  ];
   let d: Obj;
   try {
     d = validateRaw(stack, raw.source, raw.values);

@@ -10,6 +10,8 @@ import {
   DEFAULT_MIRROR_PORT,
   MAX_AGENTS_PER_HOST,
 } from "./ports.ts";
+import { UPDATE_DEFAULTS, WEEKDAYS } from "../renderers/updates.ts";
+import { UPKEEP_DEFAULTS } from "../renderers/upkeep.ts";
 
 const secret = {
   description: "A secret: `pulumi config set --secret --path ...` stores it as `secure: v1:...`",
@@ -30,6 +32,98 @@ const sshKey = { type: "string", format: "ssh-public-key" } as const;
 const dnsName = { type: "string", format: "hostname", minLength: 1 } as const;
 const digestPinned = { type: "string", format: "image-digest" } as const;
 const serviceKind = { enum: ["redis", "mongodb", "postgres", "memcached", "rabbitmq"] } as const;
+
+// ---- Day 2: berth:hosts.updates and berth:hosts.upkeep (cross-field checks: validate-updates.ts) ----
+const timeZone = { type: "string", pattern: "^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$" } as const;
+
+const hostsUpdates = {
+  type: "object",
+  description: "When hosts may reboot into OS updates (Zincati on Fedora CoreOS, locksmithd on Flatcar).",
+  additionalProperties: false,
+  default: {},
+  properties: {
+    strategy: { enum: ["periodic", "fleet_lock", "immediate"], default: UPDATE_DEFAULTS.strategy },
+    windows: {
+      type: "array",
+      minItems: 1,
+      description:
+        "weekly maintenance windows of the first host; host n starts n × staggerMinutes later (default: weekend nights, see defaultWindows)",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["days", "startTime", "lengthMinutes"],
+        properties: {
+          days: { type: "array", minItems: 1, uniqueItems: true, items: { enum: [...WEEKDAYS] } },
+          startTime: { type: "string", pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$" },
+          lengthMinutes: { type: "integer", minimum: 15, maximum: 1440 },
+        },
+      },
+    },
+    timeZone: { ...timeZone, description: "IANA time zone of the windows (default: hosts.timezone)" },
+    staggerMinutes: { type: "integer", minimum: 0, maximum: 10080, default: UPDATE_DEFAULTS.staggerMinutes },
+    fleetLockUrl: { type: "string", format: "uri", description: "lock server of the fleet_lock strategy" },
+    maxBuildWaitHours: {
+      type: "integer",
+      minimum: 1,
+      maximum: 168,
+      default: UPDATE_DEFAULTS.maxBuildWaitHours,
+      description: "continuous build hours after which the reboot goes ahead anyway",
+    },
+  },
+} as const;
+
+const hostsUpkeep = {
+  type: "object",
+  description: "Disk upkeep timers on every host.",
+  additionalProperties: false,
+  default: {},
+  properties: {
+    containerMaxAgeHours: {
+      type: "integer",
+      minimum: 1,
+      maximum: 8760,
+      default: UPKEEP_DEFAULTS.containerMaxAgeHours,
+    },
+    imageMaxAgeHours: {
+      type: "integer",
+      minimum: 1,
+      maximum: 8760,
+      default: UPKEEP_DEFAULTS.imageMaxAgeHours,
+    },
+    buildCacheMaxGiB: {
+      type: "integer",
+      minimum: 0,
+      maximum: 16384,
+      default: UPKEEP_DEFAULTS.buildCacheMaxGiB,
+    },
+    workspaceMaxAgeDays: {
+      type: "integer",
+      minimum: 1,
+      maximum: 365,
+      default: UPKEEP_DEFAULTS.workspaceMaxAgeDays,
+    },
+    freeSpaceWarnPercent: {
+      type: "integer",
+      minimum: 1,
+      maximum: 90,
+      default: UPKEEP_DEFAULTS.freeSpaceWarnPercent,
+    },
+    journalMaxUse: { type: "string", pattern: "^[1-9][0-9]*[KMG]$", default: UPKEEP_DEFAULTS.journalMaxUse },
+    balanceDataUsage: {
+      type: "integer",
+      minimum: 1,
+      maximum: 100,
+      default: UPKEEP_DEFAULTS.balanceDataUsage,
+    },
+    balanceMetadataUsage: {
+      type: "integer",
+      minimum: 1,
+      maximum: 100,
+      default: UPKEEP_DEFAULTS.balanceMetadataUsage,
+    },
+  },
+} as const;
+// ---- end of Day 2 ----
 
 export const berthSchema = {
   $id: "https://berth.dev/schemas/stack-config.json",
@@ -70,6 +164,8 @@ export const berthSchema = {
         protectData: { type: "boolean", default: false },
         dockerTls: { type: "boolean", default: true },
         dockerTlsPort: { type: "integer", minimum: 1, maximum: 65535, default: DEFAULT_DOCKER_TLS_PORT },
+        updates: hostsUpdates,
+        upkeep: hostsUpkeep,
       },
     },
     registry: {

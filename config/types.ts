@@ -5,6 +5,8 @@
  */
 
 import type { IgnitionConfig } from "../ignition/model.ts";
+import type { HostUpkeepSettings } from "../renderers/upkeep.ts";
+import type { UpdateStrategy, UpdateWindow } from "../renderers/updates.ts";
 
 /** Operating system of the CI hosts. */
 export type HostOs = "fcos" | "flatcar";
@@ -60,11 +62,36 @@ export interface HostsConfig {
   dockerTls: boolean;
   /** Port of dockerd's mutual-TLS endpoint. */
   dockerTlsPort: number;
+  /** When hosts may reboot into OS updates. */
+  updates: HostUpdatesConfig;
+  /** Ages and thresholds of the disk upkeep timers. */
+  upkeep: HostUpkeepSettings;
   /** Derived: the hosts' names, `<stack>-ci-<n>`, n from 1. */
   names: string[];
   /** Derived: each host's fixed address on the CI network, same order as `names`. */
   addresses: string[];
 }
+
+// ---- Day 2: berth:hosts.updates / berth:hosts.upkeep ----
+export type { HostUpkeepSettings } from "../renderers/upkeep.ts";
+export type { UpdateStrategy, UpdateWindow, Weekday } from "../renderers/updates.ts";
+
+/** `berth:hosts.updates`, as configured (windows are the first host's; see staggerMinutes). */
+export interface HostUpdatesConfig {
+  /** `periodic` (default), `fleet_lock` (needs fleetLockUrl) or `immediate`. */
+  strategy: UpdateStrategy;
+  /** Weekly windows of the first host; when absent, `defaultWindows(os)` (weekend nights). */
+  windows?: UpdateWindow[];
+  /** IANA time zone of the windows; when absent, the hosts' `timezone`. */
+  timeZone?: string;
+  /** Host n (from 0) gets the windows n × staggerMinutes later. */
+  staggerMinutes: number;
+  /** Lock server base URL for `fleet_lock`. */
+  fleetLockUrl?: string;
+  /** Continuous build hours after which the shutdown inhibitor lets go. */
+  maxBuildWaitHours: number;
+}
+// ---- end of Day 2 ----
 
 export type RegistryTls =
   | { mode: "self-signed"; validityDays: number }

@@ -5,7 +5,7 @@
  * Everything here runs once, at first boot, and any change replaces the server, so the output is
  * deterministic and limited to host-level settings (see the design doc, "Two layers, two lifecycles").
  */
-import { dropin, file, filesystemWithMount, merge, mountUnitName, symlink } from "./builders.ts";
+import { dropin, file, filesystemWithMount, merge, mountUnitName, symlink, unit } from "./builders.ts";
 import {
   IGNITION_SPEC_VERSION,
   type IgnitionConfig,
@@ -14,6 +14,30 @@ import {
 } from "./model.ts";
 import { osProfile, type HostOs } from "./os.ts";
 import { serializeIgnition, stableStringify, type JsonInput } from "./serialize.ts";
+import {
+  BUILD_INHIBIT_SCRIPT,
+  BUILD_INHIBIT_UNIT,
+  UPDATE_DEFAULTS,
+  defaultWindows,
+  renderBuildInhibitScript,
+  renderBuildInhibitUnit,
+  renderFlatcarUpdateConf,
+  renderZincatiToml,
+  type HostUpdatePolicy,
+} from "../renderers/updates.ts";
+import {
+  BTRFS_MAINTENANCE_SCRIPT,
+  DISK_CHECK_SCRIPT,
+  DOCKER_UPKEEP_SCRIPT,
+  JOURNALD_DROPIN_PATH,
+  UPKEEP_DEFAULTS,
+  renderBtrfsMaintenanceScript,
+  renderDiskCheckScript,
+  renderDockerUpkeepScript,
+  renderJournaldDropin,
+  renderUpkeepUnits,
+  type HostUpkeepSettings,
+} from "../renderers/upkeep.ts";
 
 export type { HostOs } from "./os.ts";
 
@@ -98,6 +122,13 @@ export interface HostIgnitionInput {
   extraFragments?: IgnitionFragment[];
   /** Set when `extraFragments` contain secrets, so {@link hostIgnitionHasSecrets} reports them. */
   extraFragmentsHaveSecrets?: boolean;
+  /**
+   * This host's OS update policy (windows already staggered for it). Default: `periodic` on
+   * weekend nights in the host's time zone ({@link UPDATE_DEFAULTS}, no stagger).
+   */
+  updates?: HostUpdatePolicy;
+  /** Ages and thresholds of the disk upkeep timers. Default: {@link UPKEEP_DEFAULTS}. */
+  upkeep?: HostUpkeepSettings;
 }
 
 /** Nova's limit on user data, counted after base64 encoding. */
@@ -312,6 +343,47 @@ function resolvedDropin(dns: HostServiceDns): string {
   ].join("\n");
 }
 
+/** The update policy a host gets when its input names none. */
+export function defaultUpdatePolicy(os: HostOs, timezone: string): HostUpdatePolicy {
+  return {
+    strategy: UPDATE_DEFAULTS.strategy,
+    windows: defaultWindows(os),
+    timeZone: timezone,
+    maxBuildWaitHours: UPDATE_DEFAULTS.maxBuildWaitHours,
+  };
+}
+
+/**
+ * Day 2 on every host: the OS update policy, the build-aware shutdown inhibitor, and the disk
+ * upkeep (scripts, timers, the journald cap). OS differences (script directory, update mechanism)
+ * come from the OS profile.
+ */
+function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; units: SystemdUnit[] } {
+  const profile = osProfile(host.os);
+  const policy = host.updates ?? defaultUpdatePolicy(host.os, host.timezone);
+  const upkeep = host.upkeep ?? UPKEEP_DEFAULTS;
+  const bin = profile.scriptDir;
+  // Scripts are gzip-compressed whatever their size: user data is limited (Nova, 64 KiB).
+  const script = (name: string, text: string) => file(`${bin}/${name}`, text, { mode: 0o755, gzipAbove: 0 });
+  const files = [
+    profile.updatePolicy.kind === "zincati"
+      ? file(profile.updatePolicy.path, renderZincatiToml(policy))
+      : file(profile.updatePolicy.path, renderFlatcarUpdateConf(policy)),
+    script(BUILD_INHIBIT_SCRIPT, renderBuildInhibitScript()),
+    script(DOCKER_UPKEEP_SCRIPT, renderDockerUpkeepScript()),
+    script(BTRFS_MAINTENANCE_SCRIPT, renderBtrfsMaintenanceScript()),
+    script(DISK_CHECK_SCRIPT, renderDiskCheckScript()),
+    file(JOURNALD_DROPIN_PATH, renderJournaldDropin(upkeep)),
+  ];
+  const units: SystemdUnit[] = [
+    unit(BUILD_INHIBIT_UNIT, renderBuildInhibitUnit(bin, policy), { enabled: true }),
+    ...renderUpkeepUnits(bin, DOCKER_DATA_ROOT, upkeep).map((u) =>
+      unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
+    ),
+  ];
+  return { files, units };
+}
+
 /** The host's own config, before user fragments are merged in. */
 function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
   const profile = osProfile(host.os);
@@ -355,6 +427,9 @@ function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
     enabled: profile.enableDockerService ? true : undefined,
   };
 
+  const day2 = dayTwo(host);
+  files.push(...day2.files);
+
   return {
     ignition: { version: IGNITION_SPEC_VERSION },
     passwd: {
@@ -371,7 +446,7 @@ function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
       links: [symlink("/etc/localtime", `../usr/share/zoneinfo/${host.timezone}`)],
       filesystems: [volume.filesystem],
     },
-    systemd: { units: [volume.mountUnit, dockerService] },
+    systemd: { units: [volume.mountUnit, dockerService, ...day2.units] },
   };
 }
 

@@ -47,6 +47,16 @@ export interface OsProfile {
    * CoreOS ships e.g. 40-disable-passwords.conf and 50-redhat.conf).
    */
   readonly sshdDropinPath: string;
+  /**
+   * Where Berth's host scripts go. Fedora CoreOS: /usr/local/bin (a link into /var, writable).
+   * Flatcar's /usr is read-only and its local binaries live in /opt/bin.
+   */
+  readonly scriptDir: string;
+  /**
+   * How the OS takes its update policy: Zincati's TOML drop-in (Fedora CoreOS) or Flatcar's
+   * update.conf (update_engine downloads, locksmithd reboots in its window).
+   */
+  readonly updatePolicy: { kind: "zincati"; path: string } | { kind: "flatcar"; path: string };
 }
 
 const FCOS: OsProfile = {
@@ -59,6 +69,8 @@ const FCOS: OsProfile = {
   enableDockerService: true,
   caAnchorPath: "/etc/pki/ca-trust/source/anchors/berth-registry-ca.pem",
   sshdDropinPath: "/etc/ssh/sshd_config.d/05-berth.conf",
+  scriptDir: "/usr/local/bin",
+  updatePolicy: { kind: "zincati", path: "/etc/zincati/config.d/55-berth-updates.toml" },
 };
 
 const FLATCAR: OsProfile = {
@@ -75,6 +87,8 @@ const FLATCAR: OsProfile = {
   // Older Flatcar releases have no Include of sshd_config.d in their sshd_config; there the drop-in is
   // inert (harmless) and password login stays disabled by Flatcar's own default.
   sshdDropinPath: "/etc/ssh/sshd_config.d/05-berth.conf",
+  scriptDir: "/opt/bin",
+  updatePolicy: { kind: "flatcar", path: "/etc/flatcar/update.conf" },
 };
 
 const PROFILES: Readonly<Record<HostOs, OsProfile>> = { fcos: FCOS, flatcar: FLATCAR };

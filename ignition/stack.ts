@@ -6,6 +6,26 @@
 import type { BerthConfig } from "../config/types.ts";
 import type { HostIgnitionInput } from "./host.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
+import { defaultWindows, staggeredWindows, type HostUpdatePolicy } from "../renderers/updates.ts";
+
+/**
+ * The update policy of host `hostName`: the stack's windows shifted by its index × staggerMinutes
+ * (validation has checked that they fit the week and do not overlap).
+ */
+export function hostUpdatePolicy(c: BerthConfig, hostName: string): HostUpdatePolicy {
+  const u = c.hosts.updates;
+  const index = Math.max(0, c.hosts.names.indexOf(hostName));
+  return {
+    strategy: u.strategy,
+    windows:
+      u.strategy === "periodic"
+        ? staggeredWindows(u.windows ?? defaultWindows(c.hosts.os), index, u.staggerMinutes)
+        : [],
+    timeZone: u.timeZone ?? c.hosts.timezone,
+    ...(u.fleetLockUrl !== undefined ? { fleetLockUrl: u.fleetLockUrl } : {}),
+    maxBuildWaitHours: u.maxBuildWaitHours,
+  };
+}
 
 /**
  * Log settings of dockerd and of every Berth container. Containers set them explicitly: left
@@ -48,6 +68,9 @@ export function hostIgnitionBase(
       ...(c.registry.pullThroughCache ? { mirrorPort: c.registry.pullThroughCache.port } : {}),
     },
     serviceDns: { address: c.services.dnsAddress, searchDomain: c.dns.searchDomain },
+    // Day 2: OS updates that wait for builds, disk upkeep.
+    updates: hostUpdatePolicy(c, hostName),
+    upkeep: { ...c.hosts.upkeep },
     // The stack's own Ignition fragments (berth:extraIgnition), merged with conflict detection.
     extraFragments: c.extraIgnition.map((f) => ({ source: f.path, config: f.config })),
   };

@@ -115,6 +115,33 @@ export const fcosWithExtra: HostIgnitionInput = {
   extraFragments: [extraFragment],
 };
 
+/** The Day-2 scripts every host gets (in the OS's script directory). */
+export const DAY2_SCRIPTS = [
+  "berth-build-inhibit",
+  "berth-docker-upkeep",
+  "berth-btrfs-maintenance",
+  "berth-disk-check",
+];
+/** The Day-2 units every host gets, and those enabled at boot. */
+export const DAY2_UNITS = [
+  "berth-build-inhibit.service",
+  "berth-docker-upkeep.service",
+  "berth-docker-upkeep.timer",
+  "berth-btrfs-balance.service",
+  "berth-btrfs-balance.timer",
+  "berth-btrfs-scrub.service",
+  "berth-btrfs-scrub.timer",
+  "berth-disk-check.service",
+  "berth-disk-check.timer",
+];
+export const DAY2_ENABLED_UNITS = [
+  "berth-build-inhibit.service",
+  "berth-docker-upkeep.timer",
+  "berth-btrfs-balance.timer",
+  "berth-btrfs-scrub.timer",
+  "berth-disk-check.timer",
+];
+
 export const IGNITION_BINARY = "/usr/lib/dracut/modules.d/30ignition/ignition";
 
 /** A scratch root prepared like a booted image's /sysroot as far as Ignition's files stage cares. */

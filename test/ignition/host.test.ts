@@ -18,6 +18,8 @@ import {
   type StorageFile,
 } from "../../ignition/index.ts";
 import {
+  DAY2_SCRIPTS,
+  DAY2_UNITS,
   decodeContents,
   extraFragment,
   fcosFull,
@@ -151,13 +153,21 @@ describe("buildHostIgnition (flatcar, minimal)", () => {
   const config = buildHostIgnition(flatcarMinimal);
   const paths = (config.storage?.files ?? []).map((f) => f.path);
 
-  it("writes only what is asked for", () => {
+  it("writes only what is asked for (plus the Day-2 files every host gets)", () => {
     expect(paths).toEqual([
       "/etc/hostname",
       "/etc/hosts",
       "/etc/docker/daemon.json",
       "/etc/ssh/sshd_config.d/05-berth.conf",
+      "/etc/flatcar/update.conf",
+      ...DAY2_SCRIPTS.map((s) => `/opt/bin/${s}`),
+      "/etc/systemd/journald.conf.d/50-berth.conf",
     ]);
+    // Flatcar's default window: Sunday night (locksmithd takes one day), in the host's zone.
+    expect(text(config, "/etc/flatcar/update.conf")).toBe(
+      "# Berth: when this host may reboot into a downloaded OS update (rendered, first boot).\n" +
+        'REBOOT_STRATEGY=reboot\nLOCKSMITHD_REBOOT_WINDOW_START="Sun 02:00"\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=60m\n',
+    );
     expect(text(config, "/etc/hosts")).not.toContain("registry");
     const daemon = JSON.parse(text(config, "/etc/docker/daemon.json")) as Record<string, unknown>;
     expect(daemon.hosts).toEqual(["unix:///var/run/docker.sock"]);
@@ -204,6 +214,7 @@ describe("extra fragments", () => {
     expect(config.systemd?.units?.map((u) => u.name)).toEqual([
       "var-lib-docker.mount",
       "docker.service",
+      ...DAY2_UNITS,
       "berth-warmup.service",
     ]);
   });

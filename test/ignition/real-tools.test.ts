@@ -12,7 +12,11 @@ import { afterAll, expect, it } from "vitest";
 
 import { renderHostIgnition, type HostIgnitionInput } from "../../ignition/index.ts";
 import { checkTools, toolsDescribe } from "../support/tools.ts";
+import { parse as parseToml } from "smol-toml";
 import {
+  DAY2_ENABLED_UNITS,
+  DAY2_SCRIPTS,
+  DAY2_UNITS,
   IGNITION_BINARY,
   applyWithIgnition,
   fcosFull,
@@ -143,10 +147,41 @@ toolsDescribe(tools)("the real Ignition binary applies the config (fetch + files
     const dropin = readFileSync(join(root, "etc/systemd/system/docker.service.d/10-berth.conf"), "utf8");
     expect(dropin).toContain("RequiresMountsFor=/var/lib/docker\n");
     const preset = readFileSync(join(root, "etc/systemd/system-preset/20-ignition.preset"), "utf8");
-    expect(preset.trim().split("\n").sort()).toEqual([
-      "enable docker.service",
-      "enable var-lib-docker.mount",
-    ]);
+    expect(preset.trim().split("\n").sort()).toEqual(
+      [
+        "enable docker.service",
+        "enable var-lib-docker.mount",
+        ...DAY2_ENABLED_UNITS.map((u) => `enable ${u}`),
+      ].sort(),
+    );
+  });
+
+  it("writes the Day-2 files: Zincati's drop-in (fcos) or update.conf (flatcar), scripts 0755, journald cap", () => {
+    const fcos = apply(fcosFull).root;
+    const toml = parseToml(readFileSync(join(fcos, "etc/zincati/config.d/55-berth-updates.toml"), "utf8"));
+    expect(toml).toEqual({
+      updates: {
+        strategy: "periodic",
+        periodic: {
+          time_zone: "Europe/Rome",
+          window: [{ days: ["Sat", "Sun"], start_time: "02:00", length_minutes: 60 }],
+        },
+      },
+    });
+    for (const script of DAY2_SCRIPTS) expect(mode(join(fcos, "usr/local/bin", script)), script).toBe(0o755);
+    expect(readFileSync(join(fcos, "etc/systemd/journald.conf.d/50-berth.conf"), "utf8")).toContain(
+      "SystemMaxUse=1G\n",
+    );
+
+    const flatcar = apply(flatcarMinimal).root;
+    expect(() => statSync(join(flatcar, "etc/zincati"))).toThrow();
+    expect(readFileSync(join(flatcar, "etc/flatcar/update.conf"), "utf8")).toContain(
+      "REBOOT_STRATEGY=reboot\n",
+    );
+    for (const script of DAY2_SCRIPTS) expect(mode(join(flatcar, "opt/bin", script)), script).toBe(0o755);
+    expect(readFileSync(join(flatcar, "etc/systemd/system/berth-build-inhibit.service"), "utf8")).toContain(
+      "ExecStart=/opt/bin/berth-build-inhibit\n",
+    );
   });
 
   it("installs core's SSH keys where Ignition 2.14 puts them", () => {
@@ -197,7 +232,7 @@ toolsDescribe(tools)("systemd-analyze verify on the units Ignition wrote", () =>
     const { root, runs } = apply(host);
     expect(runs.at(-1)?.status).toBe(0);
     prepareForVerify(root);
-    const units = ["docker.service", "var-lib-docker.mount"];
+    const units = ["docker.service", "var-lib-docker.mount", ...DAY2_UNITS];
     if (host.extraFragments) units.push("berth-warmup.service");
     const r = verify(root, units);
     expect(r.output).toBe("");

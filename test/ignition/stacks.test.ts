@@ -13,7 +13,12 @@ import { PROJECT_ROOT } from "../../config/root.ts";
 import { loadStack } from "../../config/load.ts";
 import type { IgnitionConfig } from "../../ignition/index.ts";
 import { checkTools, toolsIt } from "../support/tools.ts";
+import { hostUpdatePolicy } from "../../ignition/stack.ts";
+import { parse as parseToml } from "smol-toml";
 import {
+  DAY2_ENABLED_UNITS,
+  DAY2_SCRIPTS,
+  DAY2_UNITS,
   IGNITION_BINARY,
   applyWithIgnition,
   makeScratchRoot,
@@ -124,8 +129,35 @@ describe.each(STACKS)("berth render %s", (stack) => {
       const mount = readFileSync(join(root, "etc/systemd/system/var-lib-docker.mount"), "utf8");
       expect(mount).toContain("Type=btrfs");
 
+      // Day 2: the host's update policy (its own staggered windows), scripts, timers, journald cap.
+      const toml = parseToml(readFileSync(join(root, "etc/zincati/config.d/55-berth-updates.toml"), "utf8"));
+      const policy = hostUpdatePolicy(cfg, host);
+      expect(toml).toEqual({
+        updates: {
+          strategy: "periodic",
+          periodic: {
+            time_zone: cfg.hosts.timezone,
+            window: policy.windows.map((w) => ({
+              days: w.days,
+              start_time: w.startTime,
+              length_minutes: w.lengthMinutes,
+            })),
+          },
+        },
+      });
+      for (const script of DAY2_SCRIPTS)
+        expect(statSync(join(root, "usr/local/bin", script)).mode & 0o777, script).toBe(0o755);
+      expect(readFileSync(join(root, "etc/systemd/journald.conf.d/50-berth.conf"), "utf8")).toContain(
+        `SystemMaxUse=${cfg.hosts.upkeep.journalMaxUse}\n`,
+      );
+      for (const u of DAY2_ENABLED_UNITS) expect(preset).toContain(`enable ${u}\n`);
+
       prepareVerifyRoot(root, tools.paths.dockerd ?? "/usr/sbin/dockerd");
-      const v = verifyUnits(root, ["docker.service", "var-lib-docker.mount"], tools.paths["systemd-analyze"]);
+      const v = verifyUnits(
+        root,
+        ["docker.service", "var-lib-docker.mount", ...DAY2_UNITS],
+        tools.paths["systemd-analyze"],
+      );
       expect(v.output).toBe("");
       expect(v.status).toBe(0);
     },
