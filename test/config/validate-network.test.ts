@@ -253,7 +253,16 @@ describe("accepted", () => {
       "a registry client range containing the CI network",
       (c) => (os(c).registryClientCidrs = ["10.0.0.0/8"]),
     ],
-    ["117 hosts on a /24", (c) => (c["berth:hosts"]!.count = 117)],
+    [
+      "117 hosts on a /24 (a fleet that size takes reboot turns from a lock server, not weekly windows)",
+      (c) => {
+        c["berth:hosts"]!.count = 117;
+        c["berth:hosts"]!.updates = {
+          strategy: "fleet_lock",
+          fleetLockUrl: "https://fleet-lock.example.com",
+        };
+      },
+    ],
     [
       "5 hosts on a /27",
       (c) => {
