@@ -307,9 +307,26 @@ export function dockerServiceDropin(host: HostIgnitionInput): string {
     "# both as a flag and in daemon.json, so the stock command line is replaced by a bare one.",
     "ExecStart=",
     `ExecStart=${profile.dockerdPath}`,
+    "# Containers must not reach the cloud's metadata service: it serves this host's user data, which",
+    "# carries dockerd's TLS key. dockerd creates its DOCKER-USER chain before it reports ready; the",
+    "# rule is put back on every start (and only once).",
+    `ExecStartPost=/bin/sh -c '${metadataBlockCommand(profile.iptablesPath)}'`,
     "",
   ];
   return lines.join("\n");
+}
+
+/** The cloud's metadata service (OpenStack, like EC2): it serves the instance's user data. */
+export const METADATA_SERVICE = "169.254.169.254";
+
+/**
+ * The shell command that refuses containers' traffic to the metadata service: a REJECT at the top
+ * of Docker's DOCKER-USER chain (every forwarded packet of every Docker network passes it), added
+ * unless it is there already.
+ */
+export function metadataBlockCommand(iptables: string): string {
+  const rule = `DOCKER-USER -d ${METADATA_SERVICE}/32 -j REJECT --reject-with icmp-port-unreachable`;
+  return `${iptables} -w -C ${rule} 2>/dev/null || ${iptables} -w -I ${rule}`;
 }
 
 function etcHosts(registry: HostRegistry | undefined): string {

@@ -12,6 +12,8 @@ export interface OsProfile {
   readonly os: HostOs;
   /** Absolute path of the Docker daemon binary used in the `ExecStart=` override. */
   readonly dockerdPath: string;
+  /** Absolute path of `iptables` (both images ship it in /usr/sbin). */
+  readonly iptablesPath: string;
   /**
    * What the stock `docker.service` passes on `ExecStart`, for documentation and tests only. Our
    * drop-in resets `ExecStart=` and starts `dockerd` with no flags at all, so none of these can clash
@@ -62,6 +64,7 @@ export interface OsProfile {
 const FCOS: OsProfile = {
   os: "fcos",
   dockerdPath: "/usr/bin/dockerd",
+  iptablesPath: "/usr/sbin/iptables",
   stockExecStart: "/usr/bin/dockerd --host=fd:// --log-driver=journald --live-restore $OPTIONS",
   stockEnvironmentToClear: ["OPTIONS"],
   // Fedora's OPTIONS carry --selinux-enabled; without it containers would run unlabelled.
@@ -76,6 +79,7 @@ const FCOS: OsProfile = {
 const FLATCAR: OsProfile = {
   os: "flatcar",
   dockerdPath: "/usr/bin/dockerd",
+  iptablesPath: "/usr/sbin/iptables",
   stockExecStart:
     "/usr/bin/dockerd --host=fd:// --containerd=/run/containerd/containerd.sock $DOCKER_SELINUX $DOCKER_OPTS $DOCKER_CGROUPS $DOCKER_OPT_BIP $DOCKER_OPT_MTU $DOCKER_OPT_IPMASQ",
   // The variables are only expanded by the stock ExecStart, which we replace entirely.

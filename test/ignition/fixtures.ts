@@ -9,6 +9,8 @@ import {
   mkdirSync,
   mkdtempSync,
   writeFileSync,
+  existsSync,
+  realpathSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -279,6 +281,9 @@ export function prepareVerifyRoot(root: string, dockerd: string): void {
   } catch {
     copyFileSync(dockerd, join(root, "usr/bin/dockerd"));
   }
+  // The drop-in's ExecStartPost runs /bin/sh, which both images have: a copy of this machine's.
+  mkdirSync(join(root, "bin"), { recursive: true });
+  if (!existsSync(join(root, "bin/sh"))) copyFileSync(realpathSync("/bin/sh"), join(root, "bin/sh"));
 }
 
 export function verifyUnits(
