@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadStack } from "../config/load.ts";
+import { loadCheckedStack } from "../stack/validate.ts";
 import type { BerthConfig } from "../config/types.ts";
 import {
   MONITORING_DEFAULTS,
@@ -31,7 +31,7 @@ export function monitoringInput(cfg: BerthConfig): MonitoringInput {
 
 /** Writes the files; returns their paths. */
 export function writeMonitoring(root: string, stack: string, outDir: string): string[] {
-  const input = monitoringInput(loadStack(root, stack));
+  const input = monitoringInput(loadCheckedStack(root, stack));
   mkdirSync(join(outDir, "targets"), { recursive: true });
   const files: Record<string, string> = {
     "prometheus.yml": renderScrapeConfig(input),

@@ -3,10 +3,11 @@ import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import { IMAGE_DIGEST_PATTERN } from "../config/images.ts";
 import { DEFAULT_DOCKER_TLS_PORT } from "../config/ports.ts";
-import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE, DOCKER_BRIDGE_BIP } from "../ignition/stack.ts";
+import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
+import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
 
 /**
- * Log settings of every Berth container: the same as the host's daemon.json (`ignition/stack.ts`);
+ * Log settings of every Berth container: the same as the host's daemon.json (`config/docker.ts`);
  * left unset, the provider reads the daemon-applied values back and shows a diff on every run.
  */
 export const CONTAINER_LOG_DRIVER = "json-file";

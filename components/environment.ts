@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import type { BerthConfig } from "../config/types.ts";
-import { hostIgnitionBase } from "../ignition/stack.ts";
+import { hostIgnitionBase } from "../stack/host-ignition.ts";
 import { CiNetwork } from "./network.ts";
 import { CiHost } from "./host.ts";
 import { StackCa } from "./pki.ts";

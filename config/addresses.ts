@@ -3,7 +3,7 @@
  * must keep clear of, and the ingress rules the CI network's security group declares. Validation
  * (config/validate-network.ts), the typed configuration (config/load.ts), the components
  * (components/network.ts, components/services.ts, components/environment.ts) and the host layer
- * (ignition/stack.ts) all take their addresses from here.
+ * (stack/host-ignition.ts) all take their addresses from here.
  *
  * On the OpenStack CI network (`berth:openstack.networkCidr`, a /n of size S):
  *

@@ -15,9 +15,6 @@ import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
 import { IGNITION_SPEC_VERSION, type IgnitionConfig } from "../ignition/model.ts";
-import { buildHostIgnition } from "../ignition/host.ts";
-import { IgnitionMergeConflictError } from "../ignition/builders.ts";
-import { hostIgnitionBase } from "../ignition/stack.ts";
 import type {
   BerthConfig,
   Environment,
@@ -391,9 +388,9 @@ export function loadStack(root: string, stack: string, options: ResolveOptions =
 }
 
 /**
- * Reads the stack's extra Ignition fragments and checks them: each must be an Ignition 3.3.0 JSON
- * object, and merged with a host's own configuration it must not define a path, unit or device
- * twice (the error names both sources). Checked here, before anything is registered.
+ * Reads the stack's extra Ignition fragments and checks each: a file inside the project, holding an
+ * Ignition 3.3.0 JSON object. Whether they merge with a host's own configuration (no path, unit or
+ * device defined twice) needs the host's Ignition, so stack/validate.ts checks it.
  */
 function loadFragments(
   stack: string,
@@ -433,24 +430,6 @@ function loadFragments(
     }
     fragments.push({ path, secret: secret === true, config: parsed as IgnitionConfig });
   });
-  if (issues.length === 0 && fragments.length > 0) {
-    const host = cfg.hosts.names[0] as string;
-    try {
-      buildHostIgnition({
-        ...hostIgnitionBase({ ...cfg, extraIgnition: fragments }, host),
-        dockerVolumeId: "00000000-0000-4000-8000-000000000000",
-      });
-    } catch (e) {
-      if (!(e instanceof Error)) throw e;
-      issues.push({
-        path: "berth:extraIgnition",
-        message:
-          e instanceof IgnitionMergeConflictError
-            ? `${e.message}; rename or drop one of them`
-            : `the fragments do not merge into ${host}'s configuration: ${e.message}`,
-      });
-    }
-  }
   if (issues.length > 0) throw new ConfigError(stack, source, issues);
   return fragments;
 }

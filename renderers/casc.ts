@@ -19,7 +19,6 @@
  * DNS search-domain setter, so none is emitted: dnsmasq answers the short names itself.
  */
 import { stringify } from "yaml";
-import type { PerBuildConfig } from "../config/types.ts";
 
 /** The agent's working directory in the image (images/jenkins-agent, like jenkins/ssh-agent). */
 export const PER_BUILD_REMOTE_FS = "/home/jenkins/agent";
@@ -53,17 +52,19 @@ export interface DockerCloudCasc {
 export interface CascInput {
   /** Stack name, for the header. */
   stack: string;
-  perBuild: Pick<
-    PerBuildConfig,
-    | "enabled"
-    | "hosts"
-    | "instanceCap"
-    | "labels"
-    | "image"
-    | "pullStrategy"
-    | "dockerCredentialsId"
-    | "registryCredentialsId"
-  >;
+  /** The per-build settings (`berth:jenkins.perBuild`, resolved). */
+  perBuild: {
+    enabled: boolean;
+    /** Hosts that are Docker clouds, in the stack's host order. */
+    hosts: readonly string[];
+    instanceCap: number;
+    labels: readonly string[];
+    /** The agent image, as the plugin pulls it. */
+    image: string;
+    pullStrategy: "PULL_ALWAYS" | "PULL_NEVER" | "PULL_LATEST";
+    dockerCredentialsId: string;
+    registryCredentialsId: string;
+  };
   /** The stack registry's host name: pull credentials are given only for images from it. */
   registryHostname: string;
   /** Port of dockerd's mutual-TLS endpoint on every host. */

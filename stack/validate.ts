@@ -4,7 +4,9 @@
  * `jenkins-casc`) and `index.ts` (`pulumi up`, through `loadConfigFromPulumi`) run them after the
  * configuration itself is valid, before any resource is registered.
  *
- * Today: the size of each host's user data, which Nova caps at 65535 bytes once base64-encoded.
+ * Today: that the extra Ignition fragments merge into each host's own configuration (no path, unit
+ * or device defined twice; the error names both sources), and the size of each host's user data,
+ * which Nova caps at 65535 bytes once base64-encoded.
  * Material that only exists at deploy time (dockerd's TLS certificate and key, the generated
  * registry CA, the Cinder volume ID) is stood in for by placeholders at least as large as what
  * Pulumi's tls provider produces (ECDSA P-256), so the estimate errs on the safe side.
@@ -15,7 +17,8 @@ import { loadStack, stackFile, type ResolveOptions } from "../config/load.ts";
 import type { BerthConfig } from "../config/types.ts";
 import { NOVA_USER_DATA_LIMIT_BYTES, buildHostIgnition, userDataBase64Size } from "../ignition/host.ts";
 import { serializeIgnition } from "../ignition/serialize.ts";
-import { hostIgnitionBase } from "../ignition/stack.ts";
+import { IgnitionMergeConflictError } from "../ignition/builders.ts";
+import { hostIgnitionBase } from "../stack/host-ignition.ts";
 
 /** A PEM block of `bodyBytes` base64 characters (64 per line), standing in for generated material. */
 function placeholderPem(label: string, bodyBytes: number): string {
@@ -64,6 +67,9 @@ export function renderedIssues(cfg: BerthConfig): ConfigIssue[] {
     size = userDataSize(cfg, host);
   } catch (e) {
     if (!(e instanceof Error)) throw e;
+    // Extra fragments that define a path, unit or device the host (or another fragment) defines.
+    if (e instanceof IgnitionMergeConflictError)
+      return [{ path: "berth:extraIgnition", message: `${e.message}; rename or drop one of them` }];
     return [{ path: "berth", message: `the hosts' Ignition cannot be rendered: ${e.message}` }];
   }
   if (size <= NOVA_USER_DATA_LIMIT_BYTES) return [];

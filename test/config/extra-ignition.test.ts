@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { loadStack } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
-import { hostIgnitionBase } from "../../ignition/stack.ts";
+import { loadCheckedStack } from "../../stack/validate.ts";
+import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { buildHostIgnition } from "../../ignition/host.ts";
 import { issuesOf } from "../support/cli.ts";
 
@@ -56,7 +57,7 @@ describe("berth:extraIgnition", () => {
     const root = rootWith(["snippets/hostname.json"], {
       "snippets/hostname.json": fragment(file("/etc/hostname", "other\n")),
     });
-    const issues = issuesOf(() => loadStack(root, "testing"));
+    const issues = issuesOf(() => loadCheckedStack(root, "testing"));
     expect(issues).toHaveLength(1);
     expect(issues[0]?.path).toBe("berth:extraIgnition");
     expect(issues[0]?.message).toContain("/etc/hostname");
@@ -69,7 +70,7 @@ describe("berth:extraIgnition", () => {
       "snippets/a.json": fragment(file("/etc/motd", "a\n")),
       "snippets/b.json": fragment(file("/etc/motd", "b\n")),
     });
-    const [issue] = issuesOf(() => loadStack(root, "testing"));
+    const [issue] = issuesOf(() => loadCheckedStack(root, "testing"));
     expect(issue?.message).toContain("snippets/a.json");
     expect(issue?.message).toContain("snippets/b.json");
   });
@@ -79,7 +80,7 @@ describe("berth:extraIgnition", () => {
       "snippets/bad.json": "{ not json",
       "snippets/old.json": { ignition: { version: "3.4.0" } },
     });
-    const issues = issuesOf(() => loadStack(root, "testing"));
+    const issues = issuesOf(() => loadCheckedStack(root, "testing"));
     const byPath = Object.fromEntries(issues.map((i) => [i.path, i.message]));
     expect(byPath["berth:extraIgnition[0].path"]).toContain("no such file");
     expect(byPath["berth:extraIgnition[1].path"]).toContain("is not JSON");

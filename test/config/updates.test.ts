@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { loadStack } from "../../config/index.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { updatesIssues } from "../../config/validate-updates.ts";
-import { hostUpdatePolicy } from "../../ignition/stack.ts";
+import { hostUpdatePolicy } from "../../stack/host-ignition.ts";
 import { issuesOf } from "../support/cli.ts";
 
 type Doc = { config: Record<string, Record<string, unknown>> };

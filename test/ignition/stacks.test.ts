@@ -13,7 +13,7 @@ import { PROJECT_ROOT } from "../../config/root.ts";
 import { loadStack } from "../../config/load.ts";
 import type { IgnitionConfig } from "../../ignition/index.ts";
 import { checkTools, toolsIt } from "../support/tools.ts";
-import { hostUpdatePolicy } from "../../ignition/stack.ts";
+import { hostUpdatePolicy } from "../../stack/host-ignition.ts";
 import { parse as parseToml } from "smol-toml";
 import {
   DAY2_ENABLED_UNITS,

@@ -1,10 +1,12 @@
 /**
  * The host-layer settings of a stack's hosts, from its configuration: the one place that decides
  * what goes into a host's Ignition (service-layer settings stay out, so changing them never
- * replaces a server). Pure: used by the Pulumi components and by config validation.
+ * replaces a server). Pure; above both config/ and ignition/: used by the Pulumi components and by
+ * the rendered checks of stack/validate.ts.
  */
 import type { BerthConfig } from "../config/types.ts";
-import type { HostIgnitionInput } from "./host.ts";
+import type { HostIgnitionInput } from "../ignition/host.ts";
+import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
 import { defaultWindows, staggeredWindows, type HostUpdatePolicy } from "../renderers/updates.ts";
 
@@ -26,15 +28,6 @@ export function hostUpdatePolicy(c: BerthConfig, hostName: string): HostUpdatePo
     maxBuildWaitHours: u.maxBuildWaitHours,
   };
 }
-
-/**
- * Log settings of dockerd and of every Berth container. Containers set them explicitly: left
- * unset, the provider reads the daemon-applied values back and shows a diff on every `pulumi up`.
- */
-export const CONTAINER_LOG_MAX_SIZE = "20m";
-export const CONTAINER_LOG_MAX_FILE = 5;
-/** docker0's address and prefix (the `bip` of the host's daemon.json), from the address plan. */
-export { DOCKER_BRIDGE_BIP };
 
 /** The host-layer Ignition settings every host of a stack shares (service-layer settings stay out). */
 export function hostIgnitionBase(
