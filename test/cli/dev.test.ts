@@ -54,7 +54,7 @@ function outDir(): string {
   return d;
 }
 
-const compose = findTool("docker-compose", "apt-get install docker-compose");
+const compose = findTool("docker-compose", "docker-compose");
 
 describe.each(["testing", "staging", "production"])("berth dev %s --production-like", (stack) => {
   it("writes what the program deploys on the stack's first host, field by field", async () => {

@@ -5,79 +5,63 @@
  * fails them when `CI` is set, so CI never passes by skipping.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "vitest";
-import { inCi, REAL_TOOLS_TAG } from "../support/tools.ts";
+import { checkTools, findTool as locateTool, toolsDescribe } from "../support/tools.ts";
 
+/** A real program a test runs: its resolved path (undefined when missing) and its Debian package. */
 export interface Tool {
   name: string;
   /** Absolute path when found. */
   path: string | undefined;
-  /** How to get it (Debian package). */
-  install: string;
+  /** The Debian package that provides it. */
+  debianPackage: string;
 }
 
-const SEARCH_DIRS = ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"];
-
-export function findTool(name: string, install: string): Tool {
-  for (const dir of SEARCH_DIRS) {
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return { name, path: candidate, install };
-    } catch {
-      // keep looking
-    }
-  }
-  return { name, path: undefined, install };
+/** Looks `name` up as test/support/tools.ts does (PATH, then the sbin directories). */
+export function findTool(name: string, debianPackage: string): Tool {
+  return { name, path: locateTool(name), debianPackage };
 }
 
 export const tools = {
-  nginx: findTool("nginx", "apt-get install nginx-light (or nginx)"),
-  openssl: findTool("openssl", "apt-get install openssl"),
-  htpasswd: findTool("htpasswd", "apt-get install apache2-utils"),
-  sshd: findTool("sshd", "apt-get install openssh-server"),
-  sshKeygen: findTool("ssh-keygen", "apt-get install openssh-client"),
-  sshKeyscan: findTool("ssh-keyscan", "apt-get install openssh-client"),
-  dnsmasq: findTool("dnsmasq", "apt-get install dnsmasq-base"),
-  registry: findTool("docker-registry", "apt-get install docker-registry"),
-  skopeo: findTool("skopeo", "apt-get install skopeo"),
+  nginx: findTool("nginx", "nginx-light"),
+  openssl: findTool("openssl", "openssl"),
+  htpasswd: findTool("htpasswd", "apache2-utils"),
+  sshd: findTool("sshd", "openssh-server"),
+  sshKeygen: findTool("ssh-keygen", "openssh-client"),
+  sshKeyscan: findTool("ssh-keyscan", "openssh-client"),
+  dnsmasq: findTool("dnsmasq", "dnsmasq-base"),
+  registry: findTool("docker-registry", "docker-registry"),
+  skopeo: findTool("skopeo", "skopeo"),
 };
 
 /** The path of a tool the surrounding `describeWithTools` already checked. */
 export function toolPath(tool: Tool): string {
-  if (tool.path === undefined) throw new Error(`${tool.name} not found (${tool.install})`);
+  if (tool.path === undefined)
+    throw new Error(`${tool.name} not found (apt-get install -y ${tool.debianPackage})`);
   return tool.path;
 }
 
 export const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
 /**
- * `describe` that needs real programs (and optionally root), tagged `real-tools`. Missing ones:
- * skipped locally with the reason in the suite name; a failing test under `CI`.
+ * `describe` that needs real programs (and optionally root): test/support/tools.ts's guard
+ * (`checkTools` + `toolsDescribe`), tagged `real-tools`; skipped locally when something is missing,
+ * a failing test under CI.
  */
 export function describeWithTools(
   title: string,
   needs: { tools: readonly Tool[]; root?: boolean },
   body: () => void,
 ): void {
-  const missing = needs.tools.filter((t) => t.path === undefined).map((t) => `${t.name} (${t.install})`);
-  if (needs.root === true && !isRoot) missing.push("root privileges");
-  const options = { tags: [REAL_TOOLS_TAG] };
-  if (missing.length === 0) {
-    describe(title, options, body);
-  } else if (inCi()) {
-    describe(title, options, () => {
-      it("has the programs it checks with", () => {
-        throw new Error(`missing in CI: ${missing.join(", ")}`);
-      });
-    });
-  } else {
-    describe.skip(`${title} [skipped: missing ${missing.join(", ")}]`, options, body);
-  }
+  const check = checkTools(
+    title,
+    needs.tools.map((t) => ({ tool: t.name, debianPackage: t.debianPackage })),
+    { needsRoot: needs.root === true },
+  );
+  toolsDescribe(check)(title, body);
 }
 
 export function tempDir(prefix: string): { path: string; remove: () => void } {

@@ -20,7 +20,7 @@ import {
 import { cli } from "../support/cli.ts";
 import { describeWithTools, findTool, tempDir } from "./helpers.ts";
 
-const promtool = findTool("promtool", "apt-get install prometheus");
+const promtool = findTool("promtool", "prometheus");
 const INPUT: MonitoringInput = {
   stack: "t",
   hosts: [
