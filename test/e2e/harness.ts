@@ -15,6 +15,7 @@
 import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
+import { DOCKER_BRIDGE_GATEWAY } from "../../config/addresses.ts";
 import type { CapturedResource } from "../../plan/mocks.ts";
 import type { StackRun } from "../../plan/run.ts";
 import { DockerApi, DockerApiError, at, type Engine, type Json, type Upload } from "./support/engine.ts";
@@ -54,6 +55,12 @@ export interface HarnessOptions {
    * prove that the registry's CA is trusted). Default 127.0.0.1.
    */
   hostIp?: string;
+  /**
+   * The local address bindings on docker0's 172.17.0.1 are made on instead of `hostIp`: the test
+   * engine's own default-bridge gateway, which containers reach as they reach 172.17.0.1 on a host
+   * (and which, unlike a container's own address, survives a daemon restart).
+   */
+  gatewayHostIp?: string;
   /** Host paths a container may bind-mount (e.g. /var/run/docker.sock); any other fails the plan. */
   allowHostPaths?: readonly string[];
   /**
@@ -515,7 +522,10 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
         );
       const key = `${String(internal)}/${protocol}`;
       exposed[key] = {};
-      const hostIp = opts.hostIp ?? "127.0.0.1";
+      const hostIp =
+        ip === DOCKER_BRIDGE_GATEWAY && opts.gatewayHostIp !== undefined
+          ? opts.gatewayHostIp
+          : (opts.hostIp ?? "127.0.0.1");
       (bindings[key] ??= []).push({ HostIp: hostIp, HostPort: "" });
       ports.push({ container: name, ip, external, internal, protocol, hostIp, hostPort: 0 });
     }
