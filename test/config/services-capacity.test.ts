@@ -6,37 +6,20 @@
  * one ConfigError line each, before anything is registered.
  */
 import { cli, issuesOf } from "../support/cli.ts";
-import { afterAll, describe, expect, it } from "vitest";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { parse, stringify } from "yaml";
+import { editedStackRoot, type StackConfigMap } from "../support/stacks.ts";
+import { describe, expect, it } from "vitest";
 import { loadStack } from "../../config/index.ts";
 import { formatIpv4, parseCidr } from "../../config/net.ts";
 import { servicesDynamicRange, servicesPlan } from "../../config/addresses.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { checkServiceAddresses } from "../../components/services.ts";
 
-type Config = Record<string, Record<string, unknown>>;
+type Config = StackConfigMap;
 const TAG = { agentImageTag: "rev1" };
 
-const roots: string[] = [];
-afterAll(() => {
-  for (const root of roots) rmSync(root, { recursive: true, force: true });
-});
-
-/** A project root holding the shipped testing stack, edited by `edit`. */
-function rootWith(edit: (c: Config) => void): string {
-  const root = mkdtempSync(join(tmpdir(), "berth-capacity-"));
-  roots.push(root);
-  mkdirSync(join(root, "stacks"));
-  const doc = parse(readFileSync(join(PROJECT_ROOT, "stacks", "Pulumi.testing.yaml"), "utf8")) as {
-    config: Config;
-  };
-  edit(doc.config);
-  writeFileSync(join(root, "stacks", "Pulumi.testing.yaml"), stringify(doc));
-  return root;
-}
+const rootWith = (edit: (c: Config) => void): string => editedStackRoot(edit);
 const jenkins = (c: Config) => c["berth:jenkins"] as Record<string, unknown>;
 const services = (c: Config) => c["berth:services"] as Record<string, unknown>;
 

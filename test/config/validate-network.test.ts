@@ -4,29 +4,17 @@
  * good one validates.
  */
 import { describe, expect, it } from "vitest";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { parse, stringify } from "yaml";
 import { cli } from "../support/cli.ts";
-import { PROJECT_ROOT } from "../../config/root.ts";
+import { editedStackRoot, type StackConfigMap } from "../support/stacks.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
-type Config = Record<string, Record<string, unknown>>;
+type Config = StackConfigMap;
 const os = (c: Config) => c["berth:openstack"]!;
 const jenkins = (c: Config) => c["berth:jenkins"]!;
 const services = (c: Config) => c["berth:services"]!;
 
-/** A project root holding the shipped testing stack, edited by `edit`. */
-function rootWith(edit: (c: Config) => void): string {
-  const root = mkdtempSync(join(tmpdir(), "berth-net-"));
-  mkdirSync(join(root, "stacks"));
-  const doc = parse(readFileSync(join(PROJECT_ROOT, "stacks", "Pulumi.testing.yaml"), "utf8")) as {
-    config: Config;
-  };
-  edit(doc.config);
-  writeFileSync(join(root, "stacks", "Pulumi.testing.yaml"), stringify(doc));
-  return root;
-}
+const rootWith = (edit: (c: Config) => void): string => editedStackRoot(edit);
 
 /** `berth validate testing` of the edited stack: its exit code and each `path: message` line. */
 async function validate(edit: (c: Config) => void): Promise<{ code: number; lines: string[]; err: string }> {
@@ -290,7 +278,7 @@ describe("accepted", () => {
       c["berth:hosts"]!.count = 5;
       os(c).registryClientCidrs = ["10.0.0.0/8", "45.0.0.0/16"];
     });
-    const out = mkdtempSync(join(tmpdir(), "berth-net-plan-"));
+    const out = join(root, "out", "plan"); // removed with the root
     const r = await cli(root, "plan", "testing", "--out", out);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);

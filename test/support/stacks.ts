@@ -1,0 +1,30 @@
+/** Temporary project roots holding a shipped stack file, edited by a test. */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll } from "vitest";
+import { parse, stringify } from "yaml";
+import { PROJECT_ROOT } from "../../config/root.ts";
+
+/** A stack file's `config:` map: one object per `berth:*` (and other) key. */
+export type StackConfigMap = Record<string, Record<string, unknown>>;
+
+const roots: string[] = [];
+afterAll(() => {
+  for (const root of roots.splice(0)) rmSync(root, { recursive: true, force: true });
+});
+
+/**
+ * A project root holding `stacks/Pulumi.<stack>.yaml`, the shipped file edited by `edit`; removed
+ * after the test file's tests.
+ */
+export function editedStackRoot(edit: (c: StackConfigMap) => void, stack = "testing"): string {
+  const root = mkdtempSync(join(tmpdir(), `berth-${stack}-`));
+  roots.push(root);
+  mkdirSync(join(root, "stacks"));
+  const file = `Pulumi.${stack}.yaml`;
+  const doc = parse(readFileSync(join(PROJECT_ROOT, "stacks", file), "utf8")) as { config: StackConfigMap };
+  edit(doc.config);
+  writeFileSync(join(root, "stacks", file), stringify(doc));
+  return root;
+}
