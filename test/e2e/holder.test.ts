@@ -32,7 +32,6 @@ import { applyHostToEngine, type AppliedHost } from "./harness.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
 import {
   at,
-  DockerApi,
   E2E_CACHE,
   REPO_ROOT,
   requireE2eTools,
@@ -43,6 +42,7 @@ import {
   stopEngine,
   type Engine,
   type RunResult,
+  bridgeGateway,
 } from "./support/engine.ts";
 import { holderTemplates, retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { standinFor } from "./support/images.ts";
@@ -176,10 +176,7 @@ describe.skipIf(tools.skip)("a network holder per build (berth-holder) on a real
       `stand-ins ready: ${String(Date.now() - t)} ms (${built.stderr.trim().split("\n").join("; ")})`,
     );
     // The engine's docker0 (e2e-env.sh's default bridge) plays 172.17.0.1.
-    const bridge = await new DockerApi(engine.socket).call("GET", "/networks/bridge");
-    const ipam = at(bridge, "IPAM", "Config");
-    const gateway = Array.isArray(ipam) ? at(ipam[0], "Gateway") : undefined;
-    if (typeof gateway !== "string") throw new Error("the engine's default bridge has no gateway");
+    const gateway = await bridgeGateway(engine);
     t = Date.now();
     applied = await applyHostToEngine(stack, HOST, engine, {
       publishedIps: ["127.0.0.1", DOCKER_BRIDGE_GATEWAY, privateIp],

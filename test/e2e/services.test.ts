@@ -35,7 +35,6 @@ import { plain, runConfig, type StackRun } from "../../plan/run.ts";
 import { agentHostKeyPaths } from "../../renderers/index.ts";
 import { TYPES, applyHostToEngine, generatedRegistryPasswords, type AppliedHost } from "./harness.ts";
 import {
-  DockerApi,
   REPO_ROOT,
   at,
   buildStandins,
@@ -46,6 +45,7 @@ import {
   startEngine,
   stopEngine,
   type Engine,
+  bridgeGateway,
 } from "./support/engine.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { standinFor } from "./support/images.ts";
@@ -185,10 +185,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     // The engine's docker0 (e2e-env.sh's default bridge) plays 172.17.0.1: the minimal set's
     // bindings there are made on its gateway, where the holders' forwards reach them (as on a host,
     // and across a daemon restart); the other bindings stay on 127.0.0.1.
-    const bridge = await new DockerApi(engine.socket).call("GET", "/networks/bridge");
-    const ipam = at(bridge, "IPAM", "Config");
-    const gateway = Array.isArray(ipam) ? at(ipam[0], "Gateway") : undefined;
-    if (typeof gateway !== "string") throw new Error("the engine's default bridge has no gateway");
+    const gateway = await bridgeGateway(engine);
     applied = await applyHostToEngine(stack, HOST, engine, {
       publishedIps: ["127.0.0.1", DOCKER_BRIDGE_GATEWAY, privateIp],
       gatewayHostIp: gateway,

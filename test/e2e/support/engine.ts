@@ -96,6 +96,18 @@ export function startEngine(): Engine {
   return { workdir, host, socket: host.slice("unix://".length) };
 }
 
+/**
+ * The gateway of the engine's default bridge (e2e-env.sh's docker0): on a test engine it plays
+ * docker0's 172.17.0.1, which containers reach as they do on a host.
+ */
+export async function bridgeGateway(engine: Engine): Promise<string> {
+  const bridge = await new DockerApi(engine.socket).call("GET", "/networks/bridge");
+  const ipam = at(bridge, "IPAM", "Config");
+  const gateway = Array.isArray(ipam) ? at(ipam[0], "Gateway") : undefined;
+  if (typeof gateway !== "string") throw new Error("the engine's default bridge has no gateway");
+  return gateway;
+}
+
 /** `e2e-env.sh down`; idempotent. */
 export function stopEngine(workdir: string): RunResult {
   return run("bash", [E2E_ENV, "down", workdir], { timeoutMs: 300_000 });
