@@ -234,6 +234,31 @@ interface Reply {
   body: string;
 }
 
+/**
+ * Starts the real nginx on `conf` (prefix `dir`) and waits until its /healthz answers 200 over TLS;
+ * stops it again when it never does.
+ */
+async function startNginx(dir: string, conf: string, port: number, ca: string): Promise<Daemon> {
+  const daemon = startDaemon(toolPath(tools.nginx), [
+    "-e",
+    "stderr",
+    "-p",
+    dir,
+    "-c",
+    conf,
+    "-g",
+    "daemon off;",
+  ]);
+  try {
+    await waitFor("nginx", async () => (await httpsGet(port, "/healthz", ca)).status === 200);
+  } catch (e) {
+    // The caller never gets the daemon: stop it here, by its pid.
+    await daemon.stop();
+    throw new Error(`${String(e)}\n${daemon.output()}`, { cause: e });
+  }
+  return daemon;
+}
+
 function httpsGet(
   port: number,
   path: string,
@@ -337,21 +362,7 @@ describeWithTools(
       mirrorPort = await freePort();
       const conf = prepare(tmp.path, { port, upstream: `127.0.0.1:${address.port}`, mirrorPort });
       ca = readFileSync(join(tmp.path, "tls.crt"), "utf8");
-      nginx = startDaemon(toolPath(tools.nginx), [
-        "-e",
-        "stderr",
-        "-p",
-        tmp.path,
-        "-c",
-        conf,
-        "-g",
-        "daemon off;",
-      ]);
-      await waitFor("nginx", async () => (await httpsGet(port, "/healthz", ca)).status === 200).catch(
-        (e: unknown) => {
-          throw new Error(`${String(e)}\n${nginx?.output() ?? ""}`);
-        },
-      );
+      nginx = await startNginx(tmp.path, conf, port, ca);
     });
 
     afterAll(async () => {
@@ -545,21 +556,7 @@ describeWithTools(
       ]);
       await dnsAnswers("127.0.0.1");
       await startRegistry("127.0.0.1");
-      nginx = startDaemon(toolPath(tools.nginx), [
-        "-e",
-        "stderr",
-        "-p",
-        tmp.path,
-        "-c",
-        conf,
-        "-g",
-        "daemon off;",
-      ]);
-      await waitFor("nginx", async () => (await httpsGet(port, "/healthz", ca)).status === 200).catch(
-        (e: unknown) => {
-          throw new Error(`${String(e)}\n${nginx?.output() ?? ""}`);
-        },
-      );
+      nginx = await startNginx(tmp.path, conf, port, ca);
     });
 
     afterAll(async () => {
