@@ -8,8 +8,6 @@ import { StackCa } from "./pki.ts";
 import { HostServices } from "./host-services.ts";
 import { agentPort } from "../config/ports.ts";
 
-export { hostIgnitionBase };
-
 export interface CiEnvironmentArgs {
   /** The validated stack configuration (from `config/`). */
   config: BerthConfig;

@@ -10,7 +10,6 @@ export interface ConfigIssue {
  */
 export class ConfigError extends Error {
   readonly issues: readonly ConfigIssue[];
-  readonly stack_: string;
 
   constructor(stack: string, source: string, issues: ConfigIssue[]) {
     const sorted = [...issues].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -24,6 +23,5 @@ export class ConfigError extends Error {
     );
     this.name = "ConfigError";
     this.issues = sorted;
-    this.stack_ = stack;
   }
 }

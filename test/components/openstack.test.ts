@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadStack } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import type { BerthConfig } from "../../config/types.ts";
-import { hostIgnitionBase } from "../../components/environment.ts";
+import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { renderHostIgnition } from "../../ignition/index.ts";
 import { runConfig, plain, isSecret, type StackRun } from "../../plan/run.ts";
 import { runUnderMocks } from "../../plan/mocks.ts";

@@ -53,7 +53,7 @@ import { PROJECT_ROOT } from "../../config/root.ts";
 import { SERVICE_CATALOG } from "../../config/images.ts";
 import type { BerthConfig } from "../../config/types.ts";
 import { DOCKER_BRIDGE_GATEWAY } from "../../components/docker-host.ts";
-import { hostIgnitionBase } from "../../components/environment.ts";
+import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { DOCKER_TLS_DIR, dockerDaemonJson, type JsonInput } from "../../ignition/index.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
 import { cascInput } from "../../program.ts";
