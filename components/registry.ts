@@ -13,6 +13,7 @@ import {
   REGISTRY_DEFAULTS,
 } from "../renderers/index.ts";
 import { certificateBlocks } from "../renderers/pem.ts";
+import { NGINX_MAINTENANCE_DIR } from "../renderers/registry-gc.ts";
 import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
 import {
   REGISTRY_CONTAINER,
@@ -232,7 +233,11 @@ export class Registry extends pulumi.ComponentResource {
             file: REGISTRY_CONFIG_PATH,
             // Storage deletes are enabled in the rendered config (storage.delete), not by env.
             content: pulumi.secret(
-              httpSecret("http-secret").apply((s) => renderRegistryConfig({ httpSecret: s })),
+              // No blob descriptor cache: berth-registry-gc collects garbage while this registry runs,
+              // and the cache would go on claiming deleted blobs exist (renderers/registry-gc.ts).
+              httpSecret("http-secret").apply((s) =>
+                renderRegistryConfig({ httpSecret: s, blobDescriptorCache: "off" }),
+              ),
             ),
             permissions: "0600",
           },
@@ -287,6 +292,8 @@ export class Registry extends pulumi.ComponentResource {
       tlsKeyPath: NGINX_KEY_PATH,
       htpasswdPath: NGINX_HTPASSWD_PATH,
       upstream: `${REGISTRY_CONTAINER}:${REGISTRY_PORT}`,
+      // berth-registry-gc (on the host) puts its refusal here while it collects garbage.
+      maintenanceDir: NGINX_MAINTENANCE_DIR,
       ...(cache
         ? {
             mirror: {
@@ -311,6 +318,9 @@ export class Registry extends pulumi.ComponentResource {
         networksAdvanced: [{ name: "bridge" }, { name: net.name }],
         // Only on the host's CI address (clients coming through the floating IP arrive there too).
         ports: published.map((p) => ({ internal: p, external: p, ip: args.privateIp, protocol: "tcp" })),
+        // The maintenance directory is a tmpfs: a refusal never outlives the container (a reboot
+        // or restart in the middle of a garbage collection leaves the registry writable).
+        tmpfs: { [NGINX_MAINTENANCE_DIR]: "mode=0755,size=64k" },
         uploads: [
           { file: NGINX_CONFIG_PATH, content: nginxConf, permissions: "0644" },
           { file: NGINX_CERT_PATH, content: certPem, permissions: "0644" },

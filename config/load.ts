@@ -11,6 +11,7 @@ import { validateRaw } from "./validate.ts";
 import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
 import { ciNetworkPlan, servicesPlan } from "./addresses.ts";
 import { updatesIssues } from "./validate-updates.ts";
+import { registryUpkeepIssues } from "./validate-registry-upkeep.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -21,6 +22,7 @@ import type {
   ExtraIgnition,
   PerBuildConfig,
   PullStrategy,
+  RegistryUpkeepSettings,
   SecretValue,
   ServiceKind,
 } from "./types.ts";
@@ -223,6 +225,7 @@ function validateAll(stack: string, raw: RawStackConfig): Obj {
   const extra = [
     ...perBuildIssues(stack, raw.values),
     ...updatesIssues(stack, raw.values),
+    ...registryUpkeepIssues(stack, raw.values),
     ...(raw.issues ?? []),
   ];
   let d: Obj;
@@ -351,6 +354,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
         : {}),
       image: d.registry.image as string,
       nginxImage: d.registry.nginxImage as string,
+      upkeep: d.registry.upkeep as RegistryUpkeepSettings,
       host: names[0] as string,
       address: addresses[0] as string,
     },

@@ -12,6 +12,7 @@ import {
 } from "./ports.ts";
 import { UPDATE_DEFAULTS, WEEKDAYS } from "../renderers/updates.ts";
 import { UPKEEP_DEFAULTS } from "../renderers/upkeep.ts";
+import { REGISTRY_UPKEEP_DEFAULTS } from "../renderers/registry-gc.ts";
 
 const secret = {
   description: "A secret: `pulumi config set --secret --path ...` stores it as `secure: v1:...`",
@@ -125,6 +126,41 @@ const hostsUpkeep = {
 } as const;
 // ---- end of Day 2 ----
 
+// ---- Registry upkeep: berth:registry.upkeep (cross-field checks: validate-registry-upkeep.ts) ----
+const registryUpkeep = {
+  type: "object",
+  description: "Tag retention and a weekly garbage collection of the registry, on the registry host.",
+  additionalProperties: false,
+  default: {},
+  properties: {
+    keepTags: {
+      type: "integer",
+      minimum: 1,
+      maximum: 100000,
+      default: REGISTRY_UPKEEP_DEFAULTS.keepTags,
+      description: "tags kept per repository, the most recently pushed first",
+    },
+    protectedTags: {
+      type: "array",
+      items: { type: "string" },
+      default: REGISTRY_UPKEEP_DEFAULTS.protectedTags,
+      description: "POSIX extended regular expressions: matching tags are always kept",
+    },
+    gcSchedule: {
+      type: "string",
+      default: REGISTRY_UPKEEP_DEFAULTS.gcSchedule,
+      description: "weekly systemd calendar time the garbage collection window starts (host's time zone)",
+    },
+    gcWindowMinutes: {
+      type: "integer",
+      minimum: 5,
+      maximum: 1440,
+      default: REGISTRY_UPKEEP_DEFAULTS.gcWindowMinutes,
+      description: "how long writes are refused at most",
+    },
+  },
+} as const;
+
 export const berthSchema = {
   $id: "https://berth.dev/schemas/stack-config.json",
   type: "object",
@@ -233,6 +269,7 @@ export const berthSchema = {
         },
         image: { ...digestPinned, default: DEFAULT_IMAGES.registry },
         nginxImage: { ...digestPinned, default: DEFAULT_IMAGES.nginx },
+        upkeep: registryUpkeep,
       },
     },
     jenkins: {

@@ -6,6 +6,7 @@
 
 import type { IgnitionConfig } from "../ignition/model.ts";
 import type { HostUpkeepSettings } from "../renderers/upkeep.ts";
+import type { RegistryUpkeepSettings } from "../renderers/registry-gc.ts";
 import type { UpdateStrategy, UpdateWindow } from "../renderers/updates.ts";
 
 /** Operating system of the CI hosts. */
@@ -74,6 +75,7 @@ export interface HostsConfig {
 
 // ---- Day 2: berth:hosts.updates / berth:hosts.upkeep ----
 export type { HostUpkeepSettings } from "../renderers/upkeep.ts";
+export type { RegistryUpkeepSettings } from "../renderers/registry-gc.ts";
 export type { UpdateStrategy, UpdateWindow, Weekday } from "../renderers/updates.ts";
 
 /** `berth:hosts.updates`, as configured (windows are the first host's; see staggerMinutes). */
@@ -114,6 +116,8 @@ export interface RegistryConfig {
   image: string;
   /** nginx image, pinned by digest. */
   nginxImage: string;
+  /** Tag retention and the garbage collection window (renderers/registry-gc.ts). */
+  upkeep: RegistryUpkeepSettings;
   /** Derived: the host that runs the registry (the first host). */
   host: string;
   /** Derived: that host's private address, pinned in every host's /etc/hosts. */

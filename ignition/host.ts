@@ -38,6 +38,14 @@ import {
   renderUpkeepUnits,
   type HostUpkeepSettings,
 } from "../renderers/upkeep.ts";
+import {
+  REGISTRY_GC_CONF_PATH,
+  REGISTRY_GC_SCRIPT,
+  renderRegistryGcConf,
+  renderRegistryGcScript,
+  renderRegistryGcUnits,
+  type RegistryUpkeepSettings,
+} from "../renderers/registry-gc.ts";
 
 export type { HostOs } from "./os.ts";
 
@@ -129,6 +137,11 @@ export interface HostIgnitionInput {
   updates?: HostUpdatePolicy;
   /** Ages and thresholds of the disk upkeep timers. Default: {@link UPKEEP_DEFAULTS}. */
   upkeep?: HostUpkeepSettings;
+  /**
+   * Registry retention and garbage collection (renderers/registry-gc.ts): only on the host that runs
+   * the registry. Default: none.
+   */
+  registryUpkeep?: RegistryUpkeepSettings;
 }
 
 /** Nova's limit on user data, counted after base64 encoding. */
@@ -398,6 +411,18 @@ function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; un
       unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
     ),
   ];
+  const registryUpkeep = host.registryUpkeep;
+  if (registryUpkeep !== undefined) {
+    files.push(
+      script(REGISTRY_GC_SCRIPT, renderRegistryGcScript()),
+      file(REGISTRY_GC_CONF_PATH, renderRegistryGcConf(registryUpkeep)),
+    );
+    units.push(
+      ...renderRegistryGcUnits(bin, registryUpkeep).map((u) =>
+        unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
+      ),
+    );
+  }
   return { files, units };
 }
 

@@ -86,6 +86,12 @@ export interface NginxConfigInput {
   user?: string;
   /** Optional pull-through mirror server. */
   mirror?: NginxMirrorInput;
+  /**
+   * Registry maintenance (renderers/registry-gc.ts): while `<maintenanceDir>/refusal.json` exists,
+   * writes to `/v2/` (POST, PUT, PATCH, DELETE) get 405 with that file as the body (a registry
+   * error document naming the end of the window); GET and HEAD pass. Default: no maintenance gate.
+   */
+  maintenanceDir?: string;
 }
 
 export const NGINX_DEFAULTS = {
@@ -234,6 +240,9 @@ export function renderNginxConfig(input: NginxConfigInput): string {
     throw new RenderError(R, "user", `${JSON.stringify(input.user)} is not a user name`);
   }
   const tempDir = input.tempDir === undefined ? undefined : checkPath(R, "tempDir", input.tempDir);
+  const maintenanceDir =
+    input.maintenanceDir === undefined ? undefined : checkPath(R, "maintenanceDir", input.maintenanceDir);
+  const refusal = maintenanceDir === undefined ? undefined : `${maintenanceDir}/refusal.json`;
   const resolver = checkResolver(input.resolver ?? NGINX_DEFAULTS.resolver);
   const valid = checkIntRange(
     R,
@@ -317,6 +326,21 @@ export function renderNginxConfig(input: NginxConfigInput): string {
         `if ($http_user_agent ~ "${OLD_DOCKER_USER_AGENT}") {`,
         "    return 404;",
         "}",
+        ...(refusal === undefined
+          ? []
+          : [
+              "# Registry maintenance (berth-registry-gc): while the refusal exists, writes get 405",
+              "# with it as the body; reads pass. Checked before authentication (rewrite phase).",
+              'set $berth_maintenance "";',
+              `if (-f ${refusal}) {`,
+              '    set $berth_maintenance "on";',
+              "}",
+              'set $berth_write_refused "$berth_maintenance $request_method";',
+              'if ($berth_write_refused ~ "^on (POST|PUT|PATCH|DELETE)$") {',
+              "    return 405;",
+              "}",
+              "error_page 405 /berth-maintenance-refusal;",
+            ]),
         `auth_basic "${realm}";`,
         `auth_basic_user_file ${htpasswd};`,
         "add_header 'Docker-Distribution-Api-Version' $berth_docker_api_version always;",
@@ -325,6 +349,19 @@ export function renderNginxConfig(input: NginxConfigInput): string {
       ]),
       "}",
       "",
+      ...(refusal === undefined
+        ? []
+        : [
+            "location = /berth-maintenance-refusal {",
+            ...indent(1, [
+              "internal;",
+              `alias ${refusal};`,
+              "default_type application/json;",
+              "add_header 'Docker-Distribution-Api-Version' 'registry/2.0' always;",
+            ]),
+            "}",
+            "",
+          ]),
       ...healthAndFallback("berth_registry", upstream, connectTimeout),
     ]),
     "}",

@@ -36,6 +36,12 @@ export interface RegistryConfigInput {
   healthIntervalSeconds?: number;
   /** Consecutive failures before the registry reports itself unhealthy. Default 3. */
   healthThreshold?: number;
+  /**
+   * `storage.cache.blobdescriptor`. Default `inmemory`. `off` for a registry whose storage is
+   * garbage-collected while it runs (renderers/registry-gc.ts): the in-memory cache would go on
+   * saying that deleted blobs exist.
+   */
+  blobDescriptorCache?: "inmemory" | "off";
 }
 
 export const REGISTRY_DEFAULTS = {
@@ -124,9 +130,11 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     "storage:",
     "  filesystem:",
     `    rootdirectory: ${q(root)}`,
-    "  cache:",
-    "    blobdescriptor: inmemory",
   ];
+  const cache = input.blobDescriptorCache ?? "inmemory";
+  if (cache === "inmemory") lines.push("  cache:", "    blobdescriptor: inmemory");
+  else if (cache !== "off")
+    throw new RenderError(R, "blobDescriptorCache", `${JSON.stringify(cache)} is not inmemory|off`);
   if (input.proxy === undefined) {
     lines.push("  delete:", "    enabled: true");
   }

@@ -64,6 +64,10 @@ export function hostIgnitionBase(
     // Day 2: OS updates that wait for builds, disk upkeep.
     updates: hostUpdatePolicy(c, hostName),
     upkeep: { ...c.hosts.upkeep },
+    // Registry retention and garbage collection: only where the registry runs.
+    ...(hostName === c.registry.host
+      ? { registryUpkeep: { ...c.registry.upkeep, protectedTags: [...c.registry.upkeep.protectedTags] } }
+      : {}),
     // The stack's own Ignition fragments (berth:extraIgnition), merged with conflict detection.
     extraFragments: c.extraIgnition.map((f) => ({ source: f.path, config: f.config })),
   };

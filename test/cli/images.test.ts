@@ -1,8 +1,8 @@
 /**
  * `berth images check`: reference parsing, and the whole command against a real registry
- * (Debian's docker-registry on 127.0.0.1) filled by skopeo with images this test makes.
+ * (Debian's docker-registry on 127.0.0.1) filled by skopeo with images this test makes
+ * (test/support/oci.ts).
  */
-import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,7 @@ import { DEFAULT_IMAGES } from "../../config/images.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { renderRegistryConfig } from "../../renderers/registry.ts";
 import { cli } from "../support/cli.ts";
+import { ociImage } from "../support/oci.ts";
 import {
   describeWithTools,
   freePort,
@@ -43,71 +44,6 @@ describe("parseReference", () => {
     expect(r.detail).toMatch(/not pinned/);
   });
 });
-
-const sha256 = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-/** Writes a one-layer OCI image layout to `dir` (tag `latest`) whose layer holds `text`. */
-function ociImage(dir: string, text: string): void {
-  const blobs = join(dir, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (b: Buffer) => {
-    const d = sha256(b);
-    writeFileSync(join(blobs, d.slice(7)), b);
-    return { digest: d, size: b.length };
-  };
-  // An uncompressed tar with one file: a 512-byte header, the content padded to 512, two zero blocks.
-  const header = Buffer.alloc(512);
-  header.write("berth.txt", 0);
-  header.write("0000644\0", 100);
-  header.write("0000000\0", 108);
-  header.write("0000000\0", 116);
-  header.write(text.length.toString(8).padStart(11, "0") + "\0", 124);
-  header.write("00000000000\0", 136);
-  header.write("0", 156);
-  header.write("ustar\0" + "00", 257);
-  header.write("        ", 148);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(sum.toString(8).padStart(6, "0") + "\0 ", 148);
-  const body = Buffer.alloc(Math.ceil(text.length / 512) * 512);
-  body.write(text);
-  const layerTar = Buffer.concat([header, body, Buffer.alloc(1024)]);
-  const layer = put(layerTar);
-  const config = put(
-    Buffer.from(
-      JSON.stringify({
-        architecture: "amd64",
-        os: "linux",
-        rootfs: { type: "layers", diff_ids: [layer.digest] },
-        config: { Cmd: ["/bin/true"] },
-      }),
-    ),
-  );
-  const manifest = put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
-      }),
-    ),
-  );
-  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(
-    join(dir, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          ...manifest,
-          annotations: { "org.opencontainers.image.ref.name": "latest" },
-        },
-      ],
-    }),
-  );
-}
 
 describeWithTools(
   "berth images check against a real registry",

@@ -59,4 +59,25 @@ describe("registry-nginx", () => {
     expect(aliases("registry")).toContain("registry");
     expect(aliases("registry-mirror")).toContain("registry-mirror");
   });
+
+  it("carries the maintenance gate on a tmpfs, and the registry runs without the blob descriptor cache", () => {
+    // renderers/registry-gc.ts: berth-registry-gc writes its refusal into that tmpfs.
+    expect(container("registry-nginx").inputs.tmpfs).toEqual({
+      "/etc/nginx/berth/maintenance": "mode=0755,size=64k",
+    });
+    const uploads = container("registry-nginx").inputs.uploads as { file: string; content: unknown }[];
+    const conf = String(plain(uploads.find((u) => u.file === "/etc/nginx/nginx.conf")?.content));
+    expect(conf).toContain("if (-f /etc/nginx/berth/maintenance/refusal.json) {");
+    const config = (name: string) =>
+      String(
+        plain(
+          (container(name).inputs.uploads as { file: string; content: unknown }[]).find(
+            (u) => u.file === "/etc/docker/registry/config.yml",
+          )?.content,
+        ),
+      );
+    expect(config("registry")).not.toContain("blobdescriptor");
+    // The pull-through mirror is never garbage-collected: it keeps its cache.
+    expect(config("registry-mirror")).toContain("blobdescriptor: inmemory");
+  });
 });
