@@ -11,6 +11,8 @@ import { validateRaw } from "./validate.ts";
 import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
 import { ciNetworkPlan, servicesPlan } from "./addresses.ts";
 import { updatesIssues } from "./validate-updates.ts";
+import { limitsInputOf } from "./validate-limits.ts";
+import { resolveLimits } from "./limits.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -310,6 +312,10 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     upstreamDns?: string[];
   };
   const servicesAddresses = servicesPlan(s.subnet, s.dnsAddress);
+  // Validation refused a stack whose limits cannot be computed; this is a bug check.
+  const limitsInput = limitsInputOf(stack, d);
+  if (limitsInput === undefined || !("size" in limitsInput))
+    throw new Error(`bug: the limits of stack ${stack} cannot be computed (validation missed it)`);
   const cfg: BerthConfig = {
     stack,
     environment,
@@ -319,7 +325,8 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       floatingIpPool: o.floatingIpPool ?? o.externalNetwork,
     },
     hosts: {
-      ...(d.hosts as unknown as Omit<BerthConfig["hosts"], "names" | "addresses">),
+      ...(d.hosts as unknown as Omit<BerthConfig["hosts"], "names" | "addresses" | "flavorSize">),
+      flavorSize: limitsInput.size,
       names,
       addresses,
     },
@@ -376,6 +383,11 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     },
     dns: d.dns,
     extraIgnition: [],
+    limits: {
+      ...resolveLimits(limitsInput),
+      reservedMemoryMiB: limitsInput.reservedMemoryMiB,
+      overcommit: limitsInput.overcommit,
+    },
   };
   cfg.extraIgnition = loadFragments(stack, raw.source, cfg, d.extraIgnition, options.root ?? PROJECT_ROOT);
   if (pr !== undefined) cfg.preview = { pr: Number(pr), ttlHours: d.previewTtlHours };
