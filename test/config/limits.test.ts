@@ -8,6 +8,7 @@ import { ConfigError, loadStack, type BerthConfig } from "../../config/index.ts"
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { LIMIT_KINDS } from "../../config/limits.ts";
 import { editedStackRoot, type StackConfigMap } from "../support/stacks.ts";
+import { summarize } from "../../cli/summary.ts";
 
 const TAG = { agentImageTag: "rev1" };
 type Edit = (c: StackConfigMap) => void;
@@ -57,6 +58,12 @@ describe("defaults sized from the flavor", () => {
     expect(c.limits.containers.agent).toEqual({ memoryMiB: 2744, cpus: 2.77 });
     // The registry host is the fullest: its sums are exactly at (or just under) the budget.
     expect(c.limits.hosts[0]!.memoryMiB).toBe(7168);
+  });
+
+  it("berth validate's summary states the host size, the agents' limits and the fullest host's sums", () => {
+    expect(summarize(loadStack(PROJECT_ROOT, "staging", TAG))).toContain(
+      "  limits:    16384 MiB, 8 vCPUs per host; agents 1580 MiB, 1.64 CPUs each; staging-ci-1: 15356 of 15360 MiB, 15.97 of 16 CPUs (overcommit memory 1, cpu 2)",
+    );
   });
 
   it("a declared flavorSize sizes the defaults; a bigger host gives the builders more", () => {
