@@ -12,6 +12,20 @@ export function summarize(c: BerthConfig): string {
     `  registry:  https://${c.registry.hostname} on ${c.registry.host} (${c.registry.tls.mode} TLS, users ${c.registry.users.map((u) => u.name).join(", ")})${c.registry.pullThroughCache ? `, pull-through cache of ${c.registry.pullThroughCache.remoteUrl} on :${c.registry.pullThroughCache.port}` : ""}`,
     `  jenkins:   ${j.agentsPerHost} SSH agents per host (${ports}), from ${j.controllerCidr}${j.dockerSocket ? ", docker socket mounted" : ""}`,
     `  services:  minimal ${c.services.minimal.join(", ") || "none"}; production-like ${c.services.productionLike.map((s) => s.name).join(", ") || "none"} on ${c.services.subnet}, names under ${c.dns.searchDomain}`,
+    limitsLine(c),
   ];
   return lines.join("\n");
+}
+
+/** Each builder's limits and the fullest host's sums against the over-commit allowance (config/limits.ts). */
+function limitsLine(c: BerthConfig): string {
+  const l = c.limits;
+  const fullest = [...l.hosts].sort((a, b) => b.memoryMiB - a.memoryMiB)[0];
+  const agent = l.containers.agent;
+  return (
+    `  limits:    ${c.hosts.flavorSize.memoryMiB} MiB, ${c.hosts.flavorSize.vcpus} vCPUs per host; agents ${agent.memoryMiB} MiB, ${agent.cpus} CPUs each` +
+    (fullest
+      ? `; ${fullest.name}: ${fullest.memoryMiB} of ${l.memoryBudgetMiB} MiB, ${fullest.cpus} of ${l.cpuBudget} CPUs (overcommit memory ${l.overcommit.memory}, cpu ${l.overcommit.cpu})`
+      : "")
+  );
 }

@@ -5,6 +5,7 @@ import { IMAGE_DIGEST_PATTERN } from "../config/images.ts";
 import { DEFAULT_DOCKER_TLS_PORT } from "../config/ports.ts";
 import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
+import type { ContainerLimit } from "../config/limits.ts";
 
 /**
  * Log settings of every Berth container: the same as the host's daemon.json (`config/docker.ts`);
@@ -196,4 +197,19 @@ export function commonContainerArgs(): Pick<
     // Anonymous volumes (the images' VOLUME directories) go with the container; data is on named volumes.
     removeVolumes: true,
   };
+}
+
+/**
+ * A container's resource limits as provider inputs (config/limits.ts): `memory` in MiB (the
+ * provider's "MB" are MiB: it multiplies by 1024²), `memorySwap` equal to it so the container gets
+ * no swap beyond its limit, and `cpus` (Docker's NanoCpus, a CFS quota). None without limits.
+ * Process counts cannot be limited here: @pulumi/docker's Container has no pidsLimit.
+ */
+export function limitArgs(
+  limit: ContainerLimit | undefined,
+): Pick<docker.ContainerArgs, "memory" | "memorySwap" | "cpus"> {
+  if (!limit) return {};
+  if (!Number.isInteger(limit.memoryMiB) || limit.memoryMiB < 6 || !(limit.cpus >= 0.01))
+    throw new Error(`bug: container limit ${JSON.stringify(limit)} was not validated`);
+  return { memory: limit.memoryMiB, memorySwap: limit.memoryMiB, cpus: String(limit.cpus) };
 }

@@ -2,7 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as tls from "@pulumi/tls";
 import { agentHostKeyPaths, renderAgentSshdConfig } from "../renderers/index.ts";
-import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import { PinnedImages, assertPinned, commonContainerArgs, limitArgs } from "./docker-host.ts";
+import type { ContainerLimit } from "../config/limits.ts";
 import { agentContainer } from "../config/containers.ts";
 import { AGENT_CONTAINER_SSH_PORT, agentPort } from "../config/ports.ts";
 
@@ -36,6 +37,8 @@ export interface JenkinsAgentsArgs {
   dnsAddress: string;
   /** Search domain of the production-like names. */
   searchDomain: string;
+  /** Memory and CPU limits of each agent (config/limits.ts, kind `agent`); unlimited when absent. */
+  limits?: ContainerLimit;
   /** This host's Docker provider. */
   provider: docker.Provider;
 }
@@ -120,6 +123,7 @@ export class JenkinsAgents extends pulumi.ComponentResource {
           hostname: agent,
           image: images.imageId(args.image),
           ...commonContainerArgs(),
+          ...limitArgs(args.limits),
           envs: [`JENKINS_AGENT_SSH_PUBKEY=${args.agentPublicKey}`],
           networkMode: "bridge",
           networksAdvanced: [{ name: "bridge" }, { name: args.servicesNetwork }],

@@ -14,7 +14,8 @@ import {
 } from "../renderers/index.ts";
 import { certificateBlocks } from "../renderers/pem.ts";
 import { NGINX_MAINTENANCE_DIR } from "../renderers/registry-gc.ts";
-import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import { PinnedImages, assertPinned, commonContainerArgs, limitArgs } from "./docker-host.ts";
+import type { ContainerLimit } from "../config/limits.ts";
 import {
   REGISTRY_CONTAINER,
   REGISTRY_MIRROR_CONTAINER,
@@ -71,6 +72,8 @@ export interface RegistryArgs {
   protectData: boolean;
   /** Lifetime of a self-signed server certificate, in days. Default: `tls.validityDays`. */
   certValidityDays?: number;
+  /** Memory and CPU limits of the registry, its mirror and nginx (config/limits.ts); unlimited when absent. */
+  limits?: Partial<Record<"registry" | "registryMirror" | "nginx", ContainerLimit>>;
   /** This host's Docker provider. */
   provider: docker.Provider;
 }
@@ -224,6 +227,7 @@ export class Registry extends pulumi.ComponentResource {
         hostname: REGISTRY_CONTAINER,
         image: images.imageId(args.image),
         ...commonContainerArgs(),
+        ...limitArgs(args.limits?.registry),
         // Only on berth-registry (the provider detaches the default bridge when networksAdvanced is set).
         networkMode: "bridge",
         networksAdvanced: [{ name: net.name, aliases: [REGISTRY_CONTAINER] }],
@@ -258,6 +262,7 @@ export class Registry extends pulumi.ComponentResource {
               hostname: REGISTRY_MIRROR_CONTAINER,
               image: images.imageId(args.image),
               ...commonContainerArgs(),
+              ...limitArgs(args.limits?.registryMirror),
               // The default bridge gives it a route to the upstream registry; nginx reaches it on berth-registry.
               networkMode: "bridge",
               networksAdvanced: [
@@ -313,6 +318,7 @@ export class Registry extends pulumi.ComponentResource {
         hostname: REGISTRY_NGINX_CONTAINER,
         image: images.imageId(args.nginxImage),
         ...commonContainerArgs(),
+        ...limitArgs(args.limits?.nginx),
         // Published ports need a non-internal network: the default bridge; upstreams on berth-registry.
         networkMode: "bridge",
         networksAdvanced: [{ name: "bridge" }, { name: net.name }],

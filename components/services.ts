@@ -7,7 +7,14 @@ import { MIN_SERVICES_PREFIX, servicesDynamicRange, servicesPlan } from "../conf
 import type { NamedService, ServiceKind } from "../config/types.ts";
 import { DNSMASQ_CONTAINER, minimalContainer } from "../config/containers.ts";
 import { renderDnsmasqConfig } from "../renderers/index.ts";
-import { DOCKER_BRIDGE_GATEWAY, PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import {
+  DOCKER_BRIDGE_GATEWAY,
+  PinnedImages,
+  assertPinned,
+  commonContainerArgs,
+  limitArgs,
+} from "./docker-host.ts";
+import type { ContainerLimit } from "../config/limits.ts";
 
 /** Name of the services network on every host. */
 export const SERVICES_NETWORK = "ci-services";
@@ -105,6 +112,11 @@ export interface BackendServicesArgs {
   dnsmasqImage?: string;
   /** Network-holder image, pinned by digest. Default `DEFAULT_IMAGES.holder`. */
   holderImage?: string;
+  /**
+   * Memory and CPU limits per kind (config/limits.ts): each service kind, `dnsmasq` and `holder`.
+   * A kind without an entry runs unlimited.
+   */
+  limits?: Partial<Record<ServiceKind | "dnsmasq" | "holder", ContainerLimit>>;
   /** This host's Docker provider. */
   provider: docker.Provider;
 }
@@ -217,6 +229,7 @@ export class BackendServices extends pulumi.ComponentResource {
           hostname: minimalContainer(kind),
           image: images.imageId(spec.image),
           ...commonContainerArgs(),
+          ...limitArgs(args.limits?.[kind]),
           // Default bridge only: reachable through the published ports, not on ci-services.
           networkMode: "bridge",
           ports: binds.map((ip) => ({ internal: spec.port, external: spec.port, ip, protocol: "tcp" })),
@@ -245,6 +258,7 @@ export class BackendServices extends pulumi.ComponentResource {
         hostname: DNSMASQ_CONTAINER,
         image: images.imageId(args.dnsmasqImage ?? DEFAULT_IMAGES.dnsmasq),
         ...commonContainerArgs(),
+        ...limitArgs(args.limits?.dnsmasq),
         entrypoints: ["dnsmasq"],
         command: ["--keep-in-foreground", "--conf-file=/etc/dnsmasq.conf"],
         networkMode: "bridge",
@@ -275,6 +289,7 @@ export class BackendServices extends pulumi.ComponentResource {
           hostname: svc.name,
           image: images.imageId(spec.image),
           ...commonContainerArgs(),
+          ...limitArgs(args.limits?.[svc.kind]),
           networkMode: "bridge",
           networksAdvanced: [{ name: net.name, ipv4Address: svc.address }],
           ...dnsSettings,
@@ -300,6 +315,7 @@ export class BackendServices extends pulumi.ComponentResource {
           hostname: holder,
           image: images.imageId(args.holderImage ?? DEFAULT_IMAGES.holder),
           ...commonContainerArgs(),
+          ...limitArgs(args.limits?.holder),
           entrypoints: ["/bin/sh", "-c", HOLDER_FORWARD_SCRIPT, "berth-holder-forward"],
           labels: [{ label: HOLDER_LABEL, value: HOLDER_TEMPLATE }],
           networkMode: "bridge",

@@ -12,6 +12,8 @@ import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
 import { ciNetworkPlan, servicesPlan } from "./addresses.ts";
 import { updatesIssues } from "./validate-updates.ts";
 import { registryUpkeepIssues } from "./validate-registry-upkeep.ts";
+import { limitsInputOf } from "./validate-limits.ts";
+import { resolveLimits } from "./limits.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -313,6 +315,10 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     upstreamDns?: string[];
   };
   const servicesAddresses = servicesPlan(s.subnet, s.dnsAddress);
+  // Validation refused a stack whose limits cannot be computed; this is a bug check.
+  const limitsInput = limitsInputOf(stack, d);
+  if (limitsInput === undefined || !("size" in limitsInput))
+    throw new Error(`bug: the limits of stack ${stack} cannot be computed (validation missed it)`);
   const cfg: BerthConfig = {
     stack,
     environment,
@@ -322,7 +328,8 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       floatingIpPool: o.floatingIpPool ?? o.externalNetwork,
     },
     hosts: {
-      ...(d.hosts as unknown as Omit<BerthConfig["hosts"], "names" | "addresses">),
+      ...(d.hosts as unknown as Omit<BerthConfig["hosts"], "names" | "addresses" | "flavorSize">),
+      flavorSize: limitsInput.size,
       names,
       addresses,
     },
@@ -380,6 +387,11 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     },
     dns: d.dns,
     extraIgnition: [],
+    limits: {
+      ...resolveLimits(limitsInput),
+      reservedMemoryMiB: limitsInput.reservedMemoryMiB,
+      overcommit: limitsInput.overcommit,
+    },
   };
   cfg.extraIgnition = loadFragments(stack, raw.source, cfg, d.extraIgnition, options.root ?? PROJECT_ROOT);
   if (pr !== undefined) cfg.preview = { pr: Number(pr), ttlHours: d.previewTtlHours };

@@ -13,6 +13,7 @@ import {
 import { UPDATE_DEFAULTS, WEEKDAYS } from "../renderers/updates.ts";
 import { UPKEEP_DEFAULTS } from "../renderers/upkeep.ts";
 import { REGISTRY_UPKEEP_DEFAULTS } from "../renderers/registry-gc.ts";
+import { DOCKER_MIN_CPUS, DOCKER_MIN_MEMORY_MIB, LIMIT_DEFAULTS, LIMIT_KINDS } from "./limits.ts";
 
 const secret = {
   description: "A secret: `pulumi config set --secret --path ...` stores it as `secure: v1:...`",
@@ -161,6 +162,63 @@ const registryUpkeep = {
   },
 } as const;
 
+// ---- Resource limits: berth:hosts.flavorSize and berth:limits (cross-field checks: config/limits.ts) ----
+const flavorSize = {
+  type: "object",
+  description:
+    "RAM and vCPUs of berth:hosts.flavor (`openstack flavor show <flavor>`); needed unless the flavor is one of Nova's m1.* flavors",
+  additionalProperties: false,
+  required: ["memoryMiB", "vcpus"],
+  properties: {
+    memoryMiB: { type: "integer", minimum: 512, maximum: 16777216 },
+    vcpus: { type: "integer", minimum: 1, maximum: 1024 },
+  },
+} as const;
+
+const containerLimit = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    memoryMiB: {
+      type: "integer",
+      minimum: DOCKER_MIN_MEMORY_MIB,
+      description: "memory limit in MiB (also the memory+swap limit); Docker's minimum is 6",
+    },
+    cpus: { type: "number", minimum: DOCKER_MIN_CPUS, description: "CPU limit in CPUs, e.g. 1.5" },
+  },
+} as const;
+
+const limits = {
+  type: "object",
+  description: "Memory and CPU limits of every container (default: sized from the host flavor).",
+  additionalProperties: false,
+  default: {},
+  properties: {
+    reservedMemoryMiB: {
+      type: "integer",
+      minimum: 0,
+      default: LIMIT_DEFAULTS.reservedMemoryMiB,
+      description: "memory of each host kept out of the containers' limits (OS, dockerd, sshd)",
+    },
+    overcommit: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        memory: { type: "number", minimum: 0.1, maximum: 4, default: LIMIT_DEFAULTS.overcommit.memory },
+        cpu: { type: "number", minimum: 0.1, maximum: 16, default: LIMIT_DEFAULTS.overcommit.cpu },
+      },
+    },
+    containers: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: Object.fromEntries(LIMIT_KINDS.map((k) => [k, containerLimit])),
+    },
+  },
+} as const;
+// ---- end of resource limits ----
+
 export const berthSchema = {
   $id: "https://berth.dev/schemas/stack-config.json",
   type: "object",
@@ -202,6 +260,7 @@ export const berthSchema = {
         dockerTlsPort: { type: "integer", minimum: 1, maximum: 65535, default: DEFAULT_DOCKER_TLS_PORT },
         updates: hostsUpdates,
         upkeep: hostsUpkeep,
+        flavorSize,
       },
     },
     registry: {
@@ -361,6 +420,7 @@ export const berthSchema = {
       required: ["searchDomain"],
       properties: { searchDomain: dnsName },
     },
+    limits,
     previewTtlHours: {
       type: "integer",
       minimum: 1,

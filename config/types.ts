@@ -8,6 +8,7 @@ import type { IgnitionConfig } from "../ignition/model.ts";
 import type { HostUpkeepSettings } from "../renderers/upkeep.ts";
 import type { RegistryUpkeepSettings } from "../renderers/registry-gc.ts";
 import type { UpdateStrategy, UpdateWindow } from "../renderers/updates.ts";
+import type { FlavorSize, ResolvedLimits } from "./limits.ts";
 
 /** Operating system of the CI hosts. */
 export type HostOs = "fcos" | "flatcar";
@@ -67,6 +68,8 @@ export interface HostsConfig {
   updates: HostUpdatesConfig;
   /** Ages and thresholds of the disk upkeep timers. */
   upkeep: HostUpkeepSettings;
+  /** RAM and vCPUs of `flavor`: declared (`berth:hosts.flavorSize`) or from the known flavors (config/limits.ts). */
+  flavorSize: FlavorSize;
   /** Derived: the hosts' names, `<stack>-ci-<n>`, n from 1. */
   names: string[];
   /** Derived: each host's fixed address on the CI network, same order as `names`. */
@@ -225,4 +228,18 @@ export interface BerthConfig {
   services: ServicesConfig;
   dns: { searchDomain: string };
   extraIgnition: ExtraIgnition[];
+  /** `berth:limits`: every container kind's memory and CPU limits, resolved (config/limits.ts). */
+  limits: LimitsConfig;
 }
+
+// ---- Resource limits (config/limits.ts) ----
+export type { ContainerLimit, FlavorSize, LimitKind } from "./limits.ts";
+
+/** `berth:limits`, resolved: each kind's limits (defaults sized from the flavor) and each host's totals. */
+export interface LimitsConfig extends ResolvedLimits {
+  /** Memory of each host kept out of the containers' limits. */
+  reservedMemoryMiB: number;
+  /** Factors the per-host sums of limits may reach, of allocatable memory and of vCPUs. */
+  overcommit: { memory: number; cpu: number };
+}
+// ---- end of resource limits ----

@@ -14,6 +14,7 @@ import { isSshPublicKey } from "./sshkey.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { inputIssues } from "./validate-input.ts";
 import { editDistance } from "./edit-distance.ts";
+import { limitsIssues } from "./validate-limits.ts";
 
 // ajv-formats is CommonJS; under ESM its default export is the module object.
 type AddFormats = (ajv: Ajv, formats: string[]) => Ajv;
@@ -321,7 +322,13 @@ export function validateRaw(stack: string, source: string, raw: unknown): Obj {
   const data: unknown = structuredClone(raw ?? {});
   const valid = validateSchema(data);
   const issues = valid ? [] : translate(validateSchema.errors ?? []);
-  if (isObj(data)) issues.push(...semanticIssues(data), ...networkIssues(data), ...inputIssues(stack, data));
+  if (isObj(data))
+    issues.push(
+      ...semanticIssues(data),
+      ...networkIssues(data),
+      ...inputIssues(stack, data),
+      ...limitsIssues(stack, data),
+    );
   if (!isObj(data) || issues.length > 0) {
     if (!isObj(data)) issues.push({ path: "berth", message: "the stack has no berth:* configuration" });
     throw new ConfigError(stack, source, dedupe(issues));

@@ -39,7 +39,23 @@ export interface PlanHost {
   flavor: string;
   /** Hash of the host's user data (the exact Ignition), to spot replacements without the secret text. */
   userDataDigest: string;
-  containers: { name: string; image: string; ports: string[]; networks: string[] }[];
+  containers: {
+    name: string;
+    image: string;
+    ports: string[];
+    networks: string[];
+    /** Memory limit in MiB and CPU limit (the container's `memory`/`cpus` inputs), when set. */
+    limits?: { memoryMiB: number; cpus: number };
+  }[];
+  /** Sums of the containers' limits and what the over-commit rule allows (berth:limits). */
+  limits: {
+    memoryMiB: number;
+    memoryBudgetMiB: number;
+    cpus: number;
+    cpuBudget: number;
+    /** Per-build containers counted in the sums (the Jenkins Docker cloud's containerCap on this host). */
+    perBuild: number;
+  };
 }
 
 export interface Plan {
@@ -149,17 +165,36 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
             `${String(p.ip ?? "0.0.0.0")}:${String(p.external)}->${String(p.internal)}/${String(p.protocol ?? "tcp")}`,
         ),
         networks: containerNetworks(c.inputs),
+        ...containerLimits(c.inputs),
       }))
       .sort((a, b) => (a.name < b.name ? -1 : 1));
+    const l = run.config.limits;
+    const totals = l.hosts.find((h) => h.name === name);
     return {
       name,
       privateIp: run.config.hosts.addresses[i] as string,
       flavor: run.config.hosts.flavor,
       userDataDigest: server ? digest(String(plain(server.inputs.userData))) : "",
       containers: hostContainers,
+      limits: {
+        memoryMiB: totals?.memoryMiB ?? 0,
+        memoryBudgetMiB: l.memoryBudgetMiB,
+        cpus: totals?.cpus ?? 0,
+        cpuBudget: l.cpuBudget,
+        perBuild: totals?.parts.find((p) => p.kind === "perBuild")?.count ?? 0,
+      },
     };
   });
   return { stack: run.config.stack, environment: run.config.environment, resources, hosts };
+}
+
+/** A container's limits from its `memory` (MiB) and `cpus` inputs, when both are set. */
+function containerLimits(inputs: Record<string, unknown>): { limits?: { memoryMiB: number; cpus: number } } {
+  const memory = plain(inputs.memory);
+  const cpus = plain(inputs.cpus);
+  return typeof memory === "number" && typeof cpus === "string"
+    ? { limits: { memoryMiB: memory, cpus: Number(cpus) } }
+    : {};
 }
 
 /** The networks a container joins: its `networksAdvanced`, else its network mode (the default bridge). */
@@ -223,9 +258,19 @@ export function renderPlanMarkdown(plan: Plan): string {
     "## Hosts",
     "",
     table(
-      ["host", "private IP", "flavor", "containers", "Ignition digest"],
-      plan.hosts.map((h) => [h.name, h.privateIp, h.flavor, h.containers.length, `\`${h.userDataDigest}\``]),
+      ["host", "private IP", "flavor", "containers", "memory limits", "CPU limits", "Ignition digest"],
+      plan.hosts.map((h) => [
+        h.name,
+        h.privateIp,
+        h.flavor,
+        h.containers.length,
+        `${h.limits.memoryMiB} of ${h.limits.memoryBudgetMiB} MiB${h.limits.perBuild > 0 ? ` (${h.limits.perBuild} per-build)` : ""}`,
+        `${h.limits.cpus} of ${h.limits.cpuBudget}`,
+        `\`${h.userDataDigest}\``,
+      ]),
     ),
+    "",
+    "Limits: the sums of the memory and CPU limits of the host's containers, per-build containers included (as many as the Docker cloud's containerCap), and what `berth:limits.overcommit` allows on the host's flavor (docs/configuration.md). No container has a process-count (pids) limit: neither the Docker provider nor the Jenkins Docker plugin can set one.",
     "",
     "## Containers per host",
     "",
@@ -235,12 +280,14 @@ export function renderPlanMarkdown(plan: Plan): string {
       h.containers.length === 0
         ? "_none_"
         : table(
-            ["container", "image", "published ports", "networks"],
+            ["container", "image", "published ports", "networks", "memory", "CPUs"],
             h.containers.map((c) => [
               c.name,
               `\`${c.image}\``,
               c.ports.join(", ") || "—",
               c.networks.join(", ") || "—",
+              c.limits ? `${c.limits.memoryMiB} MiB` : "unlimited",
+              c.limits ? c.limits.cpus : "unlimited",
             ]),
           ),
       "",

@@ -17,6 +17,11 @@
  * `setNetwork(String)` becomes the container's `NetworkMode` (`withNetworkMode`), and
  * `setDnsString(String)` is split on spaces into its `Dns` servers (`withDns`). The class has no
  * DNS search-domain setter, so none is emitted: dnsmasq answers the short names itself.
+ *
+ * Limits (berth:limits.containers.perBuild, config/limits.ts) use the same class's setters:
+ * `setMemoryLimit(Integer)` and `setMemorySwap(Integer)` in MiB (the plugin multiplies by 1024²;
+ * swap equal to memory: no swap beyond the limit) and `setCpus(String)` (Docker's `--cpus`). The
+ * class has no process-count (pids) setter, so build containers get no pids limit from the plugin.
  */
 import { stringify } from "yaml";
 
@@ -38,7 +43,15 @@ export interface DockerCloudCasc {
     containerCap: number;
     templates: {
       labelString: string;
-      dockerTemplateBase: { image: string; pullCredentialsId?: string; network: string; dnsString: string };
+      dockerTemplateBase: {
+        image: string;
+        pullCredentialsId?: string;
+        network: string;
+        dnsString: string;
+        memoryLimit?: number;
+        memorySwap?: number;
+        cpus?: string;
+      };
       remoteFs: string;
       connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: string } } } };
       instanceCapStr: string;
@@ -71,6 +84,8 @@ export interface CascInput {
   dockerTlsPort: number;
   /** dnsmasq's address on each host's services network. */
   dnsAddress: string;
+  /** Memory (MiB) and CPU limits of each build container; none when absent. */
+  limits?: { memoryMiB: number; cpus: number };
 }
 
 /** The registry host of an image reference (`host[:port]/path...`), or undefined for Docker Hub. */
@@ -112,6 +127,13 @@ export function jenkinsDockerClouds(input: CascInput, addresses: Record<string, 
               // (components/host-services.ts), so every per-build host has both.
               network: PER_BUILD_NETWORK,
               dnsString: input.dnsAddress,
+              ...(input.limits
+                ? {
+                    memoryLimit: input.limits.memoryMiB,
+                    memorySwap: input.limits.memoryMiB,
+                    cpus: String(input.limits.cpus),
+                  }
+                : {}),
             },
             remoteFs: PER_BUILD_REMOTE_FS,
             connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: PER_BUILD_USER } } } },
@@ -157,6 +179,12 @@ export function renderJenkinsCasc(
     `# Build containers join each host's ${PER_BUILD_NETWORK} network and resolve through its dnsmasq`,
     `# (${input.dnsAddress}): the production-like service names work in them as on the SSH agents.`,
   ];
+  const limits = input.limits
+    ? [
+        `# Each build container is limited to ${input.limits.memoryMiB} MiB of memory (no swap beyond it) and ${input.limits.cpus} CPUs`,
+        `# (berth:limits.containers.perBuild); the Docker plugin cannot limit its process count.`,
+      ]
+    : [];
   const doc = { jenkins: { clouds: jenkinsDockerClouds(input, addresses) } };
-  return `${[...header, ...credentials, ...network].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
+  return `${[...header, ...credentials, ...network, ...limits].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
 }

@@ -68,6 +68,7 @@ beforeAll(async () => {
       c.jenkins.perBuild.image = `docker.io/example/agent:1@${DIGEST}`;
       c.jenkins.perBuild.imageSource = "pinned";
       c.jenkins.perBuild.pullStrategy = "PULL_NEVER";
+      c.limits.containers.perBuild = { memoryMiB: 3072, cpus: 1.5 };
     }),
   );
   await execute("testing", loadStack(PROJECT_ROOT, "testing"));
@@ -240,6 +241,11 @@ describe("the jenkinsCasc output", () => {
             pullCredentialsId: "staging-registry",
             network: "ci-services",
             dnsString: "172.30.0.2",
+            // berth:limits.containers.perBuild, by default sized from m1.xlarge (config/limits.ts):
+            // in MiB, swap equal to memory (none beyond the limit).
+            memoryLimit: 1580,
+            memorySwap: 1580,
+            cpus: "1.64",
           },
           remoteFs: "/home/jenkins/agent",
           connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: "jenkins" } } } },
@@ -248,6 +254,9 @@ describe("the jenkinsCasc output", () => {
           removeVolumes: true,
         },
       ]);
+    expect(get("staging").casc.value).toContain(
+      "# Each build container is limited to 1580 MiB of memory (no swap beyond it) and 1.64 CPUs",
+    );
     // Names the credentials the controller must hold.
     expect(get("staging").casc.value).toMatch(/^# {3}staging-dockerd-tls: X\.509 client certificate/m);
   });
@@ -306,6 +315,7 @@ describe("the jenkinsCasc output", () => {
       "bindAllPorts",
       "memoryLimit",
       "memorySwap",
+      "cpus",
       "cpuPeriod",
       "cpuQuota",
       "cpuShares",
@@ -345,6 +355,10 @@ describe("the jenkinsCasc output", () => {
       image: `docker.io/example/agent:1@${DIGEST}`,
       network: "ci-services",
       dnsString: "172.30.0.2",
+      // The variant's own limits reach the template.
+      memoryLimit: 3072,
+      memorySwap: 3072,
+      cpus: "1.5",
     });
     expect(template.pullStrategy).toBe("PULL_NEVER");
   });

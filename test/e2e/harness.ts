@@ -491,6 +491,19 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
     put(hostConfig, "Init", rd.bool("init"));
     put(hostConfig, "ShmSize", ((n) => (n === undefined ? undefined : n * 1024 * 1024))(rd.num("shmSize")));
     put(hostConfig, "Memory", ((n) => (n === undefined ? undefined : n * 1024 * 1024))(rd.num("memory")));
+    // Resource limits (config/limits.ts): the provider's memorySwap is in MiB like memory; cpus
+    // ("1.5") becomes NanoCpus, as the provider sends them.
+    put(
+      hostConfig,
+      "MemorySwap",
+      ((n) => (n === undefined ? undefined : n * 1024 * 1024))(rd.num("memorySwap")),
+    );
+    const cpus = rd.str("cpus");
+    if (cpus !== undefined) {
+      const n = Number(cpus);
+      if (!Number.isFinite(n) || n <= 0) rd.fail("cpus", `${JSON.stringify(cpus)} is not a CPU count`);
+      hostConfig.NanoCpus = Math.round(n * 1e9);
+    }
     put(hostConfig, "Tmpfs", rd.strMap("tmpfs"));
     put(hostConfig, "Sysctls", rd.strMap("sysctls"));
     const caps = rd.obj1("capabilities");

@@ -1,0 +1,310 @@
+/**
+ * Resource limits of every container Berth runs (pure): memory and CPU per container kind, sized
+ * from the host flavor unless the stack sets them (`berth:limits.containers.<kind>`), and the
+ * over-commit rule validation applies per host (`berth:limits.overcommit`).
+ *
+ * The flavor's size: `berth:hosts.flavorSize` when declared, else {@link KNOWN_FLAVORS} (Nova's
+ * classic `m1.*` flavors). Nothing offline knows the RAM and vCPUs of another flavor, so a stack
+ * with another flavor must declare its size.
+ *
+ * Defaults, with A = flavor memory − `reservedMemoryMiB` (the OS, dockerd, sshd, the upkeep timers)
+ * and V = the flavor's vCPUs:
+ *
+ * - each service kind (and dnsmasq, network holders, the registry, its mirror, nginx) gets a fixed
+ *   fraction of A and of V, with a floor ({@link SERVICE_SHARES});
+ * - what is left of A × overcommit.memory and of V × overcommit.cpu on the fullest host is shared
+ *   equally by the builders: every static agent and, on per-build hosts, `perBuild.instanceCap`
+ *   build containers (capped at V CPUs each). The same builder size applies on every host.
+ *
+ * So the defaults always fit the over-commit rule; validation refuses what an override breaks.
+ * Docker applies each limit as the container's cgroup limit: `memory` (and `memorySwap` equal to
+ * it: no swap beyond the limit) and `cpus` (a CFS quota, NanoCpus). Process counts (pids) cannot
+ * be limited through the Pulumi Docker provider (@pulumi/docker 5.2.0 has no pidsLimit) nor the
+ * Jenkins Docker plugin's template; docs/configuration.md says so.
+ */
+import type { ServiceKind } from "./types.ts";
+
+/** Docker refuses a memory limit below 6 MiB. */
+export const DOCKER_MIN_MEMORY_MIB = 6;
+/** Docker's smallest CPU limit (`--cpus 0.01`). */
+export const DOCKER_MIN_CPUS = 0.01;
+/** A builder (agent, per-build container) with less memory than this cannot run a build: refused. */
+export const BUILDER_MIN_MEMORY_MIB = 512;
+
+export const LIMIT_DEFAULTS = {
+  reservedMemoryMiB: 1024,
+  overcommit: { memory: 1.0, cpu: 2.0 },
+} as const;
+
+/** Sizes of Nova's classic flavors (the ones `nova-manage` and devstack create). */
+export const KNOWN_FLAVORS: Readonly<Record<string, FlavorSize>> = {
+  "m1.tiny": { memoryMiB: 512, vcpus: 1 },
+  "m1.small": { memoryMiB: 2048, vcpus: 1 },
+  "m1.medium": { memoryMiB: 4096, vcpus: 2 },
+  "m1.large": { memoryMiB: 8192, vcpus: 4 },
+  "m1.xlarge": { memoryMiB: 16384, vcpus: 8 },
+};
+
+export interface FlavorSize {
+  memoryMiB: number;
+  vcpus: number;
+}
+
+/** Container kinds that carry limits, as keys of `berth:limits.containers`. */
+export const LIMIT_KINDS = [
+  "redis",
+  "mongodb",
+  "postgres",
+  "memcached",
+  "rabbitmq",
+  "dnsmasq",
+  "holder",
+  "registry",
+  "registryMirror",
+  "nginx",
+  "agent",
+  "perBuild",
+] as const;
+export type LimitKind = (typeof LIMIT_KINDS)[number];
+type FixedKind = Exclude<LimitKind, "agent" | "perBuild">;
+
+/** The limits of one container. */
+export interface ContainerLimit {
+  /** Memory limit in MiB (also the memory+swap limit: no swap beyond it). */
+  memoryMiB: number;
+  /** CPU limit in CPUs (fractions allowed). */
+  cpus: number;
+}
+
+/**
+ * Default share of a fixed kind: `memory` is the fraction of A, `cpu` the fraction of V; the
+ * minimums keep a small flavor's services usable (mongod needs ~512 MiB for its cache).
+ */
+export const SERVICE_SHARES: Readonly<
+  Record<FixedKind, { memory: number; minMemoryMiB: number; cpu: number; minCpus: number }>
+> = {
+  redis: { memory: 1 / 64, minMemoryMiB: 64, cpu: 1 / 32, minCpus: 0.25 },
+  mongodb: { memory: 1 / 32, minMemoryMiB: 512, cpu: 1 / 16, minCpus: 0.5 },
+  postgres: { memory: 1 / 32, minMemoryMiB: 256, cpu: 1 / 16, minCpus: 0.5 },
+  memcached: { memory: 1 / 64, minMemoryMiB: 64, cpu: 1 / 32, minCpus: 0.25 },
+  rabbitmq: { memory: 1 / 32, minMemoryMiB: 256, cpu: 1 / 16, minCpus: 0.5 },
+  dnsmasq: { memory: 1 / 256, minMemoryMiB: 32, cpu: 1 / 64, minCpus: 0.1 },
+  holder: { memory: 1 / 256, minMemoryMiB: 32, cpu: 1 / 64, minCpus: 0.1 },
+  registry: { memory: 1 / 32, minMemoryMiB: 256, cpu: 1 / 16, minCpus: 0.5 },
+  registryMirror: { memory: 1 / 32, minMemoryMiB: 256, cpu: 1 / 16, minCpus: 0.5 },
+  nginx: { memory: 1 / 64, minMemoryMiB: 64, cpu: 1 / 32, minCpus: 0.25 },
+};
+
+/** What runs on one host, as far as limits go. */
+export interface HostInventory {
+  name: string;
+  /** Container kind → number of such containers on the host. */
+  counts: Partial<Record<LimitKind, number>>;
+}
+
+/** Everything the limits are computed from (plain values; built from raw or resolved configuration). */
+export interface LimitsInput {
+  flavor: string;
+  size: FlavorSize;
+  reservedMemoryMiB: number;
+  overcommit: { memory: number; cpu: number };
+  /** `berth:limits.containers`: what the stack sets, per kind and field. */
+  configured: Partial<Record<LimitKind, Partial<ContainerLimit>>>;
+  hosts: HostInventory[];
+}
+
+export interface HostLimitsTotal {
+  name: string;
+  memoryMiB: number;
+  cpus: number;
+  /** Kind, count and per-container limit of what adds up to the totals. */
+  parts: { kind: LimitKind; count: number; limit: ContainerLimit }[];
+}
+
+export interface ResolvedLimits {
+  /** The limit of each kind (the same on every host). */
+  containers: Record<LimitKind, ContainerLimit>;
+  /** Which fields the stack set (the rest are defaults). */
+  configured: Partial<Record<LimitKind, Partial<Record<keyof ContainerLimit, true>>>>;
+  /** Memory the over-commit rule allows per host: (flavor − reserved) × overcommit.memory. */
+  memoryBudgetMiB: number;
+  /** CPUs the rule allows per host: vCPUs × overcommit.cpu. */
+  cpuBudget: number;
+  hosts: HostLimitsTotal[];
+}
+
+const floorMiB = (n: number) => Math.max(0, Math.floor(n));
+/** Floors to Docker's 0.01 CPU step (tiny epsilon: 0.29 × 100 is 28.999…). */
+export const floorCpus = (n: number) => Math.max(0, Math.floor(n * 100 + 1e-9) / 100);
+
+/** The per-kind counts of one host of a stack. */
+export function hostInventory(h: {
+  name: string;
+  minimal: readonly ServiceKind[];
+  productionLike: readonly { kind: ServiceKind }[];
+  networkHolders: number;
+  registry: boolean;
+  mirror: boolean;
+  agents: number;
+  perBuild: number;
+}): HostInventory {
+  const counts: Partial<Record<LimitKind, number>> = {};
+  const add = (k: LimitKind, n = 1) => {
+    if (n > 0) counts[k] = (counts[k] ?? 0) + n;
+  };
+  for (const k of h.minimal) add(k);
+  for (const s of h.productionLike) add(s.kind);
+  add("dnsmasq");
+  add("holder", h.networkHolders);
+  if (h.registry) {
+    add("registry");
+    add("nginx");
+    if (h.mirror) add("registryMirror");
+  }
+  add("agent", h.agents);
+  add("perBuild", h.perBuild);
+  return { name: h.name, counts };
+}
+
+/** Every kind's limit and every host's totals. Pure; does not judge (see {@link limitsProblems}). */
+export function resolveLimits(input: LimitsInput): ResolvedLimits {
+  const allocatable = input.size.memoryMiB - input.reservedMemoryMiB;
+  const vcpus = input.size.vcpus;
+  const memoryBudgetMiB = floorMiB(allocatable * input.overcommit.memory);
+  const cpuBudget = floorCpus(vcpus * input.overcommit.cpu);
+  const configured: ResolvedLimits["configured"] = {};
+  const containers = {} as Record<LimitKind, ContainerLimit>;
+  for (const kind of Object.keys(SERVICE_SHARES) as FixedKind[]) {
+    const share = SERVICE_SHARES[kind];
+    const set = input.configured[kind] ?? {};
+    containers[kind] = {
+      memoryMiB: set.memoryMiB ?? Math.max(share.minMemoryMiB, floorMiB(allocatable * share.memory)),
+      cpus: set.cpus ?? Math.min(vcpus, Math.max(share.minCpus, floorCpus(vcpus * share.cpu))),
+    };
+  }
+  // Builders share what the fixed kinds leave on the fullest host.
+  let builderMemory = Infinity;
+  let builderCpus = Infinity;
+  for (const h of input.hosts) {
+    const builders = (h.counts.agent ?? 0) + (h.counts.perBuild ?? 0);
+    if (builders === 0) continue;
+    let memory = 0;
+    let cpus = 0;
+    for (const [kind, count] of Object.entries(h.counts) as [LimitKind, number][]) {
+      if (kind === "agent" || kind === "perBuild") continue;
+      memory += containers[kind].memoryMiB * count;
+      cpus += containers[kind].cpus * count;
+    }
+    builderMemory = Math.min(builderMemory, floorMiB((memoryBudgetMiB - memory) / builders));
+    builderCpus = Math.min(builderCpus, floorCpus((cpuBudget - cpus) / builders));
+  }
+  const builder: ContainerLimit = {
+    memoryMiB: Number.isFinite(builderMemory) ? builderMemory : floorMiB(allocatable / 2),
+    cpus: Math.min(vcpus, Number.isFinite(builderCpus) ? Math.max(DOCKER_MIN_CPUS, builderCpus) : vcpus),
+  };
+  for (const kind of ["agent", "perBuild"] as const) {
+    const set = input.configured[kind] ?? {};
+    containers[kind] = { memoryMiB: set.memoryMiB ?? builder.memoryMiB, cpus: set.cpus ?? builder.cpus };
+  }
+  for (const kind of LIMIT_KINDS) {
+    const set = input.configured[kind];
+    if (!set) continue;
+    const fields: Partial<Record<keyof ContainerLimit, true>> = {};
+    if (set.memoryMiB !== undefined) fields.memoryMiB = true;
+    if (set.cpus !== undefined) fields.cpus = true;
+    configured[kind] = fields;
+  }
+  const hosts = input.hosts.map<HostLimitsTotal>((h) => {
+    const parts = LIMIT_KINDS.filter((k) => (h.counts[k] ?? 0) > 0).map((kind) => ({
+      kind,
+      count: h.counts[kind] ?? 0,
+      limit: containers[kind],
+    }));
+    return {
+      name: h.name,
+      memoryMiB: parts.reduce((s, p) => s + p.count * p.limit.memoryMiB, 0),
+      cpus: Math.round(parts.reduce((s, p) => s + p.count * p.limit.cpus, 0) * 100) / 100,
+      parts,
+    };
+  });
+  return { containers, configured, memoryBudgetMiB, cpuBudget, hosts };
+}
+
+/** One problem of the limits: the field path (as the user writes it) and the message with its fix. */
+export interface LimitsProblem {
+  path: string;
+  message: string;
+}
+
+const field = (kind: LimitKind, f: keyof ContainerLimit) => `berth:limits.containers.${kind}.${f}`;
+const fmtCpus = (n: number) => String(Math.round(n * 100) / 100);
+
+/**
+ * The over-commit rule and the sizes a host cannot give: per host, the memory limits must add up
+ * to at most (flavor memory − reservedMemoryMiB) × overcommit.memory, the CPU limits to at most
+ * vCPUs × overcommit.cpu; no container may ask for more CPUs than the host has; builders must get
+ * at least {@link BUILDER_MIN_MEMORY_MIB}.
+ */
+export function limitsProblems(
+  input: LimitsInput,
+  r: ResolvedLimits = resolveLimits(input),
+): LimitsProblem[] {
+  const problems: LimitsProblem[] = [];
+  const { size, flavor } = input;
+  if (input.reservedMemoryMiB >= size.memoryMiB) {
+    problems.push({
+      path: "berth:limits.reservedMemoryMiB",
+      message: `${input.reservedMemoryMiB} MiB leaves nothing of flavor ${flavor}'s ${size.memoryMiB} MiB for containers; lower it or use a bigger flavor`,
+    });
+    return problems;
+  }
+  for (const kind of LIMIT_KINDS) {
+    const c = r.containers[kind];
+    if (c.cpus > size.vcpus)
+      problems.push({
+        path: field(kind, "cpus"),
+        message: `${fmtCpus(c.cpus)} CPUs is more than flavor ${flavor} has (${size.vcpus} vCPUs); Docker refuses it. Use at most ${size.vcpus}`,
+      });
+  }
+  for (const kind of ["agent", "perBuild"] as const) {
+    const used = input.hosts.some((h) => (h.counts[kind] ?? 0) > 0);
+    if (!used || r.configured[kind]?.memoryMiB) continue;
+    const got = r.containers[kind].memoryMiB;
+    if (got < BUILDER_MIN_MEMORY_MIB)
+      problems.push({
+        path: field(kind, "memoryMiB"),
+        message: `the default gives each builder (agent, per-build container) ${got} MiB, what flavor ${flavor} leaves after the services; a build needs at least ${BUILDER_MIN_MEMORY_MIB} MiB: use a bigger flavor (or declare berth:hosts.flavorSize), fewer agents or a lower berth:jenkins.perBuild.instanceCap, or lower the services' limits`,
+      });
+  }
+  const describe = (h: HostLimitsTotal, f: keyof ContainerLimit, unit: string) =>
+    h.parts
+      .map(
+        (p) =>
+          `${p.count > 1 ? `${p.count} × ` : ""}${f === "cpus" ? fmtCpus(p.limit.cpus) : p.limit.memoryMiB}${unit} ${p.kind} (${field(p.kind, f)}${r.configured[p.kind]?.[f] ? "" : ", default"})`,
+      )
+      .join(" + ");
+  const allocatable = size.memoryMiB - input.reservedMemoryMiB;
+  for (const h of r.hosts) {
+    if (h.memoryMiB > r.memoryBudgetMiB) {
+      const needed = Math.ceil((h.memoryMiB / allocatable) * 100) / 100;
+      problems.push({
+        path: "berth:limits.containers",
+        message:
+          `on ${h.name} the memory limits add up to ${h.memoryMiB} MiB: ${describe(h, "memoryMiB", " MiB")}; ` +
+          `that is over (${size.memoryMiB} MiB of flavor ${flavor} − ${input.reservedMemoryMiB} MiB berth:limits.reservedMemoryMiB) × ${input.overcommit.memory} berth:limits.overcommit.memory = ${r.memoryBudgetMiB} MiB. ` +
+          `Lower them by ${h.memoryMiB - r.memoryBudgetMiB} MiB in total, use a bigger flavor, or accept the over-commit with berth:limits.overcommit.memory: ${needed}`,
+      });
+    }
+    if (h.cpus > r.cpuBudget + 1e-9) {
+      const needed = Math.ceil((h.cpus / size.vcpus) * 100) / 100;
+      problems.push({
+        path: "berth:limits.containers",
+        message:
+          `on ${h.name} the CPU limits add up to ${fmtCpus(h.cpus)} CPUs: ${describe(h, "cpus", "")}; ` +
+          `that is over ${size.vcpus} vCPUs of flavor ${flavor} × ${input.overcommit.cpu} berth:limits.overcommit.cpu = ${fmtCpus(r.cpuBudget)}. ` +
+          `Lower them by ${fmtCpus(h.cpus - r.cpuBudget)} CPUs in total, use a bigger flavor, or accept the over-commit with berth:limits.overcommit.cpu: ${needed}`,
+      });
+    }
+  }
+  return problems;
+}
