@@ -13,6 +13,8 @@
  *                                     a Compose file with the stack's services, for a developer's machine
  *   berth monitoring <stack> [--out DIR]
  *                                     Prometheus scrape configuration, targets and alert rules for the stack
+ *   berth drift <stack> [--json] [--prune] ...
+ *                                     compare each host's dockerd with the program; remove orphans
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -46,6 +48,16 @@ const USAGE = `Usage:
                                      write <dir>/prometheus.yml, <dir>/targets/*.json and <dir>/rules.yml
                                      (default out/monitoring/<stack>): scrape jobs for node_exporter, dockerd
                                      and the registry on the hosts' private addresses, and Berth's alert rules
+  berth drift <stack> [--json] [--docker-host <host>=<url>]... [--tls] [--jenkins-id <id>]
+              [--jenkins-nodes <file>] [--prune [--prune-volumes] [--grace-minutes <n>]] [--now <iso>]
+                                     compare what runs on each host's dockerd with what the program declares:
+                                     orphans (labelled org.berth.stack=<stack>, not declared; per-build
+                                     containers of this controller whose node is gone), missing, stopped and
+                                     differing containers; exit 0 no drift, 7 drift, 1 error.
+                                     Hosts are reached as ssh://core@<floating ip> (stack outputs), or over
+                                     mutual TLS with --tls; --docker-host sets one host's endpoint
+                                     (unix:///path, tcp://host:port, ssh://user@host). --prune removes orphans
+                                     older than --grace-minutes (default 60; volumes only with --prune-volumes)
   berth janitor [--apply] [--now <iso>]
                                      destroy expired pr-<N> preview stacks (dry run unless --apply)
   berth help                         show this text`;
@@ -156,6 +168,27 @@ export async function main(argv: string[], io: Io = stdio, root: string = PROJEC
         for (const f of writeMonitoring(root, stack, values.out ?? join(root, "out", "monitoring", stack)))
           io.out(`wrote ${f}`);
         return 0;
+      }
+      case "drift": {
+        const { positionals, values } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: {
+            json: { type: "boolean" },
+            "docker-host": { type: "string", multiple: true },
+            tls: { type: "boolean" },
+            "jenkins-id": { type: "string" },
+            "jenkins-nodes": { type: "string" },
+            prune: { type: "boolean" },
+            "prune-volumes": { type: "boolean" },
+            "grace-minutes": { type: "string" },
+            now: { type: "string" },
+          },
+        });
+        const stack = positionals[0];
+        if (!stack || positionals.length > 1) return usage(io);
+        const { driftCommand } = await import("./drift-command.ts");
+        return await driftCommand(root, stack, values, io);
       }
       case "janitor": {
         const { runJanitor } = await import("../janitor/run.ts");

@@ -213,3 +213,41 @@ export function limitArgs(
     throw new Error(`bug: container limit ${JSON.stringify(limit)} was not validated`);
   return { memory: limit.memoryMiB, memorySwap: limit.memoryMiB, cpus: String(limit.cpus) };
 }
+
+/**
+ * Labels every Docker container, network and volume of a Berth host carries, so `berth drift`
+ * finds what the program no longer declares (orphans): the stack, and the host it belongs to.
+ */
+export const BERTH_STACK_LABEL = "org.berth.stack";
+export const BERTH_HOST_LABEL = "org.berth.host";
+
+const LABELLED_TYPES = new Set([
+  "docker:index/container:Container",
+  "docker:index/network:Network",
+  "docker:index/volume:Volume",
+]);
+
+/**
+ * A transformation adding {@link BERTH_STACK_LABEL} and {@link BERTH_HOST_LABEL} to every Docker
+ * container, network and volume below the component it is given to (labels already set, such as
+ * the holders', are kept). Docker cannot change the labels of an existing network or volume, and
+ * the provider would replace them (a volume's data would go): for those two, label changes are
+ * ignored, so only networks and volumes created from now on carry the labels. Containers are
+ * replaced once to take them, as on an image bump.
+ */
+export function berthLabels(stack: string, host: string): pulumi.ResourceTransformation {
+  return ({ type, props, opts }) => {
+    if (!LABELLED_TYPES.has(type)) return undefined;
+    const own = [
+      { label: BERTH_STACK_LABEL, value: stack },
+      { label: BERTH_HOST_LABEL, value: host },
+    ];
+    const existing = (props.labels ?? []) as pulumi.Input<{ label: string; value: string }>[];
+    const labels = [...existing, ...own];
+    if (type === "docker:index/container:Container") return { props: { ...props, labels }, opts };
+    return {
+      props: { ...props, labels },
+      opts: pulumi.mergeOptions(opts, { ignoreChanges: ["labels"] }),
+    };
+  };
+}

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { BerthConfig } from "../config/types.ts";
-import { DockerHost } from "./docker-host.ts";
+import { DockerHost, berthLabels } from "./docker-host.ts";
 import { JenkinsAgents } from "./jenkins.ts";
 import type { StackCa } from "./pki.ts";
 import { Registry } from "./registry.ts";
@@ -59,7 +59,8 @@ export class HostServices extends pulumi.ComponentResource {
       { parent: this },
     );
     const provider = this.dockerHost.provider;
-    const child = { parent: this, providers: [provider] };
+    // Every container, network and volume of the host carries the stack's and host's labels.
+    const child = { parent: this, providers: [provider], transformations: [berthLabels(c.stack, h)] };
 
     this.services = new BackendServices(
       `${h}-services`,

@@ -13,7 +13,7 @@ import { IMAGE_DIGEST_PATTERN, SERVICE_CATALOG } from "../../config/images.ts";
 import type { BerthConfig } from "../../config/types.ts";
 import { resolveOutput, runUnderMocks, type CapturedResource } from "../../plan/mocks.ts";
 import { berthProgram } from "../../program.ts";
-import { DockerHost } from "../../components/docker-host.ts";
+import { BERTH_HOST_LABEL, BERTH_STACK_LABEL, DockerHost } from "../../components/docker-host.ts";
 import { JenkinsAgents, type JenkinsAgentsArgs } from "../../components/jenkins.ts";
 import { StackCa } from "../../components/pki.ts";
 import { OFFLINE_PLACEHOLDER_PREFIX, Registry } from "../../components/registry.ts";
@@ -252,6 +252,8 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
         expect(h.inputs.command).toBeUndefined();
         expect(list<{ label: string; value: string }>(h.inputs.labels)).toEqual([
           { label: HOLDER_LABEL, value: HOLDER_TEMPLATE },
+          { label: BERTH_STACK_LABEL, value: c.stack },
+          { label: BERTH_HOST_LABEL, value: host },
         ]);
         const forward = uploadOf(h, HOLDER_FORWARD_FILE).content as string;
         expect(forward).toBe(
@@ -337,6 +339,28 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
       const cut = ref.lastIndexOf("::");
       expect(keyOf(ref.slice(0, cut)), r.name).toBe(`pulumi:providers:docker::${host}-dockerd`);
       expect(ref.slice(cut + 2), r.name).toBe(provider.id);
+    }
+  });
+
+  it("labels every container, network and volume with its stack and host; label changes never replace a network or volume", () => {
+    const labelled = g.resources.filter((r) =>
+      [
+        "docker:index/container:Container",
+        "docker:index/network:Network",
+        "docker:index/volume:Volume",
+      ].includes(r.type),
+    );
+    expect(labelled.length).toBeGreaterThan(0);
+    for (const r of labelled) {
+      const labels = list<{ label: string; value: string }>(r.inputs.labels);
+      expect(labels, r.name).toEqual(
+        expect.arrayContaining([
+          { label: BERTH_STACK_LABEL, value: g.config.stack },
+          { label: BERTH_HOST_LABEL, value: g.hostOf(r) },
+        ]),
+      );
+      // Docker cannot relabel a network or volume: the provider would replace it (and a volume's data).
+      expect(r.ignoreChanges, r.name).toEqual(r.type.endsWith(":Container") ? [] : ["labels"]);
     }
   });
 

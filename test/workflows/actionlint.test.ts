@@ -86,7 +86,7 @@ export function deployProblems(wf: Workflow): string[] {
 
 describe("actionlint", () => {
   it("finds the workflows", () => {
-    expect(files).toEqual(["deploy.yml", "janitor.yml", "pr.yml", "preview.yml"]);
+    expect(files).toEqual(["deploy.yml", "drift.yml", "janitor.yml", "pr.yml", "preview.yml"]);
   });
 
   it.each(files)("%s has no actionlint errors", async (f) => {
@@ -139,7 +139,8 @@ describe("every workflow", () => {
       if (p === undefined) continue;
       expect(typeof p).toBe("object");
       for (const [scope, level] of Object.entries(p as Record<string, string>)) {
-        if (level === "write") expect(`${f}:${scope}`).toBe("pr.yml:pull-requests");
+        if (level === "write")
+          expect(["pr.yml:pull-requests", "drift.yml:issues"]).toContain(`${f}:${scope}`);
       }
     }
   });
@@ -306,6 +307,41 @@ describe("preview.yml", () => {
     const step = destroy.steps!.find((s) => s.env?.STACK)!;
     expect(step.env!.STACK).toBe("pr-${{ github.event.pull_request.number }}");
     expect(step.run).toMatch(/pulumi destroy --yes --remove .*--stack "\$STACK"/);
+  });
+});
+
+describe("drift.yml", () => {
+  const wf = load("drift.yml");
+  const job = wf.jobs.drift!;
+  const strategy = (job as { strategy?: { matrix?: { stack?: string[] }; "max-parallel"?: number } })
+    .strategy;
+  const check = job.steps!.find((s) => s.run?.includes("berth drift"))!;
+
+  it("runs on a schedule, per environment, one at a time, in the environment's GitHub environment", () => {
+    expect(wf.on.schedule).toEqual([{ cron: expect.stringMatching(/^\d+ \d+ \* \* \*$/) }]);
+    expect(strategy?.matrix?.stack).toEqual(["testing", "staging", "production"]);
+    expect(strategy?.["max-parallel"]).toBe(1);
+    expect(envName(job)).toBe("${{ matrix.stack }}");
+    expect(job.permissions).toEqual({ contents: "read", issues: "write" });
+    expect(wf.concurrency?.["cancel-in-progress"]).toBe(false);
+  });
+
+  it("runs pulumi preview --refresh --expect-no-changes and berth drift, telling 7 (drift) from errors", () => {
+    expect(check.run).toMatch(/pulumi preview --refresh --expect-no-changes .*\\\n\s+--stack "\$STACK"/);
+    expect(check.run).toContain('npx berth drift "$STACK"');
+    expect(check.run).toContain('0) echo "no drift" ;; 7) echo "**drift**" ;; *) echo "**error** (exit $1)"');
+    const fail = job.steps!.find((s) => s.name === "Fail on an error")!;
+    expect(fail.if).toContain("steps.check.outputs.drift != '7'");
+    expect(fail.if).toContain("steps.check.outputs.preview != '7'");
+  });
+
+  it("opens or updates one issue, found by its title and marker, with one section per environment", () => {
+    const post = job.steps!.find((s) => s.uses?.startsWith("actions/github-script@"))!;
+    const js = String(post.with?.script);
+    expect(js).toContain('const marker = "<!-- berth-drift -->"');
+    expect(js).toContain("github.rest.issues.create(");
+    expect(js).toContain("github.rest.issues.update(");
+    expect(js).toContain("if (!issue && !found) return;");
   });
 });
 
