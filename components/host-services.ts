@@ -60,6 +60,8 @@ export class HostServices extends pulumi.ComponentResource {
     );
     const provider = this.dockerHost.provider;
     const child = { parent: this, providers: [provider] };
+    // Berth's own containers log into the journal when it is forwarded, json-file otherwise.
+    const containerLogs = c.logs?.forward ? "journald" : "json-file";
 
     this.services = new BackendServices(
       `${h}-services`,
@@ -74,6 +76,7 @@ export class HostServices extends pulumi.ComponentResource {
         productionLike: c.services.productionLike,
         networkHolders: c.services.networkHolders,
         protectData: c.hosts.protectData,
+        containerLogs,
         provider,
       },
       child,
@@ -94,6 +97,7 @@ export class HostServices extends pulumi.ComponentResource {
           ...(c.registry.pullThroughCache ? { pullThroughCache: c.registry.pullThroughCache } : {}),
           mirrorAllowCidrs: [c.openstack.networkCidr, ...c.openstack.registryClientCidrs],
           protectData: c.hosts.protectData,
+          containerLogs,
           provider,
         },
         child,
@@ -114,6 +118,7 @@ export class HostServices extends pulumi.ComponentResource {
         servicesNetwork: this.services.networkName,
         dnsAddress: c.services.dnsAddress,
         searchDomain: c.dns.searchDomain,
+        containerLogs,
         provider,
       },
       child,

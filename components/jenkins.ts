@@ -3,6 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as tls from "@pulumi/tls";
 import { agentHostKeyPaths, renderAgentSshdConfig } from "../renderers/index.ts";
 import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import type { ContainerLogs } from "./docker-host.ts";
 import { agentContainer } from "../config/containers.ts";
 import { AGENT_CONTAINER_SSH_PORT, agentPort } from "../config/ports.ts";
 
@@ -10,6 +11,9 @@ import { AGENT_CONTAINER_SSH_PORT, agentPort } from "../config/ports.ts";
 const AGENT_WORKDIR = "/home/jenkins/agent";
 
 export interface JenkinsAgentsArgs {
+  /** Where the containers log (default json-file; journald when the stack forwards its journal). */
+  containerLogs?: ContainerLogs;
+
   /** Host name, e.g. `staging-ci-1` (resource names). */
   hostName: string;
   /** Number of agents; agent n (from 1) is `jenkins-agent-<n>`. */
@@ -119,7 +123,7 @@ export class JenkinsAgents extends pulumi.ComponentResource {
           name: agent,
           hostname: agent,
           image: images.imageId(args.image),
-          ...commonContainerArgs(),
+          ...commonContainerArgs(args.containerLogs),
           envs: [`JENKINS_AGENT_SSH_PUBKEY=${args.agentPublicKey}`],
           networkMode: "bridge",
           networksAdvanced: [{ name: "bridge" }, { name: args.servicesNetwork }],

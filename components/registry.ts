@@ -14,6 +14,7 @@ import {
 } from "../renderers/index.ts";
 import { certificateBlocks } from "../renderers/pem.ts";
 import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import type { ContainerLogs } from "./docker-host.ts";
 import {
   REGISTRY_CONTAINER,
   REGISTRY_MIRROR_CONTAINER,
@@ -46,6 +47,9 @@ export function secretInput(value: SecretValue, what: string): pulumi.Output<str
 }
 
 export interface RegistryArgs {
+  /** Where the containers log (default json-file; journald when the stack forwards its journal). */
+  containerLogs?: ContainerLogs;
+
   /** Host name of the host it runs on, e.g. `staging-ci-1` (resource names). */
   hostName: string;
   /** The host's address on the CI network: nginx publishes on it, and the certificate names it. */
@@ -222,7 +226,7 @@ export class Registry extends pulumi.ComponentResource {
         name: REGISTRY_CONTAINER,
         hostname: REGISTRY_CONTAINER,
         image: images.imageId(args.image),
-        ...commonContainerArgs(),
+        ...commonContainerArgs(args.containerLogs),
         // Only on berth-registry (the provider detaches the default bridge when networksAdvanced is set).
         networkMode: "bridge",
         networksAdvanced: [{ name: net.name, aliases: [REGISTRY_CONTAINER] }],
@@ -252,7 +256,7 @@ export class Registry extends pulumi.ComponentResource {
               name: REGISTRY_MIRROR_CONTAINER,
               hostname: REGISTRY_MIRROR_CONTAINER,
               image: images.imageId(args.image),
-              ...commonContainerArgs(),
+              ...commonContainerArgs(args.containerLogs),
               // The default bridge gives it a route to the upstream registry; nginx reaches it on berth-registry.
               networkMode: "bridge",
               networksAdvanced: [
@@ -305,7 +309,7 @@ export class Registry extends pulumi.ComponentResource {
         name: REGISTRY_NGINX_CONTAINER,
         hostname: REGISTRY_NGINX_CONTAINER,
         image: images.imageId(args.nginxImage),
-        ...commonContainerArgs(),
+        ...commonContainerArgs(args.containerLogs),
         // Published ports need a non-internal network: the default bridge; upstreams on berth-registry.
         networkMode: "bridge",
         networksAdvanced: [{ name: "bridge" }, { name: net.name }],

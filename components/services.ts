@@ -8,6 +8,7 @@ import type { NamedService, ServiceKind } from "../config/types.ts";
 import { DNSMASQ_CONTAINER, minimalContainer } from "../config/containers.ts";
 import { renderDnsmasqConfig } from "../renderers/index.ts";
 import { DOCKER_BRIDGE_GATEWAY, PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import type { ContainerLogs } from "./docker-host.ts";
 
 /** Name of the services network on every host. */
 export const SERVICES_NETWORK = "ci-services";
@@ -79,6 +80,9 @@ const GENERATED_CREDENTIALS: Partial<
 };
 
 export interface BackendServicesArgs {
+  /** Where the containers log (default json-file; journald when the stack forwards its journal). */
+  containerLogs?: ContainerLogs;
+
   /** Host name, e.g. `staging-ci-1` (resource names). */
   hostName: string;
   /** Subnet of the `ci-services` bridge network. */
@@ -216,7 +220,7 @@ export class BackendServices extends pulumi.ComponentResource {
           name: minimalContainer(kind),
           hostname: minimalContainer(kind),
           image: images.imageId(spec.image),
-          ...commonContainerArgs(),
+          ...commonContainerArgs(args.containerLogs),
           // Default bridge only: reachable through the published ports, not on ci-services.
           networkMode: "bridge",
           ports: binds.map((ip) => ({ internal: spec.port, external: spec.port, ip, protocol: "tcp" })),
@@ -244,7 +248,7 @@ export class BackendServices extends pulumi.ComponentResource {
         name: DNSMASQ_CONTAINER,
         hostname: DNSMASQ_CONTAINER,
         image: images.imageId(args.dnsmasqImage ?? DEFAULT_IMAGES.dnsmasq),
-        ...commonContainerArgs(),
+        ...commonContainerArgs(args.containerLogs),
         entrypoints: ["dnsmasq"],
         command: ["--keep-in-foreground", "--conf-file=/etc/dnsmasq.conf"],
         networkMode: "bridge",
@@ -274,7 +278,7 @@ export class BackendServices extends pulumi.ComponentResource {
           name: svc.name,
           hostname: svc.name,
           image: images.imageId(spec.image),
-          ...commonContainerArgs(),
+          ...commonContainerArgs(args.containerLogs),
           networkMode: "bridge",
           networksAdvanced: [{ name: net.name, ipv4Address: svc.address }],
           ...dnsSettings,
@@ -299,7 +303,7 @@ export class BackendServices extends pulumi.ComponentResource {
           name: holder,
           hostname: holder,
           image: images.imageId(args.holderImage ?? DEFAULT_IMAGES.holder),
-          ...commonContainerArgs(),
+          ...commonContainerArgs(args.containerLogs),
           entrypoints: ["/bin/sh", "-c", HOLDER_FORWARD_SCRIPT, "berth-holder-forward"],
           labels: [{ label: HOLDER_LABEL, value: HOLDER_TEMPLATE }],
           networkMode: "bridge",

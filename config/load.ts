@@ -11,6 +11,7 @@ import { validateRaw } from "./validate.ts";
 import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
 import { ciNetworkPlan, servicesPlan } from "./addresses.ts";
 import { updatesIssues } from "./validate-updates.ts";
+import { logsIssues } from "./validate-logs.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -223,6 +224,7 @@ function validateAll(stack: string, raw: RawStackConfig): Obj {
   const extra = [
     ...perBuildIssues(stack, raw.values),
     ...updatesIssues(stack, raw.values),
+    ...logsIssues(raw.values),
     ...(raw.issues ?? []),
   ];
   let d: Obj;
@@ -286,6 +288,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     dns: { searchDomain: string };
     extraIgnition: { path: string; secret?: boolean }[];
     previewTtlHours: number;
+    logs: { forward?: { url: string; serverCa: string } };
   };
   const environment = environmentOf(stack);
   const pr = PREVIEW_STACK.exec(stack)?.[1];
@@ -376,6 +379,9 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     },
     dns: d.dns,
     extraIgnition: [],
+    logs: d.logs.forward
+      ? { forward: { url: d.logs.forward.url.replace(/\/$/, ""), serverCa: d.logs.forward.serverCa } }
+      : {},
   };
   cfg.extraIgnition = loadFragments(stack, raw.source, cfg, d.extraIgnition, options.root ?? PROJECT_ROOT);
   if (pr !== undefined) cfg.preview = { pr: Number(pr), ttlHours: d.previewTtlHours };

@@ -125,6 +125,36 @@ const hostsUpkeep = {
 } as const;
 // ---- end of Day 2 ----
 
+// ---- Logs: berth:logs (URL and CA checks: validate-logs.ts) ----
+const logs = {
+  type: "object",
+  description: "Where the hosts' journal goes besides the host itself.",
+  additionalProperties: false,
+  default: {},
+  properties: {
+    forward: {
+      type: "object",
+      description:
+        "forward every host's journal with systemd-journal-upload to a systemd-journal-remote receiver over TLS",
+      additionalProperties: false,
+      required: ["url", "serverCa"],
+      properties: {
+        url: {
+          type: "string",
+          minLength: 1,
+          description: "the receiver, https://host[:port] (port default 19532)",
+        },
+        serverCa: {
+          type: "string",
+          minLength: 1,
+          description: "PEM CA certificate that signed the receiver's certificate",
+        },
+      },
+    },
+  },
+} as const;
+// ---- end of Logs ----
+
 export const berthSchema = {
   $id: "https://berth.dev/schemas/stack-config.json",
   type: "object",
@@ -324,6 +354,7 @@ export const berthSchema = {
       required: ["searchDomain"],
       properties: { searchDomain: dnsName },
     },
+    logs,
     previewTtlHours: {
       type: "integer",
       minimum: 1,
