@@ -23,3 +23,4 @@ export const registryPasswords = outputs.registryPasswords;
 export const agentKnownHosts = outputs.agentKnownHosts;
 export const serviceCredentials = outputs.serviceCredentials;
 export const jenkinsCasc = outputs.jenkinsCasc;
+export const logsClientCaPem = outputs.logsClientCaPem;

@@ -26,6 +26,8 @@ export interface BerthOutputs {
   agentKnownHosts: pulumi.Output<string>;
   /** Secret: generated credentials of the backend services (postgres, rabbitmq), per host. */
   serviceCredentials: pulumi.Output<Record<string, unknown>>;
+  /** PEM CA of the hosts' journal-upload client certificates: the receiver's trust file (logs.forward only). */
+  logsClientCaPem?: pulumi.Output<string>;
   /** JCasC YAML: one Jenkins Docker cloud per per-build host, at its floating IP (renderers/casc.ts). */
   jenkinsCasc: pulumi.Output<string>;
 }
@@ -55,6 +57,7 @@ export function berthProgram(config: BerthConfig): BerthOutputs {
     jenkinsCasc: pulumi
       .all(env.hosts.map((h) => pulumi.all([h.name, h.floatingIp])))
       .apply((pairs) => renderJenkinsCasc(cascInput(config), Object.fromEntries(pairs))),
+    ...(env.logsClientCaPem ? { logsClientCaPem: env.logsClientCaPem } : {}),
     ...(env.dockerTls
       ? {
           dockerTlsEndpoints: env.dockerTls.endpoints,

@@ -184,15 +184,25 @@ export class PinnedImages {
   }
 }
 
+/**
+ * Where Berth's own containers log: `json-file` (rotated, the daemon's default) or, when the stack
+ * forwards the journal (`berth:logs.forward`), `journald`, so their logs travel with it. Per-build
+ * containers always keep the daemon's json-file default (docs/architecture.md, "Logs").
+ */
+export type ContainerLogs = "json-file" | "journald";
+
+/** Options of the journald driver: the journal's SYSLOG_IDENTIFIER is the container's name. */
+export const JOURNALD_LOG_OPTS: Readonly<Record<string, string>> = { tag: "{{.Name}}" };
+
 /** Settings every long-running Berth container shares. */
-export function commonContainerArgs(): Pick<
-  docker.ContainerArgs,
-  "restart" | "logDriver" | "logOpts" | "mustRun" | "removeVolumes"
-> {
+export function commonContainerArgs(
+  logs: ContainerLogs = "json-file",
+): Pick<docker.ContainerArgs, "restart" | "logDriver" | "logOpts" | "mustRun" | "removeVolumes"> {
   return {
     restart: RESTART_POLICY,
-    logDriver: CONTAINER_LOG_DRIVER,
-    logOpts: { ...CONTAINER_LOG_OPTS },
+    // Set explicitly either way: dockerd merges its log-opts only into containers of its default driver.
+    logDriver: logs === "journald" ? "journald" : CONTAINER_LOG_DRIVER,
+    logOpts: logs === "journald" ? { ...JOURNALD_LOG_OPTS } : { ...CONTAINER_LOG_OPTS },
     mustRun: true,
     // Anonymous volumes (the images' VOLUME directories) go with the container; data is on named volumes.
     removeVolumes: true,

@@ -25,6 +25,8 @@ export { EPHEMERAL_PORTS } from "../config/ports.ts";
 
 /** Five years: a docker server certificate change rewrites the host's Ignition and replaces it. */
 const DOCKER_SERVER_CERT_HOURS = 5 * 365 * 24;
+/** Five years: a journal-upload client certificate change rewrites the host's Ignition and replaces it. */
+const LOGS_CLIENT_CERT_HOURS = 5 * 365 * 24;
 /** One year: the controller's client certificate can rotate freely (no host change). */
 const DOCKER_CLIENT_CERT_HOURS = 365 * 24;
 
@@ -43,6 +45,8 @@ export class CiEnvironment extends pulumi.ComponentResource {
     endpoints: pulumi.Output<string>[];
   };
   public readonly agentEndpoints: pulumi.Output<string>[];
+  /** The CA of the hosts' journal-upload client certificates, for the receiver's trust file (logs.forward only). */
+  public readonly logsClientCaPem?: pulumi.Output<string>;
   public readonly ciHosts: CiHost[];
   /** The service layer of each host (same order as `ciHosts`): containers, updated in place. */
   public readonly hostServices: HostServices[];
@@ -116,8 +120,29 @@ export class CiEnvironment extends pulumi.ComponentResource {
         )
       : undefined;
 
+    // Journal forwarding: each host authenticates to the receiver with its own client certificate
+    // (CN = host name, which systemd-journal-remote names the host's journal after), signed by a CA
+    // of the stack's own; the receiver trusts that CA (stack output logsClientCaPem).
+    const forward = c.logs?.forward;
+    const logsCa = forward
+      ? new StackCa(
+          `${c.stack}-logs-ca`,
+          { commonName: `Berth ${c.stack} journal-upload CA`, organization: "Berth" },
+          child,
+        )
+      : undefined;
+    this.logsClientCaPem = logsCa?.certPem;
+
     this.ciHosts = c.hosts.names.map((hostName, i) => {
       const fixedIp = c.hosts.addresses[i] as string;
+      const logsClient =
+        forward && logsCa
+          ? logsCa.issue(
+              `${hostName}-journal-upload`,
+              { commonName: hostName, usage: "client", validityHours: LOGS_CLIENT_CERT_HOURS },
+              logsCa,
+            )
+          : undefined;
       return new CiHost(
         hostName,
         {
@@ -138,6 +163,16 @@ export class CiEnvironment extends pulumi.ComponentResource {
           ignition: hostIgnitionBase(c, hostName),
           userDataSecret: c.extraIgnition.some((f) => f.secret),
           registryCaPem: registryCa?.certPem,
+          ...(forward && logsClient
+            ? {
+                logForward: {
+                  url: forward.url,
+                  serverCaPem: forward.serverCa,
+                  clientCertPem: logsClient.certPem,
+                  clientKeyPem: logsClient.keyPem,
+                },
+              }
+            : {}),
           dockerTls: dockerCa
             ? (floatingIp) => {
                 const cert = dockerCa.issue(

@@ -61,6 +61,8 @@ export class HostServices extends pulumi.ComponentResource {
     const provider = this.dockerHost.provider;
     // Every container, network and volume of the host carries the stack's and host's labels.
     const child = { parent: this, providers: [provider], transformations: [berthLabels(c.stack, h)] };
+    // Berth's own containers log into the journal when it is forwarded, json-file otherwise.
+    const containerLogs = c.logs?.forward ? "journald" : "json-file";
 
     this.services = new BackendServices(
       `${h}-services`,
@@ -76,6 +78,7 @@ export class HostServices extends pulumi.ComponentResource {
         networkHolders: c.services.networkHolders,
         protectData: c.hosts.protectData,
         limits: c.limits.containers,
+        containerLogs,
         provider,
       },
       child,
@@ -97,6 +100,7 @@ export class HostServices extends pulumi.ComponentResource {
           mirrorAllowCidrs: [c.openstack.networkCidr, ...c.openstack.registryClientCidrs],
           protectData: c.hosts.protectData,
           limits: c.limits.containers,
+          containerLogs,
           provider,
         },
         child,
@@ -118,6 +122,7 @@ export class HostServices extends pulumi.ComponentResource {
         dnsAddress: c.services.dnsAddress,
         searchDomain: c.dns.searchDomain,
         limits: c.limits.containers.agent,
+        containerLogs,
         provider,
       },
       child,

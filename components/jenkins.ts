@@ -4,6 +4,7 @@ import * as tls from "@pulumi/tls";
 import { agentHostKeyPaths, renderAgentSshdConfig } from "../renderers/index.ts";
 import { PinnedImages, assertPinned, commonContainerArgs, limitArgs } from "./docker-host.ts";
 import type { ContainerLimit } from "../config/limits.ts";
+import type { ContainerLogs } from "./docker-host.ts";
 import { agentContainer } from "../config/containers.ts";
 import { AGENT_CONTAINER_SSH_PORT, agentPort } from "../config/ports.ts";
 
@@ -11,6 +12,9 @@ import { AGENT_CONTAINER_SSH_PORT, agentPort } from "../config/ports.ts";
 const AGENT_WORKDIR = "/home/jenkins/agent";
 
 export interface JenkinsAgentsArgs {
+  /** Where the containers log (default json-file; journald when the stack forwards its journal). */
+  containerLogs?: ContainerLogs;
+
   /** Host name, e.g. `staging-ci-1` (resource names). */
   hostName: string;
   /** Number of agents; agent n (from 1) is `jenkins-agent-<n>`. */
@@ -122,7 +126,7 @@ export class JenkinsAgents extends pulumi.ComponentResource {
           name: agent,
           hostname: agent,
           image: images.imageId(args.image),
-          ...commonContainerArgs(),
+          ...commonContainerArgs(args.containerLogs),
           ...limitArgs(args.limits),
           envs: [`JENKINS_AGENT_SSH_PUBKEY=${args.agentPublicKey}`],
           networkMode: "bridge",

@@ -16,6 +16,7 @@ import { certificateBlocks } from "../renderers/pem.ts";
 import { NGINX_MAINTENANCE_DIR } from "../renderers/registry-gc.ts";
 import { PinnedImages, assertPinned, commonContainerArgs, limitArgs } from "./docker-host.ts";
 import type { ContainerLimit } from "../config/limits.ts";
+import type { ContainerLogs } from "./docker-host.ts";
 import {
   REGISTRY_CONTAINER,
   REGISTRY_MIRROR_CONTAINER,
@@ -48,6 +49,9 @@ export function secretInput(value: SecretValue, what: string): pulumi.Output<str
 }
 
 export interface RegistryArgs {
+  /** Where the containers log (default json-file; journald when the stack forwards its journal). */
+  containerLogs?: ContainerLogs;
+
   /** Host name of the host it runs on, e.g. `staging-ci-1` (resource names). */
   hostName: string;
   /** The host's address on the CI network: nginx publishes on it, and the certificate names it. */
@@ -226,7 +230,7 @@ export class Registry extends pulumi.ComponentResource {
         name: REGISTRY_CONTAINER,
         hostname: REGISTRY_CONTAINER,
         image: images.imageId(args.image),
-        ...commonContainerArgs(),
+        ...commonContainerArgs(args.containerLogs),
         ...limitArgs(args.limits?.registry),
         // Only on berth-registry (the provider detaches the default bridge when networksAdvanced is set).
         networkMode: "bridge",
@@ -261,7 +265,7 @@ export class Registry extends pulumi.ComponentResource {
               name: REGISTRY_MIRROR_CONTAINER,
               hostname: REGISTRY_MIRROR_CONTAINER,
               image: images.imageId(args.image),
-              ...commonContainerArgs(),
+              ...commonContainerArgs(args.containerLogs),
               ...limitArgs(args.limits?.registryMirror),
               // The default bridge gives it a route to the upstream registry; nginx reaches it on berth-registry.
               networkMode: "bridge",
@@ -317,7 +321,7 @@ export class Registry extends pulumi.ComponentResource {
         name: REGISTRY_NGINX_CONTAINER,
         hostname: REGISTRY_NGINX_CONTAINER,
         image: images.imageId(args.nginxImage),
-        ...commonContainerArgs(),
+        ...commonContainerArgs(args.containerLogs),
         ...limitArgs(args.limits?.nginx),
         // Published ports need a non-internal network: the default bridge; upstreams on berth-registry.
         networkMode: "bridge",

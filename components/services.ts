@@ -15,6 +15,7 @@ import {
   limitArgs,
 } from "./docker-host.ts";
 import type { ContainerLimit } from "../config/limits.ts";
+import type { ContainerLogs } from "./docker-host.ts";
 
 /** Name of the services network on every host. */
 export const SERVICES_NETWORK = "ci-services";
@@ -86,6 +87,9 @@ const GENERATED_CREDENTIALS: Partial<
 };
 
 export interface BackendServicesArgs {
+  /** Where the containers log (default json-file; journald when the stack forwards its journal). */
+  containerLogs?: ContainerLogs;
+
   /** Host name, e.g. `staging-ci-1` (resource names). */
   hostName: string;
   /** Subnet of the `ci-services` bridge network. */
@@ -228,7 +232,7 @@ export class BackendServices extends pulumi.ComponentResource {
           name: minimalContainer(kind),
           hostname: minimalContainer(kind),
           image: images.imageId(spec.image),
-          ...commonContainerArgs(),
+          ...commonContainerArgs(args.containerLogs),
           ...limitArgs(args.limits?.[kind]),
           // Default bridge only: reachable through the published ports, not on ci-services.
           networkMode: "bridge",
@@ -257,7 +261,7 @@ export class BackendServices extends pulumi.ComponentResource {
         name: DNSMASQ_CONTAINER,
         hostname: DNSMASQ_CONTAINER,
         image: images.imageId(args.dnsmasqImage ?? DEFAULT_IMAGES.dnsmasq),
-        ...commonContainerArgs(),
+        ...commonContainerArgs(args.containerLogs),
         ...limitArgs(args.limits?.dnsmasq),
         entrypoints: ["dnsmasq"],
         command: ["--keep-in-foreground", "--conf-file=/etc/dnsmasq.conf"],
@@ -288,7 +292,7 @@ export class BackendServices extends pulumi.ComponentResource {
           name: svc.name,
           hostname: svc.name,
           image: images.imageId(spec.image),
-          ...commonContainerArgs(),
+          ...commonContainerArgs(args.containerLogs),
           ...limitArgs(args.limits?.[svc.kind]),
           networkMode: "bridge",
           networksAdvanced: [{ name: net.name, ipv4Address: svc.address }],
@@ -314,7 +318,7 @@ export class BackendServices extends pulumi.ComponentResource {
           name: holder,
           hostname: holder,
           image: images.imageId(args.holderImage ?? DEFAULT_IMAGES.holder),
-          ...commonContainerArgs(),
+          ...commonContainerArgs(args.containerLogs),
           ...limitArgs(args.limits?.holder),
           entrypoints: ["/bin/sh", "-c", HOLDER_FORWARD_SCRIPT, "berth-holder-forward"],
           labels: [{ label: HOLDER_LABEL, value: HOLDER_TEMPLATE }],

@@ -14,6 +14,7 @@ import { updatesIssues } from "./validate-updates.ts";
 import { registryUpkeepIssues } from "./validate-registry-upkeep.ts";
 import { limitsInputOf } from "./validate-limits.ts";
 import { resolveLimits } from "./limits.ts";
+import { logsIssues } from "./validate-logs.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -228,6 +229,7 @@ function validateAll(stack: string, raw: RawStackConfig): Obj {
     ...perBuildIssues(stack, raw.values),
     ...updatesIssues(stack, raw.values),
     ...registryUpkeepIssues(stack, raw.values),
+    ...logsIssues(raw.values),
     ...(raw.issues ?? []),
   ];
   let d: Obj;
@@ -291,6 +293,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     dns: { searchDomain: string };
     extraIgnition: { path: string; secret?: boolean }[];
     previewTtlHours: number;
+    logs: { forward?: { url: string; serverCa: string } };
   };
   const environment = environmentOf(stack);
   const pr = PREVIEW_STACK.exec(stack)?.[1];
@@ -392,6 +395,9 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       reservedMemoryMiB: limitsInput.reservedMemoryMiB,
       overcommit: limitsInput.overcommit,
     },
+    logs: d.logs.forward
+      ? { forward: { url: d.logs.forward.url.replace(/\/$/, ""), serverCa: d.logs.forward.serverCa } }
+      : {},
   };
   cfg.extraIgnition = loadFragments(stack, raw.source, cfg, d.extraIgnition, options.root ?? PROJECT_ROOT);
   if (pr !== undefined) cfg.preview = { pr: Number(pr), ttlHours: d.previewTtlHours };

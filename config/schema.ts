@@ -218,6 +218,35 @@ const limits = {
   },
 } as const;
 // ---- end of resource limits ----
+// ---- Logs: berth:logs (URL and CA checks: validate-logs.ts) ----
+const logs = {
+  type: "object",
+  description: "Where the hosts' journal goes besides the host itself.",
+  additionalProperties: false,
+  default: {},
+  properties: {
+    forward: {
+      type: "object",
+      description:
+        "forward every host's journal with systemd-journal-upload to a systemd-journal-remote receiver over TLS",
+      additionalProperties: false,
+      required: ["url", "serverCa"],
+      properties: {
+        url: {
+          type: "string",
+          minLength: 1,
+          description: "the receiver, https://host[:port] (port default 19532)",
+        },
+        serverCa: {
+          type: "string",
+          minLength: 1,
+          description: "PEM CA certificate that signed the receiver's certificate",
+        },
+      },
+    },
+  },
+} as const;
+// ---- end of Logs ----
 
 export const berthSchema = {
   $id: "https://berth.dev/schemas/stack-config.json",
@@ -421,6 +450,7 @@ export const berthSchema = {
       properties: { searchDomain: dnsName },
     },
     limits,
+    logs,
     previewTtlHours: {
       type: "integer",
       minimum: 1,

@@ -213,6 +213,22 @@ export interface ExtraIgnition {
   config: IgnitionConfig;
 }
 
+// ---- Logs: berth:logs ----
+/** `berth:logs.forward`: the systemd-journal-remote receiver every host uploads its journal to. */
+export interface LogForwardConfig {
+  /** `https://host[:port]` of the receiver. */
+  url: string;
+  /** PEM CA certificate that signed the receiver's certificate. */
+  serverCa: string;
+}
+
+/** `berth:logs`. */
+export interface LogsConfig {
+  /** Absent (the default): logs stay on the hosts, and nothing about forwarding is rendered. */
+  forward?: LogForwardConfig;
+}
+// ---- end of Logs ----
+
 export interface BerthConfig {
   /** Pulumi stack name. */
   stack: string;
@@ -230,6 +246,8 @@ export interface BerthConfig {
   extraIgnition: ExtraIgnition[];
   /** `berth:limits`: every container kind's memory and CPU limits, resolved (config/limits.ts). */
   limits: LimitsConfig;
+  /** Journal forwarding (absent in configurations built before `berth:logs` existed: no forwarding). */
+  logs?: LogsConfig;
 }
 
 // ---- Resource limits (config/limits.ts) ----

@@ -99,6 +99,7 @@ const MULTILINE = new Set([
   "berth:registry.tls.certificate",
   "berth:registry.tls.caCertificate",
   "berth:registry.tls.privateKey",
+  "berth:logs.forward.serverCa",
 ]);
 /** Names OpenStack looks up exactly: a leading or trailing space finds nothing at deploy time. */
 const LOOKUP_NAMES = [

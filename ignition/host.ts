@@ -47,7 +47,21 @@ import {
   type RegistryUpkeepSettings,
 } from "../renderers/registry-gc.ts";
 
+import {
+  JOURNAL_UPLOAD_CERT_PATH,
+  JOURNAL_UPLOAD_CONF_PATH,
+  JOURNAL_UPLOAD_DROPIN_NAME,
+  JOURNAL_UPLOAD_KEY_PATH,
+  JOURNAL_UPLOAD_SERVER_CA_PATH,
+  JOURNAL_UPLOAD_UNIT,
+  isJournalRemoteUrl,
+  renderJournalUploadConf,
+  renderJournalUploadDropin,
+  type HostLogForward,
+} from "../renderers/journal-upload.ts";
+
 export type { HostOs } from "./os.ts";
+export type { HostLogForward } from "../renderers/journal-upload.ts";
 
 /** Docker daemon settings that go into /etc/docker/daemon.json. */
 export interface HostDockerSettings {
@@ -142,6 +156,11 @@ export interface HostIgnitionInput {
    * the registry. Default: none.
    */
   registryUpkeep?: RegistryUpkeepSettings;
+  /**
+   * Forward the journal to a systemd-journal-remote receiver (stack setting `logs.forward`). Absent
+   * (the default): nothing about journal forwarding is rendered. The client key makes the config secret.
+   */
+  logForward?: HostLogForward;
 }
 
 /** Nova's limit on user data, counted after base64 encoding. */
@@ -184,7 +203,9 @@ export function assertUserDataSize(hostName: string, json: string): void {
 
 /** True when the rendered config contains secret material (the Docker TLS server key). */
 export function hostIgnitionHasSecrets(host: HostIgnitionInput): boolean {
-  return host.dockerTls !== undefined || host.extraFragmentsHaveSecrets === true;
+  return (
+    host.dockerTls !== undefined || host.logForward !== undefined || host.extraFragmentsHaveSecrets === true
+  );
 }
 
 const HOSTNAME_RE =
@@ -270,6 +291,14 @@ function validate(host: HostIgnitionInput): void {
     assertPem(`${h}: dockerTls.caCertPem`, host.dockerTls.caCertPem);
     assertPem(`${h}: dockerTls.serverCertPem`, host.dockerTls.serverCertPem);
     assertPem(`${h}: dockerTls.serverKeyPem`, host.dockerTls.serverKeyPem);
+  }
+  if (host.logForward) {
+    if (!isJournalRemoteUrl(host.logForward.url)) {
+      throw new Error(`${h}: logForward.url must be https://host[:port], got "${host.logForward.url}"`);
+    }
+    assertPem(`${h}: logForward.serverCaPem`, host.logForward.serverCaPem);
+    assertPem(`${h}: logForward.clientCertPem`, host.logForward.clientCertPem);
+    assertPem(`${h}: logForward.clientKeyPem`, host.logForward.clientKeyPem);
   }
 }
 
@@ -426,6 +455,31 @@ function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; un
   return { files, units };
 }
 
+/**
+ * Journal forwarding, only when configured: the journal-upload.conf drop-in, the TLS material (the
+ * key root-only, 0600) and the stock unit enabled with Berth's drop-in. Nothing when off.
+ */
+function logForwarding(forward: HostLogForward | undefined): {
+  files: ReturnType<typeof file>[];
+  units: SystemdUnit[];
+} {
+  if (!forward) return { files: [], units: [] };
+  return {
+    files: [
+      file(JOURNAL_UPLOAD_CONF_PATH, renderJournalUploadConf(forward)),
+      file(JOURNAL_UPLOAD_SERVER_CA_PATH, withNewline(forward.serverCaPem)),
+      file(JOURNAL_UPLOAD_CERT_PATH, withNewline(forward.clientCertPem)),
+      file(JOURNAL_UPLOAD_KEY_PATH, withNewline(forward.clientKeyPem), { mode: 0o600 }),
+    ],
+    units: [
+      {
+        ...dropin(JOURNAL_UPLOAD_UNIT, JOURNAL_UPLOAD_DROPIN_NAME, renderJournalUploadDropin()),
+        enabled: true,
+      },
+    ],
+  };
+}
+
 /** The host's own config, before user fragments are merged in. */
 function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
   const profile = osProfile(host.os);
@@ -471,6 +525,8 @@ function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
 
   const day2 = dayTwo(host);
   files.push(...day2.files);
+  const forwarding = logForwarding(host.logForward);
+  files.push(...forwarding.files);
 
   return {
     ignition: { version: IGNITION_SPEC_VERSION },
@@ -488,7 +544,7 @@ function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
       links: [symlink("/etc/localtime", `../usr/share/zoneinfo/${host.timezone}`)],
       filesystems: [volume.filesystem],
     },
-    systemd: { units: [volume.mountUnit, dockerService, ...day2.units] },
+    systemd: { units: [volume.mountUnit, dockerService, ...day2.units, ...forwarding.units] },
   };
 }
 

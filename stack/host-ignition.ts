@@ -33,7 +33,7 @@ export function hostUpdatePolicy(c: BerthConfig, hostName: string): HostUpdatePo
 export function hostIgnitionBase(
   c: BerthConfig,
   hostName: string,
-): Omit<HostIgnitionInput, "dockerVolumeId" | "dockerTls"> {
+): Omit<HostIgnitionInput, "dockerVolumeId" | "dockerTls" | "logForward"> {
   const provided = c.registry.tls.mode === "provided" ? c.registry.tls : undefined;
   return {
     name: hostName,

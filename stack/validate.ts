@@ -53,6 +53,16 @@ export function userDataSize(cfg: BerthConfig, hostName: string): number {
             },
           }
         : {}),
+      ...(cfg.logs?.forward
+        ? {
+            logForward: {
+              url: cfg.logs.forward.url,
+              serverCaPem: cfg.logs.forward.serverCa,
+              clientCertPem: placeholderPem("CERTIFICATE", PLACEHOLDER_SIZES.serverCert),
+              clientKeyPem: placeholderPem("EC PRIVATE KEY", PLACEHOLDER_SIZES.serverKey),
+            },
+          }
+        : {}),
     }),
   );
   return userDataBase64Size(json);
