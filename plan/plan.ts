@@ -47,6 +47,8 @@ export interface Plan {
   environment: string;
   resources: PlanResource[];
   hosts: PlanHost[];
+  /** How jobs reach Docker per agent kind (`berth:jenkins.dockerAccess`), when any kind does. */
+  dockerAccess?: { static: string; perBuild: string };
 }
 
 /**
@@ -159,7 +161,14 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
       containers: hostContainers,
     };
   });
-  return { stack: run.config.stack, environment: run.config.environment, resources, hosts };
+  const access = run.config.jenkins.dockerAccess;
+  return {
+    stack: run.config.stack,
+    environment: run.config.environment,
+    resources,
+    hosts,
+    ...(access.static !== "none" || access.perBuild !== "none" ? { dockerAccess: { ...access } } : {}),
+  };
 }
 
 /** The networks a container joins: its `networksAdvanced`, else its network mode (the default bridge). */
@@ -245,6 +254,14 @@ export function renderPlanMarkdown(plan: Plan): string {
           ),
       "",
     ]),
+    ...(plan.dockerAccess
+      ? [
+          "## Docker access from jobs",
+          "",
+          `Static agents: \`${plan.dockerAccess.static}\`; per-build agents: \`${plan.dockerAccess.perBuild}\`. **Docker access is root on that host**: any job that can run \`docker\` there can take the machine. With \`tls\`, a job's credentials are its host's build certificate, which every other host's dockerd refuses.`,
+          "",
+        ]
+      : []),
     "## Networks",
     "",
     table(["kind", "name", "subnet"], networks),
