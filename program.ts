@@ -74,6 +74,10 @@ export function cascInput(config: BerthConfig): CascInput {
   return {
     stack: config.stack,
     perBuild: config.jenkins.perBuild,
+    dockerAccess: config.jenkins.dockerAccess.perBuild,
+    hostAddresses: Object.fromEntries(
+      config.hosts.names.map((h, i) => [h, config.hosts.addresses[i] as string]),
+    ),
     registryHostname: config.registry.hostname,
     dockerTlsPort: config.hosts.dockerTlsPort,
     dnsAddress: config.services.dnsAddress,

@@ -10,7 +10,7 @@ export function summarize(c: BerthConfig): string {
     `  hosts:     ${h.count} x ${h.flavor} (${h.os}), ${h.dockerVolumeSize} GiB btrfs docker volume each${h.protectData ? ", data protected" : ""}: ${h.names.join(", ")}`,
     `  network:   ${c.openstack.networkCidr} via ${c.openstack.externalNetwork}; SSH from ${c.openstack.adminCidrs.join(", ")}`,
     `  registry:  https://${c.registry.hostname} on ${c.registry.host} (${c.registry.tls.mode} TLS, users ${c.registry.users.map((u) => u.name).join(", ")})${c.registry.pullThroughCache ? `, pull-through cache of ${c.registry.pullThroughCache.remoteUrl} on :${c.registry.pullThroughCache.port}` : ""}`,
-    `  jenkins:   ${j.agentsPerHost} SSH agents per host (${ports}), from ${j.controllerCidr}${j.dockerSocket ? ", docker socket mounted" : ""}`,
+    `  jenkins:   ${j.agentsPerHost} SSH agents per host (${ports}), from ${j.controllerCidr}; Docker access: static agents ${j.dockerAccess.static}, per-build ${j.dockerAccess.perBuild}${j.dockerAccess.static !== "none" || j.dockerAccess.perBuild !== "none" ? " (root on the host)" : ""}`,
     `  services:  minimal ${c.services.minimal.join(", ") || "none"}; production-like ${c.services.productionLike.map((s) => s.name).join(", ") || "none"} on ${c.services.subnet}, names under ${c.dns.searchDomain}`,
     limitsLine(c),
   ];

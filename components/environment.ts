@@ -7,6 +7,7 @@ import { CiHost } from "./host.ts";
 import { StackCa } from "./pki.ts";
 import { HostServices } from "./host-services.ts";
 import { agentPort } from "../config/ports.ts";
+import { clientCaBundle, usesBuildTls } from "../renderers/docker-access.ts";
 
 export interface CiEnvironmentArgs {
   /** The validated stack configuration (from `config/`). */
@@ -133,6 +134,24 @@ export class CiEnvironment extends pulumi.ComponentResource {
       : undefined;
     this.logsClientCaPem = logsCa?.certPem;
 
+    // Build credentials (Docker access "tls"): one build CA per host, trusted by that host's dockerd
+    // only, and one client certificate from it for the host's build containers.
+    const buildTls = dockerCa && usesBuildTls(c.jenkins.dockerAccess);
+    const buildCredentials = c.hosts.names.map((hostName) => {
+      if (!buildTls) return undefined;
+      const ca = new StackCa(
+        `${hostName}-build-ca`,
+        { commonName: `Berth ${hostName} build CA`, organization: "Berth" },
+        child,
+      );
+      const client = ca.issue(
+        `${hostName}-build-client`,
+        { commonName: `builds@${hostName}`, usage: "client", validityHours: DOCKER_CLIENT_CERT_HOURS },
+        ca,
+      );
+      return { ca, client };
+    });
+
     this.ciHosts = c.hosts.names.map((hostName, i) => {
       const fixedIp = c.hosts.addresses[i] as string;
       const logsClient =
@@ -143,6 +162,7 @@ export class CiEnvironment extends pulumi.ComponentResource {
               logsCa,
             )
           : undefined;
+      const build = buildCredentials[i];
       return new CiHost(
         hostName,
         {
@@ -187,7 +207,10 @@ export class CiEnvironment extends pulumi.ComponentResource {
                   dockerCa,
                 );
                 return {
-                  caCertPem: dockerCa.certPem,
+                  // Clients: the controller (stack CA) and, with build credentials, this host's builds.
+                  caCertPem: build
+                    ? pulumi.all([dockerCa.certPem, build.ca.certPem]).apply((pems) => clientCaBundle(pems))
+                    : dockerCa.certPem,
                   serverCertPem: cert.certPem,
                   serverKeyPem: cert.keyPem,
                   port: c.hosts.dockerTlsPort,
@@ -214,6 +237,15 @@ export class CiEnvironment extends pulumi.ComponentResource {
             privateIp: h.privateIp,
             serverId: h.serverId,
             registryCa,
+            ...(dockerCa && buildCredentials[i]
+              ? {
+                  buildDockerTls: {
+                    caCertPem: dockerCa.certPem,
+                    certPem: buildCredentials[i].client.certPem,
+                    keyPem: buildCredentials[i].client.keyPem,
+                  },
+                }
+              : {}),
           },
           child,
         ),

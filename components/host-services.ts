@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { BerthConfig } from "../config/types.ts";
 import { DockerHost, berthLabels } from "./docker-host.ts";
-import { JenkinsAgents } from "./jenkins.ts";
+import { BuildDockerTls, JenkinsAgents } from "./jenkins.ts";
 import type { StackCa } from "./pki.ts";
 import { Registry } from "./registry.ts";
 import { BackendServices } from "./services.ts";
@@ -26,6 +26,17 @@ export interface HostServicesArgs {
     /** Client certificate. */
     certPem: pulumi.Input<string>;
     /** Client key (secret). */
+    keyPem: pulumi.Input<string>;
+  };
+  /**
+   * The host's build credentials for dockerd's TLS endpoint (a client certificate of the host's own
+   * build CA), when an agent kind uses Docker access `tls`.
+   */
+  buildDockerTls?: {
+    /** The stack's dockerd CA certificate (verifies dockerd's server certificate). */
+    caCertPem: pulumi.Input<string>;
+    certPem: pulumi.Input<string>;
+    /** Secret. */
     keyPem: pulumi.Input<string>;
   };
 }
@@ -107,6 +118,14 @@ export class HostServices extends pulumi.ComponentResource {
       );
     }
 
+    const buildTls = args.buildDockerTls
+      ? new BuildDockerTls(
+          `${h}-build-docker-tls`,
+          { hostName: h, ...args.buildDockerTls, image: c.jenkins.image, provider },
+          child,
+        )
+      : undefined;
+
     this.agents = new JenkinsAgents(
       `${h}-agents`,
       {
@@ -115,7 +134,9 @@ export class HostServices extends pulumi.ComponentResource {
         image: c.jenkins.image,
         basePort: c.jenkins.basePort,
         agentPublicKey: c.jenkins.agentPublicKey,
-        dockerSocket: c.jenkins.dockerSocket,
+        dockerAccess: c.jenkins.dockerAccess.static,
+        dockerEndpoint: { privateIp: args.privateIp, tlsPort: c.hosts.dockerTlsPort },
+        ...(buildTls ? { buildTlsVolume: buildTls.volumeName } : {}),
         bindAddress: args.privateIp,
         publicAddress: args.floatingIp,
         servicesNetwork: this.services.networkName,

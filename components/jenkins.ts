@@ -7,6 +7,16 @@ import type { ContainerLimit } from "../config/limits.ts";
 import type { ContainerLogs } from "./docker-host.ts";
 import { agentContainer } from "../config/containers.ts";
 import { AGENT_CONTAINER_SSH_PORT, agentPort } from "../config/ports.ts";
+import {
+  BUILD_TLS_DIR,
+  BUILD_TLS_FILES,
+  BUILD_TLS_OWNER,
+  BUILD_TLS_VOLUME,
+  DOCKER_SOCKET,
+  dockerAccessEnv,
+  type DockerAccessMode,
+  type DockerEndpoint,
+} from "../renderers/docker-access.ts";
 
 /** The agent's workspace (`AGENT_WORKDIR` of the jenkins/ssh-agent image). */
 const AGENT_WORKDIR = "/home/jenkins/agent";
@@ -26,11 +36,16 @@ export interface JenkinsAgentsArgs {
   /** Public key the Jenkins controller logs in with (must start with `ssh-`). */
   agentPublicKey: string;
   /**
-   * Mount the host's Docker socket into the agents (docker-outside-of-docker). That is root on the
-   * host: opt-in only. The agents then run with `label=disable` (SELinux on Fedora CoreOS blocks
-   * the socket otherwise; the socket itself is never relabelled).
+   * How jobs on the agents reach Docker (root on the host, opt-in): `none`; `socket`, the host's
+   * socket mounted, with `label=disable` (SELinux on Fedora CoreOS blocks the socket otherwise; the
+   * socket itself is never relabelled); or `tls`, the host's dockerd over mutual TLS with the
+   * host's build credentials (the `BuildDockerTls` volume, read-only).
    */
-  dockerSocket: boolean;
+  dockerAccess: DockerAccessMode;
+  /** Where dockerd's TLS endpoint is (the host's CI address and port), for `tls`. */
+  dockerEndpoint: DockerEndpoint;
+  /** The build credentials volume (`BuildDockerTls.volumeName`); required for `tls`. */
+  buildTlsVolume?: pulumi.Input<string>;
   /** Address the agent ports are published on (the host's CI address). */
   bindAddress: string;
   /** Address the controller connects to (the floating IP), for the exported known_hosts lines. */
@@ -97,6 +112,11 @@ export class JenkinsAgents extends pulumi.ComponentResource {
       throw new Error(`${name}: the agent image only accepts a public key starting with "ssh-"`);
     }
     assertPinned(args.image, name);
+    if (args.dockerAccess === "tls" && args.buildTlsVolume === undefined) {
+      throw new Error(
+        `${name}: Berth bug: Docker access "tls" without the host's build credentials volume (validation lets "tls" through only with berth:hosts.dockerTls)`,
+      );
+    }
     super("berth:jenkins:JenkinsAgents", name, {}, { ...opts, providers: [args.provider] });
     const provider = args.provider;
     const child = { parent: this, provider };
@@ -128,7 +148,10 @@ export class JenkinsAgents extends pulumi.ComponentResource {
           image: images.imageId(args.image),
           ...commonContainerArgs(args.containerLogs),
           ...limitArgs(args.limits),
-          envs: [`JENKINS_AGENT_SSH_PUBKEY=${args.agentPublicKey}`],
+          envs: [
+            `JENKINS_AGENT_SSH_PUBKEY=${args.agentPublicKey}`,
+            ...dockerAccessEnv(args.dockerAccess, args.dockerEndpoint),
+          ],
           networkMode: "bridge",
           networksAdvanced: [{ name: "bridge" }, { name: args.servicesNetwork }],
           dns: [args.dnsAddress],
@@ -139,13 +162,16 @@ export class JenkinsAgents extends pulumi.ComponentResource {
           volumes: [
             { volumeName: work.name, containerPath: AGENT_WORKDIR },
             // Root on the host: whoever runs a job on this agent controls dockerd. Opt-in only.
-            ...(args.dockerSocket
-              ? [{ hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock" }]
+            ...(args.dockerAccess === "socket"
+              ? [{ hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET }]
+              : []),
+            ...(args.dockerAccess === "tls" && args.buildTlsVolume !== undefined
+              ? [{ volumeName: args.buildTlsVolume, containerPath: BUILD_TLS_DIR, readOnly: true }]
               : []),
           ],
           // SELinux (Fedora CoreOS) denies containers the socket; disable labelling for this
           // container instead of relabelling the host's socket.
-          ...(args.dockerSocket ? { securityOpts: ["label=disable"] } : {}),
+          ...(args.dockerAccess === "socket" ? { securityOpts: ["label=disable"] } : {}),
           uploads: [
             { file: "/etc/ssh/sshd_config", content: sshdConfig, permissions: "0644" },
             {
@@ -197,5 +223,69 @@ export class JenkinsAgents extends pulumi.ComponentResource {
       agents: this.agents.map((a) => ({ name: a.name, port: a.port })),
       knownHosts: this.knownHosts,
     });
+  }
+}
+
+export interface BuildDockerTlsArgs {
+  /** Host name, e.g. `staging-ci-1` (resource names). */
+  hostName: string;
+  /** CA certificate of dockerd's server certificate (the stack's dockerd CA). */
+  caCertPem: pulumi.Input<string>;
+  /** The host's build client certificate (signed by the host's own build CA). */
+  certPem: pulumi.Input<string>;
+  /** Its private key (a Pulumi secret). */
+  keyPem: pulumi.Input<string>;
+  /** A pinned image already used on the host; the carrier container is created, never started. */
+  image: string;
+  /** This host's Docker provider. */
+  provider: docker.Provider;
+}
+
+/**
+ * A host's build credentials for dockerd's mutual-TLS endpoint, in the named volume
+ * `berth-docker-build-tls` that static agents and per-build containers mount read-only. The files
+ * are uploaded into the volume through a carrier container that is created and never started
+ * (Docker copies into a stopped container's volumes); the key is 0400, owned by user `jenkins`
+ * (uid 1000). The certificate is signed by this host's build CA, which only this host's dockerd
+ * trusts: the credentials are worthless on any other host. The controller's key is not here.
+ */
+export class BuildDockerTls extends pulumi.ComponentResource {
+  /** Name of the volume (`berth-docker-build-tls`). */
+  public readonly volumeName: pulumi.Output<string>;
+
+  constructor(name: string, args: BuildDockerTlsArgs, opts?: pulumi.ComponentResourceOptions) {
+    assertPinned(args.image, name);
+    super("berth:jenkins:BuildDockerTls", name, {}, { ...opts, providers: [args.provider] });
+    const child = { parent: this, provider: args.provider };
+    const images = new PinnedImages(name, this, args.provider);
+    const volume = new docker.Volume(`${name}-volume`, { name: BUILD_TLS_VOLUME }, child);
+    const owner = String(BUILD_TLS_OWNER);
+    const file = (f: { name: string; mode: string }, content: pulumi.Input<string>) => ({
+      file: `${BUILD_TLS_DIR}/${f.name}`,
+      content,
+      permissions: f.mode,
+      owner,
+      group: owner,
+    });
+    new docker.Container(
+      `${name}-carrier`,
+      {
+        name: "berth-docker-build-tls",
+        image: images.imageId(args.image),
+        // Created only: Docker copies the uploads into the volume; nothing ever runs.
+        start: false,
+        mustRun: false,
+        restart: "no",
+        volumes: [{ volumeName: volume.name, containerPath: BUILD_TLS_DIR }],
+        uploads: [
+          file(BUILD_TLS_FILES.ca, args.caCertPem),
+          file(BUILD_TLS_FILES.cert, args.certPem),
+          file(BUILD_TLS_FILES.key, pulumi.secret(args.keyPem)),
+        ],
+      },
+      child,
+    );
+    this.volumeName = volume.name;
+    this.registerOutputs({ volumeName: this.volumeName });
   }
 }

@@ -223,10 +223,37 @@ export function perBuildIssues(stack: string, raw: Obj): ConfigIssue[] {
   return issues;
 }
 
+/**
+ * Cross-field checks of `berth:jenkins.dockerAccess` (and the key it replaced). Defensive like
+ * {@link perBuildIssues}.
+ */
+export function dockerAccessIssues(raw: Obj): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const jenkins = isObj(raw.jenkins) ? raw.jenkins : {};
+  const hosts = isObj(raw.hosts) ? raw.hosts : {};
+  if (jenkins.dockerSocket !== undefined)
+    issues.push({
+      path: "berth:jenkins.dockerSocket",
+      message:
+        'was replaced by berth:jenkins.dockerAccess.static: "socket" (for true) or "none" (for false); rename the key',
+    });
+  const access = isObj(jenkins.dockerAccess) ? jenkins.dockerAccess : {};
+  for (const kind of ["static", "perBuild"] as const) {
+    if (access[kind] === "tls" && hosts.dockerTls === false)
+      issues.push({
+        path: `berth:jenkins.dockerAccess.${kind}`,
+        message:
+          '"tls" reaches the host\'s dockerd over mutual TLS, but berth:hosts.dockerTls is false; set berth:hosts.dockerTls: true (it replaces every host) or choose "socket" or "none"',
+      });
+  }
+  return issues;
+}
+
 /** Schema validation plus the per-build checks, reported as one ConfigError. */
 function validateAll(stack: string, raw: RawStackConfig): Obj {
   const extra = [
     ...perBuildIssues(stack, raw.values),
+    ...dockerAccessIssues(raw.values),
     ...updatesIssues(stack, raw.values),
     ...registryUpkeepIssues(stack, raw.values),
     ...logsIssues(raw.values),

@@ -10,6 +10,7 @@ import {
   DEFAULT_MIRROR_PORT,
   MAX_AGENTS_PER_HOST,
 } from "./ports.ts";
+import { DOCKER_ACCESS_MODES } from "../renderers/docker-access.ts";
 import { UPDATE_DEFAULTS, WEEKDAYS } from "../renderers/updates.ts";
 import { UPKEEP_DEFAULTS } from "../renderers/upkeep.ts";
 import { REGISTRY_UPKEEP_DEFAULTS } from "../renderers/registry-gc.ts";
@@ -371,7 +372,19 @@ export const berthSchema = {
         agentsPerHost: { type: "integer", minimum: 0, maximum: MAX_AGENTS_PER_HOST, default: 2 },
         image: { ...digestPinned, default: DEFAULT_IMAGES.jenkinsAgent },
         basePort: { type: "integer", minimum: 1024, maximum: 65000, default: DEFAULT_AGENT_BASE_PORT },
-        dockerSocket: { type: "boolean", default: false },
+        // Replaced by dockerAccess.static; kept in the schema so that load.ts can say so (one clear issue).
+        dockerSocket: { type: "boolean" },
+        dockerAccess: {
+          type: "object",
+          description:
+            "How a job reaches Docker, per agent kind: none, the host's socket, or the host's dockerd over mutual TLS with per-host build credentials. Any access is root on that host.",
+          additionalProperties: false,
+          default: {},
+          properties: {
+            static: { enum: [...DOCKER_ACCESS_MODES], default: "none" },
+            perBuild: { enum: [...DOCKER_ACCESS_MODES], default: "none" },
+          },
+        },
         labels: {
           type: "array",
           items: { type: "string", pattern: "^[A-Za-z0-9_.-]+$" },

@@ -9,6 +9,8 @@ import type { HostUpkeepSettings } from "../renderers/upkeep.ts";
 import type { RegistryUpkeepSettings } from "../renderers/registry-gc.ts";
 import type { UpdateStrategy, UpdateWindow } from "../renderers/updates.ts";
 import type { FlavorSize, ResolvedLimits } from "./limits.ts";
+import type { DockerAccessMode } from "../renderers/docker-access.ts";
+export type { DockerAccessMode } from "../renderers/docker-access.ts";
 
 /** Operating system of the CI hosts. */
 export type HostOs = "fcos" | "flatcar";
@@ -138,8 +140,11 @@ export interface JenkinsConfig {
   image: string;
   /** Agent n (from 1) listens on host port basePort + n. */
   basePort: number;
-  /** Mount the Docker socket into agents (docker-outside-of-docker). Root on the host: opt-in. */
-  dockerSocket: boolean;
+  /**
+   * How jobs reach Docker, per agent kind: `none`, the host's socket, or the host's dockerd over
+   * mutual TLS with that host's build credentials (renderers/docker-access.ts). Root on the host: opt-in.
+   */
+  dockerAccess: { static: DockerAccessMode; perBuild: DockerAccessMode };
   /** Labels the agents carry in Jenkins. */
   labels: string[];
   /** Per-build agents through the Jenkins Docker plugin (one Docker cloud per listed host). */

@@ -63,6 +63,8 @@ export interface Plan {
   environment: string;
   resources: PlanResource[];
   hosts: PlanHost[];
+  /** How jobs reach Docker per agent kind (`berth:jenkins.dockerAccess`), when any kind does. */
+  dockerAccess?: { static: string; perBuild: string };
 }
 
 /**
@@ -185,7 +187,14 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
       },
     };
   });
-  return { stack: run.config.stack, environment: run.config.environment, resources, hosts };
+  const access = run.config.jenkins.dockerAccess;
+  return {
+    stack: run.config.stack,
+    environment: run.config.environment,
+    resources,
+    hosts,
+    ...(access.static !== "none" || access.perBuild !== "none" ? { dockerAccess: { ...access } } : {}),
+  };
 }
 
 /** A container's limits from its `memory` (MiB) and `cpus` inputs, when both are set. */
@@ -292,6 +301,14 @@ export function renderPlanMarkdown(plan: Plan): string {
           ),
       "",
     ]),
+    ...(plan.dockerAccess
+      ? [
+          "## Docker access from jobs",
+          "",
+          `Static agents: \`${plan.dockerAccess.static}\`; per-build agents: \`${plan.dockerAccess.perBuild}\`. **Docker access is root on that host**: any job that can run \`docker\` there can take the machine. With \`tls\`, a job's credentials are its host's build certificate, which every other host's dockerd refuses.`,
+          "",
+        ]
+      : []),
     "## Networks",
     "",
     table(["kind", "name", "subnet"], networks),

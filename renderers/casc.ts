@@ -22,8 +22,17 @@
  * `setMemoryLimit(Integer)` and `setMemorySwap(Integer)` in MiB (the plugin multiplies by 1024²;
  * swap equal to memory: no swap beyond the limit) and `setCpus(String)` (Docker's `--cpus`). The
  * class has no process-count (pids) setter, so build containers get no pids limit from the plugin.
+ *
+ * `environmentsString`, `mountsString` (the `--mount` syntax, `type=…,source=…,destination=…,readonly`)
+ * and `securityOptsString` are `@DataBoundSetter`s of the same class, each one entry per line.
  */
 import { stringify } from "yaml";
+import {
+  BUILD_TLS_VOLUME,
+  dockerAccessEnv,
+  dockerAccessMounts,
+  type DockerAccessMode,
+} from "./docker-access.ts";
 
 /** The agent's working directory in the image (images/jenkins-agent, like jenkins/ssh-agent). */
 export const PER_BUILD_REMOTE_FS = "/home/jenkins/agent";
@@ -51,6 +60,9 @@ export interface DockerCloudCasc {
         memoryLimit?: number;
         memorySwap?: number;
         cpus?: string;
+        environmentsString?: string;
+        mountsString?: string;
+        securityOptsString?: string;
       };
       remoteFs: string;
       connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: string } } } };
@@ -78,6 +90,13 @@ export interface CascInput {
     dockerCredentialsId: string;
     registryCredentialsId: string;
   };
+  /**
+   * How build containers reach Docker (`berth:jenkins.dockerAccess.perBuild`): `tls` gives them the
+   * host's build credentials volume and `DOCKER_HOST` at the host's CI address; `socket` the socket.
+   */
+  dockerAccess: DockerAccessMode;
+  /** Each host's fixed CI address (where its dockerd's TLS endpoint listens for build containers). */
+  hostAddresses: Record<string, string>;
   /** The stack registry's host name: pull credentials are given only for images from it. */
   registryHostname: string;
   /** Port of dockerd's mutual-TLS endpoint on every host. */
@@ -106,6 +125,11 @@ export function jenkinsDockerClouds(input: CascInput, addresses: Record<string, 
   return p.hosts.map((host) => {
     const address = addresses[host];
     if (address === undefined || address === "") throw new Error(`jenkins-casc: no address for host ${host}`);
+    const privateIp = input.hostAddresses[host];
+    if (privateIp === undefined)
+      throw new Error(`jenkins-casc: no CI address for host ${host} (a Berth bug)`);
+    const env = dockerAccessEnv(input.dockerAccess, { privateIp, tlsPort: input.dockerTlsPort });
+    const mounts = dockerAccessMounts(input.dockerAccess);
     return {
       docker: {
         name: host,
@@ -134,6 +158,10 @@ export function jenkinsDockerClouds(input: CascInput, addresses: Record<string, 
                     cpus: String(input.limits.cpus),
                   }
                 : {}),
+              // Docker access (renderers/docker-access.ts): this host's build credentials or socket.
+              ...(env.length > 0 ? { environmentsString: env.join("\n") } : {}),
+              ...(mounts.length > 0 ? { mountsString: mounts.join("\n") } : {}),
+              ...(input.dockerAccess === "socket" ? { securityOptsString: "label=disable" } : {}),
             },
             remoteFs: PER_BUILD_REMOTE_FS,
             connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: PER_BUILD_USER } } } },
@@ -175,6 +203,19 @@ export function renderJenkinsCasc(
         ]
       : []),
   ];
+  const access =
+    input.dockerAccess === "none"
+      ? [`# Build containers get no Docker access (berth:jenkins.dockerAccess.perBuild: none).`]
+      : [
+          `# Build containers reach their host's dockerd (berth:jenkins.dockerAccess.perBuild: ${input.dockerAccess}).`,
+          `# That is root on the host: any job with this label can take the machine.`,
+          ...(input.dockerAccess === "tls"
+            ? [
+                `# Their credentials (volume ${BUILD_TLS_VOLUME}) are the host's build certificate, refused by every`,
+                `# other host's dockerd; the controller's key is not among them.`,
+              ]
+            : []),
+        ];
   const network = [
     `# Build containers join each host's ${PER_BUILD_NETWORK} network and resolve through its dnsmasq`,
     `# (${input.dnsAddress}): the production-like service names work in them as on the SSH agents.`,
@@ -186,5 +227,5 @@ export function renderJenkinsCasc(
       ]
     : [];
   const doc = { jenkins: { clouds: jenkinsDockerClouds(input, addresses) } };
-  return `${[...header, ...credentials, ...network, ...limits].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
+  return `${[...header, ...credentials, ...access, ...network, ...limits].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
 }

@@ -20,6 +20,30 @@ if [[ -n $key ]]; then
   fi
 fi
 
+# Docker access (berth:jenkins.dockerAccess.perBuild): the Docker plugin sets DOCKER_HOST and, for
+# mutual TLS, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH on the container. SSH sessions do not inherit
+# the container's environment; pam_env reads /etc/environment into them (as jenkins/ssh-agent does).
+for var in DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH; do
+  value=${!var:-}
+  if [[ -n $value && $value =~ ^[A-Za-z0-9_./:=@-]+$ ]]; then
+    sed -i "/^${var}=/d" /etc/environment
+    printf '%s=%s\n' "$var" "$value" >>/etc/environment
+  fi
+done
+# With the host's socket mounted, user jenkins joins the socket's group (its gid differs per host OS).
+sock=/var/run/docker.sock
+if [[ -S $sock ]]; then
+  gid=$(stat -c %g "$sock")
+  if [[ $gid != 0 ]]; then
+    group=$(getent group "$gid" | cut -d: -f1 || true)
+    if [[ -z $group ]]; then
+      group=docker-host
+      groupadd -g "$gid" "$group"
+    fi
+    usermod -aG "$group" jenkins
+  fi
+fi
+
 mkdir -p /run/sshd
 ssh-keygen -A >/dev/null
 

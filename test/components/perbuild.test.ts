@@ -16,6 +16,8 @@ import { PER_BUILD_NETWORK } from "../../renderers/casc.ts";
 import { resolveOutput, type CapturedResource } from "../../plan/mocks.ts";
 import { runConfig, plain, isSecret, type StackRun } from "../../plan/run.ts";
 import { PLACEHOLDER_NOTE } from "../../plan/casc.ts";
+import { BUILD_TLS_DIR, BUILD_TLS_VOLUME } from "../../renderers/docker-access.ts";
+import { gunzipSync } from "node:zlib";
 
 const TAG = "0123456789abcdef0123456789abcdef01234567";
 const DIGEST = "sha256:" + "cd".repeat(32);
@@ -72,6 +74,14 @@ beforeAll(async () => {
     }),
   );
   await execute("testing", loadStack(PROJECT_ROOT, "testing"));
+  await execute(
+    "build tls",
+    variant((c) => (c.jenkins.dockerAccess = { static: "tls", perBuild: "tls" })),
+  );
+  await execute(
+    "build socket",
+    variant((c) => (c.jenkins.dockerAccess = { static: "socket", perBuild: "socket" })),
+  );
 });
 
 const byName = (run: StackRun, name: string): CapturedResource => {
@@ -311,6 +321,8 @@ describe("the jenkinsCasc output", () => {
       "volumesFromString",
       "devicesString",
       "environmentsString",
+      "mountsString",
+      "cpus",
       "bindPorts",
       "bindAllPorts",
       "memoryLimit",
@@ -329,7 +341,7 @@ describe("the jenkinsCasc output", () => {
       "capabilitiesToDropString",
       "extraDockerLabelsString",
     ]);
-    for (const name of ["staging", "pinned"])
+    for (const name of ["staging", "pinned", "build tls", "build socket"])
       for (const cloud of parsed(name)!.jenkins.clouds) {
         const base = cloud.docker.templates[0]!.dockerTemplateBase as Record<string, unknown>;
         expect(
@@ -393,5 +405,154 @@ describe("berth jenkins-casc", () => {
   it("needs exactly one stack", async () => {
     expect((await cli("jenkins-casc")).code).toBe(2);
     expect((await cli("jenkins-casc", "a", "b")).code).toBe(2);
+  });
+});
+
+/** The contents of `path` in a host's Ignition (the server's user data). */
+function ignitionFile(run: StackRun, host: string, path: string): string {
+  const userData = JSON.parse(String(plain(byName(run, `${host}-server`).inputs.userData))) as {
+    storage: { files: { path: string; contents?: { source: string; compression?: string } }[] };
+  };
+  const f = userData.storage.files.find((x) => x.path === path);
+  if (!f?.contents) throw new Error(`${host}: no ${path} in the Ignition`);
+  const { source, compression } = f.contents;
+  if (source.startsWith("data:;base64,")) {
+    const bytes = Buffer.from(source.slice("data:;base64,".length), "base64");
+    return (compression === "gzip" ? gunzipSync(bytes) : bytes).toString("utf8");
+  }
+  return decodeURIComponent(source.slice("data:,".length));
+}
+
+describe("Docker access for builds (jenkins.dockerAccess)", () => {
+  /** The containers of `host`: their parent component's name starts with the host's name. */
+  const containers = (run: StackRun, host: string) =>
+    run.resources.filter(
+      (r) =>
+        r.type === "docker:index/container:Container" &&
+        ((r.parent ?? "").split("::").pop() ?? "").startsWith(`${host}-`),
+    );
+  const parsed = (name: string) => parse(get(name).casc.value) as Casc;
+  const certOf = (run: StackRun, name: string) => String(byName(run, `${name}-cert`).state.certPem);
+
+  it("gives each host its own build CA, trusted by that host's dockerd only, beside the stack's dockerd CA", () => {
+    const { run } = get("build tls");
+    const hosts = run.config.hosts.names;
+    const stackCa = String(byName(run, `${run.config.stack}-docker-ca-cert`).state.certPem);
+    for (const host of hosts) {
+      const trusted = ignitionFile(run, host, "/etc/docker/tls/ca.pem");
+      expect(trusted).toBe(`${stackCa.trim()}\n${certOf(run, `${host}-build-ca`).trim()}\n`);
+      for (const other of hosts.filter((h) => h !== host))
+        expect(trusted, `${host} trusts ${other}'s build CA`).not.toContain(
+          certOf(run, `${other}-build-ca`).trim(),
+        );
+    }
+    // Without tls access, dockerd trusts the stack CA alone, as before.
+    const plainRun = get("staging").run;
+    for (const host of hosts)
+      expect(ignitionFile(plainRun, host, "/etc/docker/tls/ca.pem").trim()).toBe(
+        String(byName(plainRun, `${run.config.stack}-docker-ca-cert`).state.certPem).trim(),
+      );
+    // Each host's build client certificate is signed by its own build CA.
+    for (const host of hosts) {
+      const signed = byName(run, `${host}-build-client-cert`);
+      expect(plain(signed.inputs.caCertPem)).toBe(certOf(run, `${host}-build-ca`));
+      expect(isSecret(signed.inputs.caPrivateKeyPem)).toBe(true);
+    }
+  });
+
+  it("puts the host's build credentials in a volume through a never-started carrier: key secret, 0400, owned by jenkins", () => {
+    const { run } = get("build tls");
+    for (const host of run.config.hosts.names) {
+      const carrier = containers(run, host).find((r) => plain(r.inputs.name) === BUILD_TLS_VOLUME);
+      if (!carrier) throw new Error(`${host}: no carrier container`);
+      expect(plain(carrier.inputs.start)).toBe(false);
+      expect(plain(carrier.inputs.mustRun)).toBe(false);
+      const uploads = plain(carrier.inputs.uploads) as { file: string; permissions: string; owner: string }[];
+      expect(uploads.map((u) => [u.file, u.permissions, u.owner])).toEqual([
+        [`${BUILD_TLS_DIR}/ca.pem`, "0444", "1000"],
+        [`${BUILD_TLS_DIR}/cert.pem`, "0444", "1000"],
+        [`${BUILD_TLS_DIR}/key.pem`, "0400", "1000"],
+      ]);
+      const raw = carrier.inputs.uploads as { content: unknown }[];
+      expect(isSecret(raw[2]?.content), `${host}: the key upload is a secret`).toBe(true);
+      expect(plain(raw[2]?.content)).toBe(byName(run, `${host}-build-client-key`).state.privateKeyPem);
+      expect(isSecret(raw[1]?.content)).toBe(false);
+    }
+  });
+
+  it("never gives a container the controller's client key", async () => {
+    for (const name of ["build tls", "build socket", "staging"]) {
+      const { run, clientKey } = get(name);
+      expect(clientKey.value).toContain("PRIVATE KEY");
+      for (const r of run.resources.filter((x) => x.type === "docker:index/container:Container"))
+        expect(JSON.stringify(plain(r.inputs)), `${name}: ${r.name}`).not.toContain(clientKey.value.trim());
+    }
+  });
+
+  it("gives static agents DOCKER_HOST at their own host's CI address and the volume read-only", () => {
+    const { run } = get("build tls");
+    const c = run.config;
+    c.hosts.names.forEach((host, i) => {
+      const agents = containers(run, host).filter((r) =>
+        String(plain(r.inputs.name)).startsWith("jenkins-agent-"),
+      );
+      expect(agents.length).toBe(c.jenkins.agentsPerHost);
+      for (const a of agents) {
+        expect(plain(a.inputs.envs)).toEqual(
+          expect.arrayContaining([
+            `DOCKER_HOST=tcp://${c.hosts.addresses[i]}:${String(c.hosts.dockerTlsPort)}`,
+            "DOCKER_TLS_VERIFY=1",
+            `DOCKER_CERT_PATH=${BUILD_TLS_DIR}`,
+          ]),
+        );
+        expect(plain(a.inputs.volumes)).toContainEqual({
+          volumeName: BUILD_TLS_VOLUME,
+          containerPath: BUILD_TLS_DIR,
+          readOnly: true,
+        });
+        expect(a.inputs.securityOpts).toBeUndefined();
+      }
+    });
+  });
+
+  it("gives build containers their host's endpoint and the volume in the Docker cloud template", () => {
+    const c = get("build tls").run.config;
+    for (const cloud of parsed("build tls")!.jenkins.clouds) {
+      const i = c.hosts.names.indexOf(cloud.docker.name);
+      const base = cloud.docker.templates[0]!.dockerTemplateBase as Record<string, string>;
+      expect(base.environmentsString!.split("\n")).toEqual([
+        `DOCKER_HOST=tcp://${c.hosts.addresses[i]}:${String(c.hosts.dockerTlsPort)}`,
+        "DOCKER_TLS_VERIFY=1",
+        `DOCKER_CERT_PATH=${BUILD_TLS_DIR}`,
+      ]);
+      expect(base.mountsString).toBe(
+        `type=volume,source=${BUILD_TLS_VOLUME},destination=${BUILD_TLS_DIR},readonly`,
+      );
+    }
+    expect(get("build tls").casc.value).toMatch(/root on the host/);
+    // socket: the socket, label=disable; none (shipped staging): nothing.
+    for (const cloud of parsed("build socket")!.jenkins.clouds) {
+      const base = cloud.docker.templates[0]!.dockerTemplateBase as Record<string, string>;
+      expect(base.mountsString).toBe(
+        "type=bind,source=/var/run/docker.sock,destination=/var/run/docker.sock",
+      );
+      expect(base.securityOptsString).toBe("label=disable");
+      expect(base.environmentsString).toBe("DOCKER_HOST=unix:///var/run/docker.sock");
+    }
+    for (const cloud of parsed("staging")!.jenkins.clouds) {
+      const base = cloud.docker.templates[0]!.dockerTemplateBase as Record<string, string>;
+      expect([base.mountsString, base.environmentsString, base.securityOptsString]).toEqual([
+        undefined,
+        undefined,
+        undefined,
+      ]);
+    }
+  });
+
+  it("with socket access, creates no build CA or carrier", () => {
+    const { run } = get("build socket");
+    expect(
+      run.resources.filter((r) => r.name.includes("build-ca") || r.name.includes("build-docker-tls")),
+    ).toEqual([]);
   });
 });

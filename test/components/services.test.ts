@@ -315,7 +315,7 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
         });
         // The Docker socket is opt-in; no shipped stack opts in.
         expect(list<VolumeMount>(a.inputs.volumes).some((v) => v.hostPath !== undefined)).toBe(
-          c.jenkins.dockerSocket,
+          c.jenkins.dockerAccess.static === "socket",
         );
       }
     });
@@ -683,7 +683,8 @@ describe("JenkinsAgents", () => {
       image: c.jenkins.image,
       basePort: 2200,
       agentPublicKey: c.jenkins.agentPublicKey,
-      dockerSocket: false,
+      dockerAccess: "none",
+      dockerEndpoint: { privateIp: "10.42.20.11", tlsPort: 2376 },
       bindAddress: "10.42.20.11",
       publicAddress: "203.0.113.5",
       servicesNetwork: "ci-services",
@@ -695,20 +696,21 @@ describe("JenkinsAgents", () => {
   };
 
   it("mounts the Docker socket with label=disable only when opted in, and exports stable known_hosts lines", async () => {
-    const make = (dockerSocket: boolean) =>
+    const make = (dockerAccess: "socket" | "none") =>
       mocked("staging", () => {
         const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
           .provider;
-        return new JenkinsAgents("h-agents", agentArgs({ count: 2, dockerSocket, provider }));
+        return new JenkinsAgents("h-agents", agentArgs({ count: 2, dockerAccess, provider }));
       });
-    const on = await make(true);
-    const off = await make(false);
+    const on = await make("socket");
+    const off = await make("none");
     for (const a of on.resources.filter((r) => r.type === "docker:index/container:Container")) {
       expect(list<VolumeMount>(a.inputs.volumes)).toContainEqual({
         hostPath: "/var/run/docker.sock",
         containerPath: "/var/run/docker.sock",
       });
       expect(a.inputs.securityOpts).toEqual(["label=disable"]);
+      expect(list<string>(a.inputs.envs)).toContain("DOCKER_HOST=unix:///var/run/docker.sock");
     }
     for (const a of off.resources.filter((r) => r.type === "docker:index/container:Container")) {
       expect(list<VolumeMount>(a.inputs.volumes).map((v) => v.hostPath)).toEqual([undefined]);

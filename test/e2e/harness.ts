@@ -112,6 +112,8 @@ export interface ContainerPlan {
   connect: { network: string; endpoint: Record<string, unknown> }[];
   uploads: Upload[];
   mustRun: boolean;
+  /** False for a container the program only creates (the provider's `start: false`). */
+  start: boolean;
   /** Seconds to wait for `healthy` after start (the provider's wait/waitTimeout), or undefined. */
   waitTimeout?: number;
   /** Seconds `docker stop` gives the container before removal. */
@@ -645,6 +647,7 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
     substitutions.delete(name);
 
     const mustRun = rd.bool("mustRun") ?? true;
+    const start = rd.bool("start") ?? true;
     const wait = rd.bool("wait") ?? false;
     const waitTimeout = rd.num("waitTimeout") ?? 60;
     const destroyGraceSeconds = rd.num("destroyGraceSeconds");
@@ -662,6 +665,7 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
       connect,
       uploads,
       mustRun,
+      start,
       ...(wait ? { waitTimeout } : {}),
       ...(destroyGraceSeconds !== undefined ? { destroyGraceSeconds } : {}),
       removeVolumes,
@@ -764,6 +768,7 @@ export class AppliedHost {
         Container: id,
         EndpointConfig: n.endpoint,
       });
+    if (!c.start) return id;
     await this.api.start(id);
     if (c.mustRun) {
       await sleep(200);
@@ -812,7 +817,7 @@ export class AppliedHost {
   }
 
   /**
-   * Waits until every container with a health check reports `healthy` and every other one runs;
+   * Waits until every container with a health check reports `healthy` and every other started one runs;
    * fails with the container's state and last log lines when the time is up.
    */
   async waitAllHealthy(timeoutMs = 120_000): Promise<Record<string, string>> {
@@ -820,6 +825,10 @@ export class AppliedHost {
     const deadline = Date.now() + timeoutMs;
     await Promise.all(
       this.plan.containers.map(async (c) => {
+        if (!c.start) {
+          status[c.name] = "created (never started)";
+          return;
+        }
         const wantHealth = c.body.Healthcheck !== undefined;
         let state: Json | undefined;
         while (Date.now() < deadline) {

@@ -58,6 +58,7 @@ import { DOCKER_TLS_DIR, dockerDaemonJson, type JsonInput } from "../../ignition
 import { runConfig, type StackRun } from "../../plan/run.ts";
 import { cascInput } from "../../program.ts";
 import { jenkinsDockerClouds } from "../../renderers/casc.ts";
+import { BUILD_TLS_DIR, BUILD_TLS_VOLUME, clientCaBundle } from "../../renderers/docker-access.ts";
 import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
@@ -109,6 +110,11 @@ interface Pki {
   /** DOCKER_CERT_PATH layout: ca.pem, cert.pem, key.pem. */
   clientDir: string;
   otherClientDir: string;
+  /** Build credentials of this host (its own build CA) and of another host of the stack. */
+  buildClientDir: string;
+  otherHostBuildClientDir: string;
+  /** dockerd's tlscacert: the program's bundle of the dockerd CA and this host's build CA. */
+  clientCas: string;
   server: { cert: string; key: string };
 }
 
@@ -193,6 +199,19 @@ function makePki(dir: string): Pki {
   ];
   issue("client", "ca", "jenkins-controller", clientExt);
   issue("other-client", "other-ca", "jenkins-controller", clientExt);
+  // As CiEnvironment's build credentials: one build CA per host, a client certificate from each.
+  ca("build-ca-1", `Berth ${HOST} build CA`);
+  ca("build-ca-2", "Berth staging-ci-2 build CA");
+  issue("build-client-1", "build-ca-1", `builds@${HOST}`, clientExt);
+  issue("build-client-2", "build-ca-2", "builds@staging-ci-2", clientExt);
+  const clientCas = join(dir, "client-cas.pem");
+  writeFileSync(
+    clientCas,
+    clientCaBundle([
+      readFileSync(join(dir, "ca.pem"), "utf8"),
+      readFileSync(join(dir, "build-ca-1.pem"), "utf8"),
+    ]),
+  );
   const certDir = (name: string, client: string, caName: string) => {
     const d = join(dir, name);
     mkdirSync(d, { mode: 0o700 });
@@ -207,6 +226,9 @@ function makePki(dir: string): Pki {
     clientDir: certDir("client", "client", "ca"),
     // Trusts the right server CA, but presents a certificate from another CA.
     otherClientDir: certDir("other-client", "other-client", "ca"),
+    buildClientDir: certDir("build-client-1", "build-client-1", "ca"),
+    otherHostBuildClientDir: certDir("build-client-2", "build-client-2", "ca"),
+    clientCas,
     server: { cert: join(dir, "server.pem"), key: join(dir, "server-key.pem") },
   };
 }
@@ -237,7 +259,7 @@ function testDaemonJson(
   delete daemon.hosts;
   delete daemon.bip;
   daemon["live-restore"] = false;
-  daemon.tlscacert = moved("tlscacert", pki.ca);
+  daemon.tlscacert = moved("tlscacert", pki.clientCas);
   daemon.tlscert = moved("tlscert", pki.server.cert);
   daemon.tlskey = moved("tlskey", pki.server.key);
   return { daemon, tcpHost: tcp.replace("0.0.0.0:2376", `127.0.0.1:${port}`) };
@@ -348,7 +370,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
       ...hostIgnitionBase(config, HOST),
       dockerVolumeId: "00000000-0000-4000-a000-000000000000",
       dockerTls: {
-        caCertPem: readFileSync(pki.ca, "utf8"),
+        caCertPem: readFileSync(pki.clientCas, "utf8"),
         serverCertPem: readFileSync(pki.server.cert, "utf8"),
         serverKeyPem: readFileSync(pki.server.key, "utf8"),
         port: config.hosts.dockerTlsPort,
@@ -416,6 +438,25 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
     expect(r.ok, JSON.stringify(r)).toBe(false);
     const cli = run("docker", ["version", "--format", "{{.Server.Os}}"], {
       env: { ...tlsEnv(), DOCKER_CERT_PATH: pki.otherClientDir },
+      timeoutMs: 30_000,
+    });
+    expect(cli.status).not.toBe(0);
+    expect(cli.stdout).not.toContain("linux");
+  });
+
+  it("accepts this host's build credentials and refuses another host's (Docker access tls)", async () => {
+    const own = await ping(port, pki.ca, pki.buildClientDir);
+    expect(own).toEqual({ ok: true, status: 200, body: "OK" });
+    const version = run("docker", ["version", "--format", "{{.Server.Os}}"], {
+      env: { ...tlsEnv(), DOCKER_CERT_PATH: pki.buildClientDir },
+      timeoutMs: 30_000,
+    });
+    expect(version.stdout.trim(), version.stderr).toBe("linux");
+
+    const other = await ping(port, pki.ca, pki.otherHostBuildClientDir);
+    expect(other.ok, JSON.stringify(other)).toBe(false);
+    const cli = run("docker", ["version", "--format", "{{.Server.Os}}"], {
+      env: { ...tlsEnv(), DOCKER_CERT_PATH: pki.otherHostBuildClientDir },
       timeoutMs: 30_000,
     });
     expect(cli.status).not.toBe(0);
@@ -599,7 +640,14 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
     let registryCaDir = "";
     const passwords: Record<string, string> = {};
     /** The Docker cloud template Berth's CASC gives this host (renderers/casc.ts). */
-    let template: { image: string; network: string; dnsString: string };
+    let template: {
+      image: string;
+      network: string;
+      dnsString: string;
+      environmentsString?: string;
+      mountsString?: string;
+    };
+    let privateIp = "";
     let tag = "";
     let pushed = "";
     let pushedId = "";
@@ -687,8 +735,11 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
         delete config.registry.pullThroughCache;
       }
       expect(config.services.productionLike.length).toBeGreaterThan(0);
+      // Docker access for both agent kinds over mutual TLS with the host's build credentials.
+      config.jenkins.dockerAccess = { static: "tls", perBuild: "tls" };
+      mappings.push("jenkins.dockerAccess: static and perBuild tls (staging ships none)");
       stack = await runConfig(config);
-      const privateIp = config.hosts.addresses[config.hosts.names.indexOf(HOST)] as string;
+      privateIp = config.hosts.addresses[config.hosts.names.indexOf(HOST)] as string;
 
       // The registry users' passwords: exactly the RandomPassword results the program used.
       Object.assign(passwords, generatedRegistryPasswords(stack.resources, HOST, config.registry.users));
@@ -712,6 +763,12 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
           [NGINX_CERT]: readFileSync(tls.serverCertPath, "utf8"),
           [NGINX_KEY]: readFileSync(tls.serverKeyPath, "utf8"),
         },
+      };
+      // This host's real build credentials (the mock's are not certificates): CA, build client.
+      substituteUploads[BUILD_TLS_VOLUME] = {
+        [`${BUILD_TLS_DIR}/ca.pem`]: readFileSync(pki.ca, "utf8"),
+        [`${BUILD_TLS_DIR}/cert.pem`]: readFileSync(join(pki.buildClientDir, "cert.pem"), "utf8"),
+        [`${BUILD_TLS_DIR}/key.pem`]: readFileSync(join(pki.buildClientDir, "key.pem"), "utf8"),
       };
       // Real SSH host keys for the long-lived agents (the mock's are not keys).
       for (let n = 1; n <= config.jenkins.agentsPerHost; n++) {
@@ -859,6 +916,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
 
       // Created as DockerTemplateBase.fillContainerConfig (network → NetworkMode, dnsString → Dns) and
       // the SSH connector's injectSSHKey (its sshd command line, port 22 published, the key script) do.
+      const lines = (text: string | undefined) => (text ?? "").split("\n").filter((l) => l !== "");
       const created = plugin([
         "create",
         "--name",
@@ -867,6 +925,9 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
         template.network,
         "--dns",
         template.dnsString,
+        // environmentsString → Env, mountsString → HostConfig.Mounts (the same --mount syntax).
+        ...lines(template.environmentsString).flatMap((e) => ["-e", e]),
+        ...lines(template.mountsString).flatMap((m) => ["--mount", m]),
         "-p",
         "127.0.0.1::22",
         pushed,
@@ -900,6 +961,55 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
       expect(nets.stdout.trim()).toBe(
         `${JSON.stringify(template.network)} ${JSON.stringify([template.dnsString])} ${JSON.stringify(pushed)}`,
       );
+    });
+
+    it("a job in that container has this host's build credentials, read-only, which this host's dockerd accepts", async () => {
+      const r = job(
+        'echo "$DOCKER_HOST"; echo "$DOCKER_TLS_VERIFY"; echo "$DOCKER_CERT_PATH"; ' +
+          'stat -c "%u %a" "$DOCKER_CERT_PATH/key.pem"; touch "$DOCKER_CERT_PATH/x" 2>/dev/null || echo read-only',
+      );
+      expect(r.stdout.trim().split("\n"), r.stderr).toEqual([
+        `tcp://${privateIp}:${String(config.hosts.dockerTlsPort)}`,
+        "1",
+        BUILD_TLS_DIR,
+        "1000 400",
+        "read-only",
+      ]);
+      // The job's files, copied out, are a client this dockerd accepts; the controller's key is not there.
+      const out = join(scratch, "job-build-tls");
+      mkdirSync(out, { mode: 0o700 });
+      for (const f of ["ca.pem", "cert.pem", "key.pem"]) {
+        const got = job(`cat "$DOCKER_CERT_PATH/${f}"`);
+        expect(got.status, got.stderr).toBe(0);
+        writeFileSync(join(out, f), got.stdout, { mode: 0o600 });
+        // Not the controller's certificate or key (the CA they both verify dockerd with is the same).
+        if (f !== "ca.pem") expect(got.stdout).not.toBe(readFileSync(join(pki.clientDir, f), "utf8"));
+      }
+      expect(await ping(port, pki.ca, out)).toEqual({ ok: true, status: 200, body: "OK" });
+      const names = job(`ls "$DOCKER_CERT_PATH"`);
+      expect(names.stdout.trim().split("\n").sort()).toEqual(["ca.pem", "cert.pem", "key.pem"]);
+    });
+
+    it("the static agents have the same credentials: readable by jenkins (uid 1000) only", () => {
+      const agent = "jenkins-agent-1";
+      const env = dockerCi(["inspect", "--format", "{{json .Config.Env}}", agent]);
+      expect(JSON.parse(env.stdout) as string[]).toEqual(
+        expect.arrayContaining([
+          `DOCKER_HOST=tcp://${privateIp}:${String(config.hosts.dockerTlsPort)}`,
+          "DOCKER_TLS_VERIFY=1",
+          `DOCKER_CERT_PATH=${BUILD_TLS_DIR}`,
+        ]),
+      );
+      const asJenkins = dockerCi(["exec", "-u", "1000", agent, "cat", `${BUILD_TLS_DIR}/key.pem`]);
+      expect(asJenkins.stdout, asJenkins.stderr).toBe(
+        readFileSync(join(pki.buildClientDir, "key.pem"), "utf8"),
+      );
+      const asOther = dockerCi(["exec", "-u", "1001", agent, "cat", `${BUILD_TLS_DIR}/key.pem`]);
+      expect(asOther.status).not.toBe(0);
+      expect(asOther.stderr).toMatch(/permission denied/i);
+      // The carrier is only created: it never runs.
+      const carrier = dockerCi(["inspect", "--format", "{{.State.Status}}", BUILD_TLS_VOLUME]);
+      expect(carrier.stdout.trim(), carrier.stderr).toBe("created");
     });
 
     it("a job in that container resolves the production-like names through dnsmasq and reaches the services", () => {
