@@ -1,7 +1,7 @@
 /**
  * `berth:logs.forward`: validation (one ConfigError naming every bad field), the program's per-host
-
-
+ * client certificates (the key a secret end to end, root-only in the Ignition), and "off renders
+ * nothing of it".
  */
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../config/errors.ts";
