@@ -16,9 +16,14 @@
  * 1 an error (a host could not be read, a prune failed), 2 bad usage.
  */
 import { spawnSync } from "node:child_process";
-import { BERTH_STACK_LABEL } from "../components/docker-host.ts";
-import { HOLDER_LABEL } from "../components/services.ts";
-import { portKey, type DeclaredContainer, type DeclaredHost, declaredHosts } from "../plan/declared.ts";
+import { BERTH_STACK_LABEL } from "../config/containers.ts";
+import {
+  declaredHosts,
+  HOLDER_LABEL,
+  portKey,
+  type DeclaredContainer,
+  type DeclaredHost,
+} from "../plan/declared.ts";
 import { runStack } from "../plan/run.ts";
 import { at, Engine, EngineError, type EngineTls, type Json } from "./engine.ts";
 

@@ -6,6 +6,7 @@ import { DEFAULT_DOCKER_TLS_PORT } from "../config/ports.ts";
 import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
 import type { ContainerLimit } from "../config/limits.ts";
+import { BERTH_HOST_LABEL, BERTH_STACK_LABEL } from "../config/containers.ts";
 
 /**
  * Log settings of every Berth container: the same as the host's daemon.json (`config/docker.ts`);
@@ -224,12 +225,8 @@ export function limitArgs(
   return { memory: limit.memoryMiB, memorySwap: limit.memoryMiB, cpus: String(limit.cpus) };
 }
 
-/**
- * Labels every Docker container, network and volume of a Berth host carries, so `berth drift`
- * finds what the program no longer declares (orphans): the stack, and the host it belongs to.
- */
-export const BERTH_STACK_LABEL = "org.berth.stack";
-export const BERTH_HOST_LABEL = "org.berth.host";
+/** Labels every Docker container, network and volume of a Berth host carries (config/containers.ts). */
+export { BERTH_HOST_LABEL, BERTH_STACK_LABEL };
 
 const LABELLED_TYPES = new Set([
   "docker:index/container:Container",

@@ -27,3 +27,10 @@ export function isAgentContainerName(name: string): boolean {
 export function minimalContainer(kind: ServiceKind): string {
   return kind;
 }
+
+/**
+ * Labels on every Docker container, network and volume of a Berth host (components/docker-host.ts
+ * `berthLabels` sets them): the stack, and the host it belongs to. `berth drift` finds orphans by them.
+ */
+export const BERTH_STACK_LABEL = "org.berth.stack";
+export const BERTH_HOST_LABEL = "org.berth.host";

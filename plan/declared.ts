@@ -7,6 +7,9 @@ import { isSecret, plain, type StackRun } from "./run.ts";
 import { imageReferences, providerUrn } from "./containers.ts";
 import type { CapturedResource } from "./mocks.ts";
 
+/** Label of network holders (`build`: a build's own, removed by `berth-holder gc`). */
+export { HOLDER_LABEL } from "../components/services.ts";
+
 export interface DeclaredContainer {
   name: string;
   /** The pinned reference (`repo:tag@sha256:…`). */
