@@ -19,7 +19,15 @@ import { checkServiceAddresses } from "../../components/services.ts";
 type Config = StackConfigMap;
 const TAG = { agentImageTag: "rev1" };
 
-const rootWith = (edit: (c: Config) => void): string => editedStackRoot(edit);
+/**
+ * The stack file edited by `edit`, on hosts large enough that the resource limits (config/limits.ts)
+ * leave every builder its minimum however many there are: this file is about addresses only.
+ */
+const rootWith = (edit: (c: Config) => void): string =>
+  editedStackRoot((c) => {
+    (c["berth:hosts"] as Record<string, unknown>).flavorSize = { memoryMiB: 1048576, vcpus: 256 };
+    edit(c);
+  });
 const jenkins = (c: Config) => c["berth:jenkins"] as Record<string, unknown>;
 const services = (c: Config) => c["berth:services"] as Record<string, unknown>;
 
