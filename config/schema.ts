@@ -12,6 +12,7 @@ import {
 } from "./ports.ts";
 import { UPDATE_DEFAULTS, WEEKDAYS } from "../renderers/updates.ts";
 import { UPKEEP_DEFAULTS } from "../renderers/upkeep.ts";
+import { DEFAULT_STORAGE_DRIVER, STORAGE_DRIVERS } from "../renderers/storage.ts";
 
 const secret = {
   description: "A secret: `pulumi config set --secret --path ...` stores it as `secure: v1:...`",
@@ -166,6 +167,14 @@ export const berthSchema = {
         dockerTlsPort: { type: "integer", minimum: 1, maximum: 65535, default: DEFAULT_DOCKER_TLS_PORT },
         updates: hostsUpdates,
         upkeep: hostsUpkeep,
+        // Storage driver (renderers/storage.ts): btrfs on btrfs, or overlay2 on ext4. In Ignition:
+        // changing it replaces the servers and their Docker volumes.
+        storageDriver: {
+          enum: [...STORAGE_DRIVERS],
+          default: DEFAULT_STORAGE_DRIVER,
+          description:
+            "Docker storage driver: btrfs (on a btrfs volume) or overlay2 (on an ext4 volume); changing it replaces every host and its Docker volume",
+        },
       },
     },
     registry: {

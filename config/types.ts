@@ -7,6 +7,7 @@
 import type { IgnitionConfig } from "../ignition/model.ts";
 import type { HostUpkeepSettings } from "../renderers/upkeep.ts";
 import type { UpdateStrategy, UpdateWindow } from "../renderers/updates.ts";
+import type { StorageDriver } from "../renderers/storage.ts";
 
 /** Operating system of the CI hosts. */
 export type HostOs = "fcos" | "flatcar";
@@ -48,7 +49,7 @@ export interface HostsConfig {
   /** Nova flavor of each host. */
   flavor: string;
   os: HostOs;
-  /** Size in GiB of the Cinder volume formatted btrfs and mounted at /var/lib/docker. */
+  /** Size in GiB of the Cinder volume mounted at /var/lib/docker (btrfs, or ext4 for overlay2). */
   dockerVolumeSize: number;
   /** Cinder volume type, when the cloud offers several. */
   dockerVolumeType?: string;
@@ -66,6 +67,8 @@ export interface HostsConfig {
   updates: HostUpdatesConfig;
   /** Ages and thresholds of the disk upkeep timers. */
   upkeep: HostUpkeepSettings;
+  /** Docker's storage driver: `btrfs` (default, btrfs volume) or `overlay2` (ext4 volume). */
+  storageDriver: StorageDriver;
   /** Derived: the hosts' names, `<stack>-ci-<n>`, n from 1. */
   names: string[];
   /** Derived: each host's fixed address on the CI network, same order as `names`. */
@@ -75,6 +78,7 @@ export interface HostsConfig {
 // ---- Day 2: berth:hosts.updates / berth:hosts.upkeep ----
 export type { HostUpkeepSettings } from "../renderers/upkeep.ts";
 export type { UpdateStrategy, UpdateWindow, Weekday } from "../renderers/updates.ts";
+export type { StorageDriver } from "../renderers/storage.ts";
 
 /** `berth:hosts.updates`, as configured (windows are the first host's; see staggerMinutes). */
 export interface HostUpdatesConfig {
