@@ -220,6 +220,54 @@ for (const [driver, input] of DRIVERS)
     });
   });
 
+/**
+ * The overlay2 host's free-space check on an ext4 file system that runs out of inodes with space to
+ * spare (many small files: what overlay2 layers are made of). A tiny ext4 with 64 inodes, on a loop
+ * file of the test's own.
+ */
+toolsDescribe(tools)("overlay2 hosts' disk check: an ext4 out of inodes, space left", () => {
+  let workdir = "";
+  let mounted = false;
+
+  afterAll(() => {
+    if (!workdir) return;
+    if (mounted && run("umount", [join(workdir, "mnt")]).status !== 0) {
+      console.error(`umount failed, leaving ${workdir}`);
+      return;
+    }
+    rmSync(workdir, { recursive: true, force: true });
+  });
+
+  it("warns LOW FREE INODES and fails once fewer than PERCENT of the inodes are free", () => {
+    workdir = mkdtempSync(join(tmpdir(), "bi-"));
+    const img = join(workdir, "ext4.img");
+    const mnt = join(workdir, "mnt");
+    mkdirSync(mnt);
+    expect(run("truncate", ["-s", "32M", img]).status).toBe(0);
+    const mkfs = run("mkfs.ext4", ["-q", "-F", "-N", "64", img]);
+    expect(mkfs.status, mkfs.stderr).toBe(0);
+    const mount = run("mount", ["-o", "loop", "-t", "ext4", img, mnt]);
+    expect(mount.status, mount.stderr).toBe(0);
+    mounted = true;
+    const script = join(workdir, "berth-disk-check");
+    writeFileSync(script, fileText(buildHostIgnition(fcosOverlay2), "/usr/local/bin/berth-disk-check"), {
+      mode: 0o755,
+    });
+
+    const before = run(script, ["15", mnt]);
+    expect(before.status, before.stdout).toBe(0);
+    expect(before.stdout).toMatch(/of its inodes free/);
+    // Fill the inode table with empty files until creating one fails (ENOSPC with space left).
+    for (let i = 0; i < 200; i++) if (run("touch", [join(mnt, `f${i}`)]).status !== 0) break;
+    const after = run(script, ["15", mnt]);
+    expect(after.status).toBe(1);
+    expect(after.stdout).toMatch(new RegExp(`^<4>LOW FREE INODES on ${mnt}: 0% free \\(0 of \\d+\\)`, "m"));
+    // Space is not the problem: the space line is not a warning.
+    expect(after.stdout).toMatch(new RegExp(`^berth-disk-check: ${mnt} has \\d+% free`, "m"));
+    expect(after.stdout).not.toContain("LOW DISK SPACE");
+  });
+});
+
 toolsDescribe(tools)("dockerd refuses an option given both as a flag and in daemon.json", () => {
   let workdir = "";
 
