@@ -1,14 +1,45 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * The files that also run on overlay2 (hosts.storageDriver: overlay2): the engine basics and the
+ * whole service layer of a host. The rest (holders, per-build agents, dev, metadata) does not depend
+ * on the storage driver, and CI time is short.
+ */
+export const OVERLAY2_FILES = ["test/e2e/engine.test.ts", "test/e2e/services.test.ts"];
+
 // End-to-end suite on a real Docker engine (npm run test:e2e). Needs root; see test/e2e/engine.test.ts.
+// Two projects, one after the other: `btrfs` (every file, on a btrfs engine: Berth's default) and then
+// `overlay2` (OVERLAY2_FILES on an overlay2-on-ext4 engine, scripts/e2e-env.sh's BERTH_E2E_STORAGE).
+// The stand-in images are built once, by the first engine, and `docker load`ed from the cache by
+// the others. One project only: `--project btrfs` or `--project overlay2`.
 export default defineConfig({
   test: {
-    include: ["test/e2e/**/*.test.ts"],
     testTimeout: 180_000,
     // The first run debootstraps Debian and builds the stand-in images.
     hookTimeout: 45 * 60_000,
     // One private dockerd per test file, and the machine has few cores: one file at a time.
     fileParallelism: false,
     reporters: ["default", ["json", { outputFile: ".cache/vitest-e2e-report.json" }]],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "btrfs",
+          include: ["test/e2e/**/*.test.ts"],
+          env: { BERTH_E2E_STORAGE: "btrfs" },
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "overlay2",
+          include: OVERLAY2_FILES,
+          env: { BERTH_E2E_STORAGE: "overlay2" },
+          // After the btrfs project: the engines share one bridge and address pool.
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

@@ -19,15 +19,17 @@ import {
   at,
   buildStandins,
   run,
+  startEngine,
   runOk,
   type Engine,
   type Json,
 } from "../test/e2e/support/engine.ts";
+import { DOCKER_VOLUME_FILESYSTEM, STORAGE_DRIVERS, type StorageDriver } from "../renderers/storage.ts";
 
-/** The storage setups compared: a storage driver on the loop file's file system. */
-export type Storage = "btrfs" | "overlay2";
-export const STORAGES: readonly Storage[] = ["btrfs", "overlay2"];
-export const FILESYSTEM: Readonly<Record<Storage, string>> = { btrfs: "btrfs", overlay2: "ext4" };
+/** The storage setups compared: a storage driver on its file system (hosts.storageDriver's choices). */
+export type Storage = StorageDriver;
+export const STORAGES: readonly Storage[] = STORAGE_DRIVERS;
+export const FILESYSTEM: Readonly<Record<Storage, string>> = DOCKER_VOLUME_FILESYSTEM;
 
 export const HOST = "testing-ci-1";
 
@@ -72,15 +74,9 @@ export function installCleanup(limitMs: number): void {
  */
 export function startEngineWith(storage: Storage): Engine {
   if (live.size > 0) throw new Error(`an engine is still up (${[...live].join(", ")}); stop it first`);
-  const workdir = mkdtempSync("/tmp/bb-");
-  live.add(workdir);
-  const out = runOk("bash", [E2E_ENV, "up", workdir], {
-    timeoutMs: 180_000,
-    env: { BERTH_E2E_STORAGE: storage },
-  });
-  const host = out.trim().split("\n").pop() ?? "";
-  if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(out)}`);
-  return { workdir, host, socket: host.slice("unix://".length) };
+  const engine = startEngine(storage, "/tmp/bb-");
+  live.add(engine.workdir);
+  return engine;
 }
 
 export function stopEngineOf(engine: Engine): void {

@@ -26,6 +26,7 @@ export function monitoringInput(cfg: BerthConfig): MonitoringInput {
       registry: name === cfg.registry.host,
     })),
     thresholds: MONITORING_DEFAULTS,
+    storageDriver: cfg.hosts.storageDriver,
   };
 }
 

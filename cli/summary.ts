@@ -7,7 +7,7 @@ export function summarize(c: BerthConfig): string {
   const ports = j.agentsPerHost === 0 ? "none" : `ports ${j.basePort + 1}-${j.basePort + j.agentsPerHost}`;
   const lines = [
     `stack ${c.stack} (${c.environment}${c.preview ? `, PR #${c.preview.pr}, expires ${c.preview.ttlHours}h after creation` : ""}): configuration is valid`,
-    `  hosts:     ${h.count} x ${h.flavor} (${h.os}), ${h.dockerVolumeSize} GiB btrfs docker volume each${h.protectData ? ", data protected" : ""}: ${h.names.join(", ")}`,
+    `  hosts:     ${h.count} x ${h.flavor} (${h.os}), ${h.dockerVolumeSize} GiB ${h.storageDriver === "overlay2" ? "ext4 (overlay2)" : "btrfs"} docker volume each${h.protectData ? ", data protected" : ""}: ${h.names.join(", ")}`,
     `  network:   ${c.openstack.networkCidr} via ${c.openstack.externalNetwork}; SSH from ${c.openstack.adminCidrs.join(", ")}`,
     `  registry:  https://${c.registry.hostname} on ${c.registry.host} (${c.registry.tls.mode} TLS, users ${c.registry.users.map((u) => u.name).join(", ")})${c.registry.pullThroughCache ? `, pull-through cache of ${c.registry.pullThroughCache.remoteUrl} on :${c.registry.pullThroughCache.port}` : ""}`,
     `  jenkins:   ${j.agentsPerHost} SSH agents per host (${ports}), from ${j.controllerCidr}; Docker access: static agents ${j.dockerAccess.static}, per-build ${j.dockerAccess.perBuild}${j.dockerAccess.static !== "none" || j.dockerAccess.perBuild !== "none" ? " (root on the host)" : ""}`,

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
-import { renderHostIgnition, type HostIgnitionInput } from "../ignition/index.ts";
+import { renderHostIgnition, storageDriverOf, type HostIgnitionInput } from "../ignition/index.ts";
+import { DOCKER_VOLUME_FILESYSTEM } from "../renderers/storage.ts";
 
 /** Per-host material for dockerd's mutual-TLS endpoint; the key is a secret. */
 export interface HostDockerTls {
@@ -54,8 +55,19 @@ export interface CiHostArgs {
 }
 
 /**
+ * The Docker volume's resource (and Cinder) name suffix. A btrfs volume keeps the name it always had;
+ * an ext4 one (overlay2) gets its own, so that changing the storage driver deletes the old volume
+ * and creates a new one: Ignition never wipes a file system (`wipeFilesystem: false`), so a new
+ * server would not boot on the old volume formatted for the other driver.
+ */
+export function dockerVolumeSuffix(ignition: Pick<HostIgnitionInput, "storageDriver">): string {
+  const fs = DOCKER_VOLUME_FILESYSTEM[storageDriverOf(ignition)];
+  return fs === "btrfs" ? "docker" : `docker-${fs}`;
+}
+
+/**
  * One CI host: a Cinder volume for Docker (attached at first boot through `blockDevices`, so
- * Ignition can format it btrfs), a port with a fixed address, the Fedora CoreOS/Flatcar server
+ * Ignition can format it, btrfs or ext4 for the storage driver), a port with a fixed address, the Fedora CoreOS/Flatcar server
  * booted with the host's Ignition as user data, and a floating IP.
  */
 export class CiHost extends pulumi.ComponentResource {
@@ -71,11 +83,13 @@ export class CiHost extends pulumi.ComponentResource {
     const child = { parent: this };
     const tags = Object.entries(args.labels).map(([k, v]) => `${k}=${v}`);
 
+    const suffix = dockerVolumeSuffix(args.ignition);
+    const fs = DOCKER_VOLUME_FILESYSTEM[storageDriverOf(args.ignition)];
     const volume = new openstack.blockstorage.Volume(
-      `${name}-docker`,
+      `${name}-${suffix}`,
       {
-        name: `${args.hostName}-docker`,
-        description: `Docker data (btrfs, /var/lib/docker) of ${args.hostName}`,
+        name: `${args.hostName}-${suffix}`,
+        description: `Docker data (${fs === "btrfs" ? "btrfs" : `${fs}, overlay2`}, /var/lib/docker) of ${args.hostName}`,
         size: args.dockerVolumeSize,
         volumeType: args.dockerVolumeType,
         availabilityZone: args.availabilityZone,

@@ -15,6 +15,7 @@ import { UPDATE_DEFAULTS, WEEKDAYS } from "../renderers/updates.ts";
 import { UPKEEP_DEFAULTS } from "../renderers/upkeep.ts";
 import { REGISTRY_UPKEEP_DEFAULTS } from "../renderers/registry-gc.ts";
 import { DOCKER_MIN_CPUS, DOCKER_MIN_MEMORY_MIB, LIMIT_DEFAULTS, LIMIT_KINDS } from "./limits.ts";
+import { DEFAULT_STORAGE_DRIVER, STORAGE_DRIVERS } from "../renderers/storage.ts";
 
 const secret = {
   description: "A secret: `pulumi config set --secret --path ...` stores it as `secure: v1:...`",
@@ -291,6 +292,14 @@ export const berthSchema = {
         updates: hostsUpdates,
         upkeep: hostsUpkeep,
         flavorSize,
+        // Storage driver (renderers/storage.ts): btrfs on btrfs, or overlay2 on ext4. In Ignition:
+        // changing it replaces the servers and their Docker volumes.
+        storageDriver: {
+          enum: [...STORAGE_DRIVERS],
+          default: DEFAULT_STORAGE_DRIVER,
+          description:
+            "Docker storage driver: btrfs (on a btrfs volume) or overlay2 (on an ext4 volume); changing it replaces every host and its Docker volume",
+        },
       },
     },
     registry: {

@@ -11,6 +11,7 @@ import type { UpdateStrategy, UpdateWindow } from "../renderers/updates.ts";
 import type { FlavorSize, ResolvedLimits } from "./limits.ts";
 import type { DockerAccessMode } from "../renderers/docker-access.ts";
 export type { DockerAccessMode } from "../renderers/docker-access.ts";
+import type { StorageDriver } from "../renderers/storage.ts";
 
 /** Operating system of the CI hosts. */
 export type HostOs = "fcos" | "flatcar";
@@ -52,7 +53,7 @@ export interface HostsConfig {
   /** Nova flavor of each host. */
   flavor: string;
   os: HostOs;
-  /** Size in GiB of the Cinder volume formatted btrfs and mounted at /var/lib/docker. */
+  /** Size in GiB of the Cinder volume mounted at /var/lib/docker (btrfs, or ext4 for overlay2). */
   dockerVolumeSize: number;
   /** Cinder volume type, when the cloud offers several. */
   dockerVolumeType?: string;
@@ -72,6 +73,8 @@ export interface HostsConfig {
   upkeep: HostUpkeepSettings;
   /** RAM and vCPUs of `flavor`: declared (`berth:hosts.flavorSize`) or from the known flavors (config/limits.ts). */
   flavorSize: FlavorSize;
+  /** Docker's storage driver: `btrfs` (default, btrfs volume) or `overlay2` (ext4 volume). */
+  storageDriver: StorageDriver;
   /** Derived: the hosts' names, `<stack>-ci-<n>`, n from 1. */
   names: string[];
   /** Derived: each host's fixed address on the CI network, same order as `names`. */
@@ -82,6 +85,7 @@ export interface HostsConfig {
 export type { HostUpkeepSettings } from "../renderers/upkeep.ts";
 export type { RegistryUpkeepSettings } from "../renderers/registry-gc.ts";
 export type { UpdateStrategy, UpdateWindow, Weekday } from "../renderers/updates.ts";
+export type { StorageDriver } from "../renderers/storage.ts";
 
 /** `berth:hosts.updates`, as configured (windows are the first host's; see staggerMinutes). */
 export interface HostUpdatesConfig {

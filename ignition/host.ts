@@ -1,6 +1,6 @@
 /**
- * The Ignition config of one CI host: users, hostname, time zone, the btrfs Docker volume and its
- * mount, Docker daemon settings, registry trust, sshd hardening and DNS for service names.
+ * The Ignition config of one CI host: users, hostname, time zone, the Docker volume (btrfs, or ext4
+ * for the overlay2 storage driver) and its mount, Docker daemon settings, registry trust, sshd hardening and DNS for service names.
  *
  * Everything here runs once, at first boot, and any change replaces the server, so the output is
  * deterministic and limited to host-level settings (see the design doc, "Two layers, two lifecycles").
@@ -62,6 +62,15 @@ import {
 
 export type { HostOs } from "./os.ts";
 export type { HostLogForward } from "../renderers/journal-upload.ts";
+import {
+  DEFAULT_STORAGE_DRIVER,
+  DOCKER_VOLUME_FILESYSTEM,
+  isStorageDriver,
+  STORAGE_DRIVERS,
+  type StorageDriver,
+} from "../renderers/storage.ts";
+
+export type { StorageDriver } from "../renderers/storage.ts";
 
 /** Docker daemon settings that go into /etc/docker/daemon.json. */
 export interface HostDockerSettings {
@@ -125,8 +134,14 @@ export interface HostIgnitionInput {
    * KVM virtio-blk it shows up as `/dev/disk/by-id/virtio-<first 20 characters of the id>`.
    */
   dockerVolumeId: string;
-  /** Label of the btrfs file system on the Docker volume; default `"docker"`. */
+  /** Label of the file system on the Docker volume; default `"docker"`. */
   dockerVolumeLabel?: string;
+  /**
+   * Docker's storage driver, which also decides the Docker volume's file system: `btrfs` on btrfs
+   * (default), or `overlay2` on ext4 (see renderers/storage.ts). Either way the volume is formatted
+   * only when it carries no file system of that type and label (`wipeFilesystem: false`).
+   */
+  storageDriver?: StorageDriver;
   /** Docker daemon settings. */
   docker: HostDockerSettings;
   /** The private registry, when the environment has one. */
@@ -232,10 +247,20 @@ function withNewline(text: string): string {
   return text.endsWith("\n") ? text : `${text}\n`;
 }
 
+/** The host's storage driver (the default when its input names none). */
+export function storageDriverOf(host: Pick<HostIgnitionInput, "storageDriver">): StorageDriver {
+  return host.storageDriver ?? DEFAULT_STORAGE_DRIVER;
+}
+
 function validate(host: HostIgnitionInput): void {
   const h = `host "${host.name}"`;
   if (!HOSTNAME_RE.test(host.name)) {
     throw new Error(`${h}: name must be a valid host name`);
+  }
+  if (host.storageDriver !== undefined && !isStorageDriver(host.storageDriver)) {
+    throw new Error(
+      `${h}: storageDriver must be one of ${STORAGE_DRIVERS.join(", ")}, got "${String(host.storageDriver)}"`,
+    );
   }
   if (host.sshAuthorizedKeys.length === 0) {
     throw new Error(`${h}: at least one SSH authorized key is required for user core`);
@@ -315,7 +340,7 @@ export function dockerDaemonJson(host: HostIgnitionInput): Record<string, JsonIn
   const profile = osProfile(host.os);
   const daemon: Record<string, JsonInput> = {
     ...profile.daemonDefaults,
-    "storage-driver": "btrfs",
+    "storage-driver": storageDriverOf(host),
     "log-driver": "json-file",
     "log-opts": { "max-size": host.docker.logMaxSize, "max-file": String(host.docker.logMaxFile) },
     "live-restore": true,
@@ -338,7 +363,7 @@ export function dockerDaemonJson(host: HostIgnitionInput): Record<string, JsonIn
 export function dockerServiceDropin(host: HostIgnitionInput): string {
   const profile = osProfile(host.os);
   const lines = [
-    "# Berth: Docker keeps its data on the btrfs volume; never start it on the root file system.",
+    `# Berth: Docker keeps its data on the ${DOCKER_VOLUME_FILESYSTEM[storageDriverOf(host)]} volume; never start it on the root file system.`,
     "[Unit]",
     `RequiresMountsFor=${DOCKER_DATA_ROOT}`,
     `After=${mountUnitName(DOCKER_DATA_ROOT)}`,
@@ -421,6 +446,8 @@ function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; un
   const profile = osProfile(host.os);
   const policy = host.updates ?? defaultUpdatePolicy(host.os, host.timezone);
   const upkeep = host.upkeep ?? UPKEEP_DEFAULTS;
+  // btrfs upkeep (balance, scrub) only where the volume is btrfs; the inode check where it is not.
+  const btrfs = DOCKER_VOLUME_FILESYSTEM[storageDriverOf(host)] === "btrfs";
   const bin = profile.scriptDir;
   // Scripts are gzip-compressed whatever their size: user data is limited (Nova, 64 KiB).
   const script = (name: string, text: string) => file(`${bin}/${name}`, text, { mode: 0o755, gzipAbove: 0 });
@@ -430,13 +457,13 @@ function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; un
       : file(profile.updatePolicy.path, renderFlatcarUpdateConf(policy)),
     script(BUILD_INHIBIT_SCRIPT, renderBuildInhibitScript()),
     script(DOCKER_UPKEEP_SCRIPT, renderDockerUpkeepScript()),
-    script(BTRFS_MAINTENANCE_SCRIPT, renderBtrfsMaintenanceScript()),
-    script(DISK_CHECK_SCRIPT, renderDiskCheckScript()),
+    ...(btrfs ? [script(BTRFS_MAINTENANCE_SCRIPT, renderBtrfsMaintenanceScript())] : []),
+    script(DISK_CHECK_SCRIPT, renderDiskCheckScript({ inodes: !btrfs })),
     file(JOURNALD_DROPIN_PATH, renderJournaldDropin(upkeep)),
   ];
   const units: SystemdUnit[] = [
     unit(BUILD_INHIBIT_UNIT, renderBuildInhibitUnit(bin, policy), { enabled: true }),
-    ...renderUpkeepUnits(bin, DOCKER_DATA_ROOT, upkeep).map((u) =>
+    ...renderUpkeepUnits(bin, DOCKER_DATA_ROOT, upkeep, { btrfs }).map((u) =>
       unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
     ),
   ];
@@ -487,7 +514,7 @@ function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
   const volume = filesystemWithMount(
     cinderVirtioDevicePath(host.dockerVolumeId),
     label,
-    "btrfs",
+    DOCKER_VOLUME_FILESYSTEM[storageDriverOf(host)],
     DOCKER_DATA_ROOT,
   );
 

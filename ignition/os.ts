@@ -1,6 +1,13 @@
 /**
  * Every difference between Fedora CoreOS and Flatcar that the host config depends on lives here.
  * host.ts reads these profiles and never branches on the OS name itself.
+ *
+ * The storage driver (`hosts.storageDriver`, renderers/storage.ts) has no per-OS part: the volume
+ * (btrfs or ext4), its mount unit and daemon.json's `storage-driver` are the same on both, and the
+ * btrfs upkeep scripts go to the profile's `scriptDir` like the others. Both images' Docker defaults
+ * to overlay2 on their own root; that both boot with either driver on the Berth volume is checked
+ * with the real Ignition (files stage), ignition-validate and systemd-analyze here, not on the
+ * images themselves.
  */
 
 /** Host operating systems Berth can provision. */

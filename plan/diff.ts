@@ -71,6 +71,11 @@ export interface PlanDiff {
   /** Servers whose Ignition changed: replaced on `pulumi up`. */
   replacedHosts: string[];
   /**
+   * Hosts whose Docker volume is deleted (removed, or replaced by one under another name, as when
+   * `hosts.storageDriver` changes): everything in /var/lib/docker on them is lost.
+   */
+  lostDockerVolumes: { host: string; volume: string; protect: boolean }[];
+  /**
    * False when secret inputs could not be compared: this plan has secret digests and the base
    * plan has none (it was made by a Berth older than them).
    */
@@ -78,6 +83,7 @@ export interface PlanDiff {
 }
 
 const stable = (v: unknown): string => JSON.stringify(v);
+const VOLUME_TYPE = "openstack:blockstorage/volume:Volume";
 
 export function diffPlans(base: Plan, head: Plan): PlanDiff {
   const before = new Map(base.resources.map((r) => [r.urn, r]));
@@ -140,9 +146,25 @@ export function diffPlans(base: Plan, head: Plan): PlanDiff {
     .filter((c) => c.type === "openstack:compute/instance:Instance" && c.replace)
     .map((c) => c.name.replace(/-server$/, ""))
     .sort();
+  // A CI host's Docker volume is the Volume child of its berth:host:CiHost component.
+  const hostOfVolume = (r: PlanResource) =>
+    r.type === VOLUME_TYPE && r.parent && /[:$]berth:host:CiHost::[^:]+$/.test(r.parent)
+      ? r.parent.slice(r.parent.lastIndexOf("::") + 2)
+      : undefined;
+  const lostDockerVolumes = [
+    ...removed.map((r) => ({ r, protect: r.protect })),
+    ...changed
+      .filter((c) => c.replace)
+      .map((c) => before.get(c.urn) ?? renamed.get(c.urn))
+      .filter((r): r is PlanResource => r !== undefined)
+      .map((r) => ({ r, protect: r.protect })),
+  ]
+    .map(({ r, protect }) => ({ host: hostOfVolume(r), volume: r.name, protect }))
+    .filter((v): v is { host: string; volume: string; protect: boolean } => v.host !== undefined)
+    .sort((a, b) => (a.volume < b.volume ? -1 : a.volume > b.volume ? 1 : 0));
   const digests = (p: Plan) => p.resources.some((r) => r.secretDigests !== undefined);
   const secretsCompared = !digests(head) || digests(base);
-  return { stack: head.stack, added, removed, changed, replacedHosts, secretsCompared };
+  return { stack: head.stack, added, removed, changed, replacedHosts, lostDockerVolumes, secretsCompared };
 }
 
 const short = (t: string) => t.replace(/^([a-z]+):[^:]*:/, "$1:");
@@ -159,12 +181,25 @@ export function renderDiffMarkdown(d: PlanDiff, against: string): string {
     lines.push("No changes.", "", ...uncompared);
     return lines.join("\n");
   }
+  const lost = new Set(d.lostDockerVolumes.map((v) => v.host));
+  const kept = d.replacedHosts.filter((h) => !lost.has(h));
   if (d.replacedHosts.length > 0)
     lines.push(
       `> [!WARNING]`,
-      `> **${d.replacedHosts.length} server${d.replacedHosts.length === 1 ? "" : "s"} will be replaced**: ${d.replacedHosts.map((h) => `\`${h}\``).join(", ")}. Their Ignition (first-boot configuration) changed; \`pulumi up\` deletes and recreates them (the docker volumes are kept).`,
+      `> **${d.replacedHosts.length} server${d.replacedHosts.length === 1 ? "" : "s"} will be replaced**: ${d.replacedHosts.map((h) => `\`${h}\``).join(", ")}. Their Ignition (first-boot configuration) changed; \`pulumi up\` deletes and recreates them${kept.length === d.replacedHosts.length ? " (the docker volumes are kept)" : kept.length > 0 ? ` (the docker volumes of ${kept.map((h) => `\`${h}\``).join(", ")} are kept)` : ""}.`,
       "",
     );
+  if (d.lostDockerVolumes.length > 0) {
+    const protectedOnes = d.lostDockerVolumes.filter((v) => v.protect);
+    lines.push(
+      `> [!CAUTION]`,
+      `> **${d.lostDockerVolumes.length} Docker volume${d.lostDockerVolumes.length === 1 ? "" : "s"} will be deleted**: ${d.lostDockerVolumes.map((v) => `\`${v.volume}\``).join(", ")} (/var/lib/docker of ${[...lost].map((h) => `\`${h}\``).join(", ")}), e.g. because \`hosts.storageDriver\` changed. Everything Docker kept there is lost: images are pulled again, and Docker volumes (the registry's images, agents' workspaces, services' data) are gone.` +
+        (protectedOnes.length > 0
+          ? ` ${protectedOnes.map((v) => `\`${v.volume}\``).join(", ")} ${protectedOnes.length === 1 ? "is" : "are"} protected (\`hosts.protectData\`): \`pulumi up\` refuses to delete ${protectedOnes.length === 1 ? "it" : "them"} until that is set to false.`
+          : ""),
+      "",
+    );
+  }
   const renames = d.changed.filter((c) => c.renamedFrom !== undefined).length;
   lines.push(
     `**${d.added.length}** to add, **${d.changed.length}** to change (${d.changed.filter((c) => c.replace).length} replaced${renames > 0 ? `, ${renames} renamed through an alias` : ""}), **${d.removed.length}** to remove.`,

@@ -11,6 +11,7 @@
  */
 import { stringify } from "yaml";
 import { RenderError } from "./common.ts";
+import { DOCKER_VOLUME_FILESYSTEM, type StorageDriver } from "./storage.ts";
 
 /** Ports of the metric endpoints on every host (private address only). */
 export const METRICS_PORTS = {
@@ -64,6 +65,11 @@ export interface MonitoringInput {
   thresholds: MonitoringThresholds;
   /** Mount point of the docker volume, as node_exporter reports it. */
   dockerMount?: string;
+  /**
+   * The hosts' storage driver (`hosts.storageDriver`, default btrfs). The btrfs allocation alert
+   * only exists for btrfs; overlay2 hosts (ext4, a fixed number of inodes) get an inode alert instead.
+   */
+  storageDriver?: StorageDriver;
 }
 
 function check(input: MonitoringInput): void {
@@ -141,6 +147,30 @@ export function renderAlertRules(input: MonitoringInput): string {
   const t = input.thresholds;
   const mount = input.dockerMount ?? "/var/lib/docker";
   const pct = (r: number) => `${Math.round(r * 100)}%`;
+  const btrfs = DOCKER_VOLUME_FILESYSTEM[input.storageDriver ?? "btrfs"] === "btrfs";
+  const volumeRule: Rule = btrfs
+    ? {
+        alert: "BerthBtrfsUnallocatedLow",
+        expr: `sum by (host, instance, uuid) (node_btrfs_device_unused_bytes{job="berth-node"}) / sum by (host, instance, uuid) (node_btrfs_device_size_bytes{job="berth-node"}) < ${t.btrfsUnallocatedRatio}`,
+        for: "30m",
+        labels: { severity: "warning" },
+        annotations: {
+          summary: `{{ $labels.host }}: less than ${pct(t.btrfsUnallocatedRatio)} of the btrfs device unallocated`,
+          description:
+            "btrfs cannot allocate new chunks when this reaches zero, even with free space inside allocated ones: run a usage-filtered balance.",
+        },
+      }
+    : {
+        alert: "BerthDockerVolumeInodesLow",
+        expr: `node_filesystem_files_free{job="berth-node",mountpoint="${mount}"} / node_filesystem_files{job="berth-node",mountpoint="${mount}"} < ${t.diskFreeRatio}`,
+        for: "10m",
+        labels: { severity: "warning" },
+        annotations: {
+          summary: `{{ $labels.host }}: less than ${pct(t.diskFreeRatio)} of the inodes free on ${mount}`,
+          description:
+            "The overlay2 driver's ext4 volume has a fixed number of inodes; many small files use them up before the space, and then no file can be created: prune images and containers.",
+        },
+      };
   const rules: Rule[] = [
     {
       alert: "BerthHostDown",
@@ -163,17 +193,7 @@ export function renderAlertRules(input: MonitoringInput): string {
         description: "Builds will fail when the docker volume fills; prune images or grow the volume.",
       },
     },
-    {
-      alert: "BerthBtrfsUnallocatedLow",
-      expr: `sum by (host, instance, uuid) (node_btrfs_device_unused_bytes{job="berth-node"}) / sum by (host, instance, uuid) (node_btrfs_device_size_bytes{job="berth-node"}) < ${t.btrfsUnallocatedRatio}`,
-      for: "30m",
-      labels: { severity: "warning" },
-      annotations: {
-        summary: `{{ $labels.host }}: less than ${pct(t.btrfsUnallocatedRatio)} of the btrfs device unallocated`,
-        description:
-          "btrfs cannot allocate new chunks when this reaches zero, even with free space inside allocated ones: run a usage-filtered balance.",
-      },
-    },
+    volumeRule,
     {
       alert: "BerthContainerRestarting",
       expr: `increase(berth_container_restart_count{job="berth-node"}[15m]) >= ${t.restartsPer15m}`,

@@ -1,7 +1,8 @@
 /**
  * Disk upkeep on every host: scripts and systemd timers that prune Docker, clean old agent
- * workspaces, scrub and balance the btrfs volume, cap the journal and warn when space runs low.
- * Pure: same input, same bytes.
+ * workspaces, scrub and balance the btrfs volume (btrfs hosts only: an overlay2 host's ext4 volume
+ * needs neither, so those units are not rendered there), cap the journal and warn when space (and,
+ * on overlay2 hosts, inodes) runs low. Pure: same input, same bytes.
  *
  * What the Docker prune never removes:
  * - running containers, and stopped containers that have a restart policy (Berth's own services,
@@ -182,11 +183,34 @@ esac
 `;
 }
 
-/** `berth-disk-check PERCENT MOUNTPOINT...`: warns (priority warning, exit 1) below PERCENT free. */
-export function renderDiskCheckScript(): string {
+/**
+ * `berth-disk-check PERCENT MOUNTPOINT...`: warns (priority warning, exit 1) below PERCENT free
+ * space. With `inodes` (overlay2 hosts, whose Docker volume is ext4: a fixed number of inodes, which
+ * many small files can exhaust with space left) it also warns below PERCENT free inodes on every
+ * mount point that reports an inode count. btrfs allocates inodes as needed and reports none, so a
+ * btrfs host's script checks space only (and stays byte for byte what it was).
+ */
+export function renderDiskCheckScript(options: { inodes: boolean } = { inodes: false }): string {
+  const header = options.inodes
+    ? `# Berth: warn when a file system runs low on free space, or on free inodes where it has a fixed
+# number of them (ext4; btrfs reports 0 and never runs out). Exit 1 (the unit shows as failed) when
+# any mount point is below PERCENT free.`
+    : `# Berth: warn when a file system runs low on free space. Exit 1 (the unit shows as failed) when any
+# mount point has less than PERCENT free.`;
+  const inodeCheck = options.inodes
+    ? `
+  read -r inodes ifree < <(df -P -i "$mnt" | awk 'NR == 2 { print $2, $4 }')
+  [[ \${inodes:-0} =~ ^[0-9]+$ && $inodes -gt 0 ]] || continue
+  ifree_pct=$((ifree * 100 / inodes))
+  if ((ifree_pct < threshold)); then
+    echo "<4>LOW FREE INODES on $mnt: $ifree_pct% free ($ifree of $inodes), below the $threshold% threshold; prune (berth-docker-upkeep): many small files use up the inodes before the space"
+    low=1
+  else
+    echo "berth-disk-check: $mnt has $ifree_pct% of its inodes free ($ifree of $inodes)"
+  fi`
+    : "";
   return `#!/bin/bash
-# Berth: warn when a file system runs low on free space. Exit 1 (the unit shows as failed) when any
-# mount point has less than PERCENT free.
+${header}
 set -euo pipefail
 [[ $# -ge 2 && $1 =~ ^[0-9]+$ ]] || { echo "usage: $0 PERCENT MOUNTPOINT..." >&2; exit 2; }
 threshold=$1
@@ -202,7 +226,7 @@ for mnt in "$@"; do
     low=1
   else
     echo "berth-disk-check: $mnt has $free% free ($((avail / 1024)) MiB)"
-  fi
+  fi${inodeCheck}
 done
 exit "$low"
 `;
@@ -230,8 +254,17 @@ WantedBy=timers.target
 `;
 }
 
-/** The upkeep units: four oneshot services and their timers. */
-export function renderUpkeepUnits(binDir: string, dataRoot: string, s: HostUpkeepSettings): RenderedUnit[] {
+/**
+ * The upkeep units: oneshot services and their timers. With `btrfs` false (an overlay2 host, whose
+ * Docker volume is ext4) the btrfs balance and scrub are left out: there is nothing to balance, and
+ * ext4 keeps no data checksums to scrub.
+ */
+export function renderUpkeepUnits(
+  binDir: string,
+  dataRoot: string,
+  s: HostUpkeepSettings,
+  options: { btrfs: boolean } = { btrfs: true },
+): RenderedUnit[] {
   const gib = 1024 * 1024 * 1024;
   const oneshot = (description: string, exec: string, extra: string[] = []) =>
     [
@@ -248,21 +281,7 @@ export function renderUpkeepUnits(binDir: string, dataRoot: string, s: HostUpkee
     ].join("\n");
   const onDocker = ["Requires=docker.service", "After=docker.service"];
   const onVolume = [`RequiresMountsFor=${dataRoot}`, `ConditionPathIsMountPoint=${dataRoot}`];
-  return [
-    {
-      name: "berth-docker-upkeep.service",
-      enabled: false,
-      contents: oneshot(
-        "Berth: prune old containers, images, build cache and agent workspaces",
-        `${binDir}/${DOCKER_UPKEEP_SCRIPT} --container-max-age-hours ${s.containerMaxAgeHours} --image-max-age-hours ${s.imageMaxAgeHours} --build-cache-max-bytes ${s.buildCacheMaxGiB * gib} --workspace-max-age-days ${s.workspaceMaxAgeDays}`,
-        onDocker,
-      ),
-    },
-    {
-      name: "berth-docker-upkeep.timer",
-      enabled: true,
-      contents: timer("Berth: nightly Docker prune", UPKEEP_SCHEDULES.dockerUpkeep, "30min"),
-    },
+  const btrfsUnits: RenderedUnit[] = [
     {
       name: "berth-btrfs-balance.service",
       enabled: false,
@@ -291,6 +310,23 @@ export function renderUpkeepUnits(binDir: string, dataRoot: string, s: HostUpkee
       enabled: true,
       contents: timer("Berth: monthly btrfs scrub", UPKEEP_SCHEDULES.btrfsScrub, "30min"),
     },
+  ];
+  return [
+    {
+      name: "berth-docker-upkeep.service",
+      enabled: false,
+      contents: oneshot(
+        "Berth: prune old containers, images, build cache and agent workspaces",
+        `${binDir}/${DOCKER_UPKEEP_SCRIPT} --container-max-age-hours ${s.containerMaxAgeHours} --image-max-age-hours ${s.imageMaxAgeHours} --build-cache-max-bytes ${s.buildCacheMaxGiB * gib} --workspace-max-age-days ${s.workspaceMaxAgeDays}`,
+        onDocker,
+      ),
+    },
+    {
+      name: "berth-docker-upkeep.timer",
+      enabled: true,
+      contents: timer("Berth: nightly Docker prune", UPKEEP_SCHEDULES.dockerUpkeep, "30min"),
+    },
+    ...(options.btrfs ? btrfsUnits : []),
     {
       name: "berth-disk-check.service",
       enabled: false,

@@ -45,6 +45,7 @@ export function hostIgnitionBase(
     // docker group already.
     ...(c.hosts.os === "fcos" ? { coreGroups: ["adm", "wheel", "sudo", "systemd-journal", "docker"] } : {}),
     timezone: c.hosts.timezone,
+    storageDriver: c.hosts.storageDriver,
     docker: {
       // Containers set the same log options explicitly (daemon-applied defaults would show as diffs).
       logMaxSize: CONTAINER_LOG_MAX_SIZE,

@@ -1,7 +1,9 @@
 /**
- * Foundation of the end-to-end suite: a real dockerd on btrfs (scripts/e2e-env.sh) with the stand-in
- * images built from Debian packages (images/standins). Proves the engine basics the later suites
- * build on: the btrfs storage driver, each stand-in reaching `healthy` with the health check Berth
+ * Foundation of the end-to-end suite: a real dockerd (scripts/e2e-env.sh) with the stand-in images
+ * built from Debian packages (images/standins), on the storage driver of $BERTH_E2E_STORAGE: btrfs
+ * on btrfs (default; the suite's `btrfs` project) or overlay2 on ext4 (the `overlay2` project, see
+ * vitest.e2e.config.ts). Proves the engine basics the later suites build on: the storage driver on
+ * its own file system, each stand-in reaching `healthy` with the health check Berth
  * gives its container, static addresses on a user-defined network with a fixed subnet, ports
  * published on 127.0.0.1, and a teardown that leaves no mount, loop device, bridge or firewall rule.
  *
@@ -29,8 +31,10 @@ import {
 } from "../../renderers/index.ts";
 import {
   DockerApi,
+  E2E_STORAGE,
   at,
   buildStandins,
+  e2eFilesystem,
   requireE2eTools,
   run,
   runOk,
@@ -141,7 +145,7 @@ function httpsGet(
   });
 }
 
-describe.skipIf(tools.skip)("a real Docker engine on btrfs with the stand-in images", () => {
+describe.skipIf(tools.skip)(`a real Docker engine on ${E2E_STORAGE} with the stand-in images`, () => {
   let engine: Engine | undefined;
   let api: DockerApi;
   let scratch = "";
@@ -168,13 +172,24 @@ describe.skipIf(tools.skip)("a real Docker engine on btrfs with the stand-in ima
     if (stopped.status !== 0) console.error(`e2e-env.sh down failed:\n${stopped.stderr}`);
   }, 5 * 60_000);
 
-  it("runs dockerd with the btrfs storage driver on its own btrfs file system", async () => {
+  it(`runs dockerd with the ${E2E_STORAGE} storage driver on its own ${e2eFilesystem()} file system`, async () => {
     const info = await api.info();
-    expect(at(info, "Driver")).toBe("btrfs");
+    expect(at(info, "Driver")).toBe(E2E_STORAGE);
     const root = at(info, "DockerRootDir");
     expect(root).toBe(join(engine?.workdir ?? "", "mnt"));
-    expect(runOk("findmnt", ["-n", "-o", "FSTYPE", "--mountpoint", String(root)]).trim()).toBe("btrfs");
-    expect(at(info, "DriverStatus")).toEqual(expect.arrayContaining([["Build Version", expect.any(String)]]));
+    expect(runOk("findmnt", ["-n", "-o", "FSTYPE", "--mountpoint", String(root)]).trim()).toBe(
+      e2eFilesystem(),
+    );
+    // What each driver reports about itself: btrfs its tools' version; overlay2 its backing file
+    // system and d_type support (overlay2 refuses a file system without d_type).
+    const status =
+      E2E_STORAGE === "btrfs"
+        ? [["Build Version", expect.any(String)]]
+        : [
+            ["Backing Filesystem", "extfs"],
+            ["Supports d_type", "true"],
+          ];
+    expect(at(info, "DriverStatus")).toEqual(expect.arrayContaining(status));
   });
 
   it("has every stand-in with the upstream image's entrypoint, command, user and paths", async () => {

@@ -1,8 +1,9 @@
 /**
- * The service layer on a real Docker engine (btrfs), not mocked: the REAL Berth program for the
- * `testing` stack runs under Pulumi's mocks, and test/e2e/harness.ts creates exactly the networks,
- * volumes and containers it registered for the registry host `testing-ci-1` on a private dockerd,
- * with the stand-in images. Then, reaching containers only through ports published on 127.0.0.1 or
+ * The service layer on a real Docker engine (btrfs, or overlay2 in the suite's `overlay2` project),
+ * not mocked: the REAL Berth program for the `testing` stack runs under Pulumi's mocks, and
+ * test/e2e/harness.ts creates exactly the networks, volumes and containers it registered for the
+ * registry host `testing-ci-1` on a private dockerd, with the stand-in images. Then, reaching
+ * containers only through ports published on 127.0.0.1 or
  * from job containers on the host's own `ci-services` network:
  *
  * - registry: anonymous push refused, push/pull with the program's credentials over TLS, wrong

@@ -1,7 +1,9 @@
 /**
- * Boot-like check: what the Ignition config sets up (a btrfs file system labelled as rendered,
- * mounted as Docker's data root, dockerd started with no flags that clash with daemon.json) gives a
- * working Docker engine on the btrfs storage driver. Runs the real dockerd on a loop device.
+ * Boot-like check, for each storage driver (hosts.storageDriver): what the Ignition config sets up
+ * (a file system of the rendered format and label, btrfs or ext4, mounted as Docker's data root;
+ * dockerd started with no flags that clash with daemon.json) gives a working Docker engine on the
+ * rendered storage driver, and the rendered free-space check reads that file system. Runs the real
+ * dockerd on a loop device.
  */
 import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -10,9 +12,9 @@ import { join, resolve } from "node:path";
 
 import { afterAll, beforeAll, expect, it } from "vitest";
 
-import { buildHostIgnition, type JsonInput } from "../../ignition/index.ts";
+import { buildHostIgnition, type HostIgnitionInput, type JsonInput } from "../../ignition/index.ts";
 import { DOCKERD_BTRFS_TOOLS, checkTools, toolsDescribe } from "../support/tools.ts";
-import { fcosFull, fileText } from "./fixtures.ts";
+import { fcosFull, fcosOverlay2, fileText } from "./fixtures.ts";
 
 const SCRIPT = resolve(import.meta.dirname, "../support/dockerd-btrfs.sh");
 
@@ -21,11 +23,18 @@ const tools = checkTools(
   [
     ...DOCKERD_BTRFS_TOOLS,
     { tool: "btrfs", debianPackage: "btrfs-progs" },
+    { tool: "mkfs.ext4", debianPackage: "e2fsprogs" },
     { tool: "findmnt", debianPackage: "util-linux" },
     { tool: "busybox", debianPackage: "busybox-static" },
   ],
   { needsRoot: true },
 );
+
+/** Per driver: the host input, and what `findmnt` calls the file system the volume gets. */
+const DRIVERS = [
+  ["btrfs", fcosFull],
+  ["overlay2", fcosOverlay2],
+] as const satisfies readonly (readonly [string, HostIgnitionInput])[];
 
 /** Keys of the production daemon.json that must differ on a test machine, and why. */
 const REMOVED_KEYS: Record<string, string> = {
@@ -55,115 +64,207 @@ const FORWARDING_WARNING = "IPv4 forwarding is disabled";
 const run = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) =>
   spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env }, timeout: 170_000 });
 
-toolsDescribe(tools)("dockerd with the rendered daemon.json on a btrfs volume", () => {
-  const config = buildHostIgnition(fcosFull);
-  const production = JSON.parse(fileText(config, "/etc/docker/daemon.json")) as Record<string, JsonInput>;
-  const label = config.storage?.filesystems?.[0]?.label ?? "";
-  let workdir = "";
-  let sock = "";
-  let started: ReturnType<typeof run> | undefined;
+for (const [driver, input] of DRIVERS)
+  toolsDescribe(tools)(`${driver}: dockerd with the rendered daemon.json on the rendered volume`, () => {
+    const config = buildHostIgnition(input);
+    const production = JSON.parse(fileText(config, "/etc/docker/daemon.json")) as Record<string, JsonInput>;
+    const volume = config.storage?.filesystems?.[0];
+    const label = volume?.label ?? "";
+    const format = volume?.format ?? "";
+    let workdir = "";
+    let sock = "";
+    let started: ReturnType<typeof run> | undefined;
 
-  const docker = (...args: string[]) => run("docker", ["-H", `unix://${sock}`, ...args]);
+    const docker = (...args: string[]) => run("docker", ["-H", `unix://${sock}`, ...args]);
 
-  beforeAll(() => {
-    // Short path: dockerd puts Unix sockets under the exec root (108-byte limit).
-    workdir = mkdtempSync(join(tmpdir(), "bd-"));
-    sock = join(workdir, "docker.sock");
-    writeFileSync(join(workdir, "daemon.json"), `${JSON.stringify(testCopy(production), null, 2)}\n`);
-    started = run("bash", [SCRIPT, "start", workdir], { BERTH_LABEL: label });
+    beforeAll(() => {
+      // Short path: dockerd puts Unix sockets under the exec root (108-byte limit).
+      workdir = mkdtempSync(join(tmpdir(), "bd-"));
+      sock = join(workdir, "docker.sock");
+      writeFileSync(join(workdir, "daemon.json"), `${JSON.stringify(testCopy(production), null, 2)}\n`);
+      // The loop file gets the rendered format and label, as Ignition's disks stage would make them.
+      started = run("bash", [SCRIPT, "start", workdir], { BERTH_LABEL: label, BERTH_FS: format });
+    });
+
+    afterAll(() => {
+      if (!workdir) return;
+      const stopped = run("bash", [SCRIPT, "stop", workdir]);
+      if (stopped.status === 0) {
+        rmSync(workdir, { recursive: true, force: true });
+      } else {
+        // Never rm -rf through a mount that is still there; leave it for inspection.
+        console.error(`dockerd-btrfs.sh stop failed, leaving ${workdir}:\n${stopped.stderr}`);
+      }
+    });
+
+    it("renders the driver's file system, never wiping one that is there", () => {
+      expect({ driver: production["storage-driver"], format }).toEqual(
+        driver === "btrfs" ? { driver, format: "btrfs" } : { driver, format: "ext4" },
+      );
+      expect(volume?.wipeFilesystem).toBe(false);
+    });
+
+    it("changes only the keys a test machine needs changed", () => {
+      const copy = testCopy(production);
+      const changed = [...new Set([...Object.keys(production), ...Object.keys(copy)])]
+        .filter((k) => JSON.stringify(production[k]) !== JSON.stringify(copy[k]))
+        .sort();
+      expect(changed).toEqual([...Object.keys(REMOVED_KEYS), ...Object.keys(ADDED_KEYS)].sort());
+      for (const key of [
+        "storage-driver",
+        "log-driver",
+        "log-opts",
+        "live-restore",
+        "registry-mirrors",
+        "selinux-enabled",
+      ]) {
+        expect(copy[key], key).toEqual(production[key]);
+      }
+    });
+
+    it("starts dockerd", () => {
+      expect(started?.stderr ?? "", started?.stderr).toContain("dockerd is up");
+      expect(started?.status).toBe(0);
+    });
+
+    it(`mounts a file system of the rendered format carrying the rendered label as the data root`, () => {
+      const mnt = join(workdir, "mnt");
+      const fs = run("findmnt", ["-n", "-o", "FSTYPE,SOURCE", "--mountpoint", mnt]);
+      expect(fs.stdout.trim()).toMatch(new RegExp(`^${format}\\s+/dev/loop\\d+$`));
+      const device = fs.stdout.trim().split(/\s+/)[1] ?? "";
+      expect(run("blkid", ["-p", "-s", "LABEL", "-o", "value", device]).stdout.trim()).toBe("docker");
+    });
+
+    it(`uses the ${driver} storage driver and the daemon.json settings`, () => {
+      const info = docker(
+        "info",
+        "--format",
+        "{{.Driver}} {{.LoggingDriver}} {{.LiveRestoreEnabled}} {{json .RegistryConfig.Mirrors}}",
+      );
+      expect(info.status, info.stderr).toBe(0);
+      // Not an empty stderr: dockerd's warnings depend on the machine. The one the helper prevents
+      // (forwarding off, as on a freshly booted machine) must not be there.
+      expect(info.stderr).not.toContain(FORWARDING_WARNING);
+      expect(info.stdout.trim()).toBe(`${driver} json-file true ["https://registry.ci.internal:5001/"]`);
+      expect(docker("info", "--format", "{{.Driver}}").stdout.trim()).toBe(driver);
+    });
+
+    it(`runs a container from an imported image, its layers stored the ${driver} way`, () => {
+      const rootfs = join(workdir, "image-rootfs");
+      mkdirSync(join(rootfs, "bin"), { recursive: true });
+      copyFileSync(tools.paths.busybox ?? "/bin/busybox", join(rootfs, "bin", "busybox"));
+      chmodSync(join(rootfs, "bin", "busybox"), 0o755);
+      const tarball = join(workdir, "image.tar");
+      expect(run("tar", ["-C", rootfs, "-cf", tarball, "bin"]).status).toBe(0);
+      const imported = docker("import", tarball, "berth-test/busybox:1");
+      expect(imported.status, imported.stderr).toBe(0);
+
+      const ran = docker("run", "--rm", "berth-test/busybox:1", "/bin/busybox", "echo", "ok");
+      expect(ran.stderr).not.toContain(FORWARDING_WARNING);
+      expect(ran.stdout).toBe("ok\n");
+      expect(ran.status).toBe(0);
+
+      const graph = docker("image", "inspect", "--format", "{{.GraphDriver.Name}}", "berth-test/busybox:1");
+      expect(graph.stdout.trim()).toBe(driver);
+      if (driver === "btrfs") {
+        const subvolumes = run("btrfs", ["subvolume", "list", join(workdir, "mnt")]);
+        expect(subvolumes.stdout).toMatch(/path btrfs\/subvolumes\/[0-9a-f]{64}/);
+      } else {
+        // overlay2 keeps each layer as a directory with a diff/ of its files, on the ext4 volume.
+        const dir = docker(
+          "image",
+          "inspect",
+          "--format",
+          "{{.GraphDriver.Data.UpperDir}}",
+          "berth-test/busybox:1",
+        );
+        expect(dir.stdout.trim()).toMatch(new RegExp(`^${join(workdir, "mnt")}/overlay2/[0-9a-f]{64}/diff$`));
+        expect(run("test", ["-x", join(dir.stdout.trim(), "bin", "busybox")]).status).toBe(0);
+      }
+    });
+
+    it("applies the json-file log rotation from daemon.json to new containers", () => {
+      const created = docker(
+        "create",
+        "--name",
+        "berth-logcheck",
+        "berth-test/busybox:1",
+        "/bin/busybox",
+        "true",
+      );
+      expect(created.status, created.stderr).toBe(0);
+      const logConfig = docker("inspect", "--format", "{{json .HostConfig.LogConfig}}", "berth-logcheck");
+      expect(JSON.parse(logConfig.stdout)).toEqual({
+        Type: "json-file",
+        Config: { "max-file": "3", "max-size": "10m" },
+      });
+      expect(docker("rm", "berth-logcheck").status).toBe(0);
+    });
+
+    it("the rendered free-space check reads the volume (and, on ext4, its inodes)", () => {
+      const script = join(workdir, "berth-disk-check");
+      writeFileSync(script, fileText(config, "/usr/local/bin/berth-disk-check"), { mode: 0o755 });
+      const mnt = join(workdir, "mnt");
+      const ok = run(script, ["1", mnt]);
+      expect(ok.status, ok.stdout + ok.stderr).toBe(0);
+      expect(ok.stdout).toMatch(new RegExp(`^berth-disk-check: ${mnt} has \\d+% free \\(\\d+ MiB\\)$`, "m"));
+      const inodeLine = new RegExp(
+        `^berth-disk-check: ${mnt} has \\d+% of its inodes free \\(\\d+ of \\d+\\)$`,
+        "m",
+      );
+      if (format === "ext4") expect(ok.stdout).toMatch(inodeLine);
+      else expect(ok.stdout).not.toContain("inodes");
+      const full = run(script, ["100", mnt]);
+      expect(full.status).toBe(1);
+      expect(full.stdout).toContain(`<4>LOW DISK SPACE on ${mnt}`);
+    });
   });
+
+/**
+ * The overlay2 host's free-space check on an ext4 file system that runs out of inodes with space to
+ * spare (many small files: what overlay2 layers are made of). A tiny ext4 with 64 inodes, on a loop
+ * file of the test's own.
+ */
+toolsDescribe(tools)("overlay2 hosts' disk check: an ext4 out of inodes, space left", () => {
+  let workdir = "";
+  let mounted = false;
 
   afterAll(() => {
     if (!workdir) return;
-    const stopped = run("bash", [SCRIPT, "stop", workdir]);
-    if (stopped.status === 0) {
-      rmSync(workdir, { recursive: true, force: true });
-    } else {
-      // Never rm -rf through a mount that is still there; leave it for inspection.
-      console.error(`dockerd-btrfs.sh stop failed, leaving ${workdir}:\n${stopped.stderr}`);
+    if (mounted && run("umount", [join(workdir, "mnt")]).status !== 0) {
+      console.error(`umount failed, leaving ${workdir}`);
+      return;
     }
+    rmSync(workdir, { recursive: true, force: true });
   });
 
-  it("changes only the keys a test machine needs changed", () => {
-    const copy = testCopy(production);
-    const changed = [...new Set([...Object.keys(production), ...Object.keys(copy)])]
-      .filter((k) => JSON.stringify(production[k]) !== JSON.stringify(copy[k]))
-      .sort();
-    expect(changed).toEqual([...Object.keys(REMOVED_KEYS), ...Object.keys(ADDED_KEYS)].sort());
-    for (const key of [
-      "storage-driver",
-      "log-driver",
-      "log-opts",
-      "live-restore",
-      "registry-mirrors",
-      "selinux-enabled",
-    ]) {
-      expect(copy[key], key).toEqual(production[key]);
-    }
-  });
-
-  it("starts dockerd", () => {
-    expect(started?.stderr ?? "", started?.stderr).toContain("dockerd is up");
-    expect(started?.status).toBe(0);
-  });
-
-  it("mounts a btrfs file system carrying the rendered label as the data root", () => {
+  it("warns LOW FREE INODES and fails once fewer than PERCENT of the inodes are free", () => {
+    workdir = mkdtempSync(join(tmpdir(), "bi-"));
+    const img = join(workdir, "ext4.img");
     const mnt = join(workdir, "mnt");
-    const fs = run("findmnt", ["-n", "-o", "FSTYPE,SOURCE", "--mountpoint", mnt]);
-    expect(fs.stdout.trim()).toMatch(/^btrfs\s+\/dev\/loop\d+$/);
-    const device = fs.stdout.trim().split(/\s+/)[1] ?? "";
-    expect(run("blkid", ["-p", "-s", "LABEL", "-o", "value", device]).stdout.trim()).toBe("docker");
-  });
-
-  it("uses the btrfs storage driver and the daemon.json settings", () => {
-    const info = docker(
-      "info",
-      "--format",
-      "{{.Driver}} {{.LoggingDriver}} {{.LiveRestoreEnabled}} {{json .RegistryConfig.Mirrors}}",
-    );
-    expect(info.status, info.stderr).toBe(0);
-    // Not an empty stderr: dockerd's warnings depend on the machine. The one the helper prevents
-    // (forwarding off, as on a freshly booted machine) must not be there.
-    expect(info.stderr).not.toContain(FORWARDING_WARNING);
-    expect(info.stdout.trim()).toBe('btrfs json-file true ["https://registry.ci.internal:5001/"]');
-    expect(docker("info", "--format", "{{.Driver}}").stdout.trim()).toBe("btrfs");
-  });
-
-  it("runs a container from an imported image, with per-layer btrfs subvolumes", () => {
-    const rootfs = join(workdir, "image-rootfs");
-    mkdirSync(join(rootfs, "bin"), { recursive: true });
-    copyFileSync(tools.paths.busybox ?? "/bin/busybox", join(rootfs, "bin", "busybox"));
-    chmodSync(join(rootfs, "bin", "busybox"), 0o755);
-    const tarball = join(workdir, "image.tar");
-    expect(run("tar", ["-C", rootfs, "-cf", tarball, "bin"]).status).toBe(0);
-    const imported = docker("import", tarball, "berth-test/busybox:1");
-    expect(imported.status, imported.stderr).toBe(0);
-
-    const ran = docker("run", "--rm", "berth-test/busybox:1", "/bin/busybox", "echo", "ok");
-    expect(ran.stderr).not.toContain(FORWARDING_WARNING);
-    expect(ran.stdout).toBe("ok\n");
-    expect(ran.status).toBe(0);
-
-    const subvolumes = run("btrfs", ["subvolume", "list", join(workdir, "mnt")]);
-    expect(subvolumes.stdout).toMatch(/path btrfs\/subvolumes\/[0-9a-f]{64}/);
-  });
-
-  it("applies the json-file log rotation from daemon.json to new containers", () => {
-    const created = docker(
-      "create",
-      "--name",
-      "berth-logcheck",
-      "berth-test/busybox:1",
-      "/bin/busybox",
-      "true",
-    );
-    expect(created.status, created.stderr).toBe(0);
-    const logConfig = docker("inspect", "--format", "{{json .HostConfig.LogConfig}}", "berth-logcheck");
-    expect(JSON.parse(logConfig.stdout)).toEqual({
-      Type: "json-file",
-      Config: { "max-file": "3", "max-size": "10m" },
+    mkdirSync(mnt);
+    expect(run("truncate", ["-s", "32M", img]).status).toBe(0);
+    const mkfs = run("mkfs.ext4", ["-q", "-F", "-N", "64", img]);
+    expect(mkfs.status, mkfs.stderr).toBe(0);
+    const mount = run("mount", ["-o", "loop", "-t", "ext4", img, mnt]);
+    expect(mount.status, mount.stderr).toBe(0);
+    mounted = true;
+    const script = join(workdir, "berth-disk-check");
+    writeFileSync(script, fileText(buildHostIgnition(fcosOverlay2), "/usr/local/bin/berth-disk-check"), {
+      mode: 0o755,
     });
-    expect(docker("rm", "berth-logcheck").status).toBe(0);
+
+    const before = run(script, ["15", mnt]);
+    expect(before.status, before.stdout).toBe(0);
+    expect(before.stdout).toMatch(/of its inodes free/);
+    // Fill the inode table with empty files until creating one fails (ENOSPC with space left).
+    for (let i = 0; i < 200; i++) if (run("touch", [join(mnt, `f${i}`)]).status !== 0) break;
+    const after = run(script, ["15", mnt]);
+    expect(after.status).toBe(1);
+    expect(after.stdout).toMatch(new RegExp(`^<4>LOW FREE INODES on ${mnt}: 0% free \\(0 of \\d+\\)`, "m"));
+    // Space is not the problem: the space line is not a warning.
+    expect(after.stdout).toMatch(new RegExp(`^berth-disk-check: ${mnt} has \\d+% free`, "m"));
+    expect(after.stdout).not.toContain("LOW DISK SPACE");
   });
 });
 

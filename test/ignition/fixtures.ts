@@ -81,6 +81,20 @@ export const flatcarMinimal: HostIgnitionInput = {
   docker: { logMaxSize: "50m", logMaxFile: 5, registryMirrors: [], bip: "10.99.0.1/24" },
 };
 
+/** Fedora CoreOS with everything, on the overlay2 storage driver (an ext4 Docker volume). */
+export const fcosOverlay2: HostIgnitionInput = {
+  ...fcosFull,
+  name: "staging-ci-3",
+  storageDriver: "overlay2",
+};
+
+/** Flatcar with only what is required, on overlay2. */
+export const flatcarOverlay2: HostIgnitionInput = {
+  ...flatcarMinimal,
+  name: "pr-43-ci-1",
+  storageDriver: "overlay2",
+};
+
 /** A user snippet: a sysctl file, a large (gzip-compressed) script and a oneshot unit that runs it. */
 export const extraFragment: IgnitionFragment = {
   source: "stack config extraIgnition[0]",
@@ -117,14 +131,14 @@ export const fcosWithExtra: HostIgnitionInput = {
   extraFragments: [extraFragment],
 };
 
-/** The Day-2 scripts every host gets (in the OS's script directory). */
+/** The Day-2 scripts every btrfs host gets (in the OS's script directory). */
 export const DAY2_SCRIPTS = [
   "berth-build-inhibit",
   "berth-docker-upkeep",
   "berth-btrfs-maintenance",
   "berth-disk-check",
 ];
-/** The Day-2 units every host gets, and those enabled at boot. */
+/** The Day-2 units every btrfs host gets, and those enabled at boot. */
 export const DAY2_UNITS = [
   "berth-build-inhibit.service",
   "berth-docker-upkeep.service",
@@ -143,6 +157,12 @@ export const DAY2_ENABLED_UNITS = [
   "berth-btrfs-scrub.timer",
   "berth-disk-check.timer",
 ];
+
+/** What an overlay2 host gets instead: the same, without the btrfs balance and scrub. */
+const notBtrfs = (name: string) => !name.startsWith("berth-btrfs-");
+export const DAY2_SCRIPTS_OVERLAY2 = DAY2_SCRIPTS.filter(notBtrfs);
+export const DAY2_UNITS_OVERLAY2 = DAY2_UNITS.filter(notBtrfs);
+export const DAY2_ENABLED_UNITS_OVERLAY2 = DAY2_ENABLED_UNITS.filter(notBtrfs);
 
 export const IGNITION_BINARY = "/usr/lib/dracut/modules.d/30ignition/ignition";
 

@@ -14,17 +14,22 @@ import {
   serializeIgnition,
   userDataBase64Size,
   type FileContents,
+  type HostIgnitionInput,
   type IgnitionConfig,
   type StorageFile,
 } from "../../ignition/index.ts";
 import {
   DAY2_SCRIPTS,
+  DAY2_SCRIPTS_OVERLAY2,
   DAY2_UNITS,
+  DAY2_UNITS_OVERLAY2,
   decodeContents,
   extraFragment,
   fcosFull,
+  fcosOverlay2,
   fcosWithExtra,
   flatcarMinimal,
+  flatcarOverlay2,
   KEYS,
   readable,
 } from "./fixtures.ts";
@@ -203,6 +208,77 @@ describe("buildHostIgnition (flatcar, minimal)", () => {
       "../fixtures/ignition/flatcar-minimal.ign",
     );
     await expect(readable(config)).toMatchFileSnapshot("../fixtures/ignition/flatcar-minimal.txt");
+  });
+});
+
+describe("buildHostIgnition: the storage driver (hosts.storageDriver)", () => {
+  const btrfs = buildHostIgnition(fcosFull);
+  const cases = [
+    ["fcos", fcosOverlay2, "/usr/local/bin", "docker"],
+    ["flatcar", flatcarOverlay2, "/opt/bin", "dockerdata"],
+  ] as const;
+  const daemonOf = (c: IgnitionConfig) =>
+    JSON.parse(text(c, "/etc/docker/daemon.json")) as Record<string, unknown>;
+  const unitNames = (c: IgnitionConfig) => (c.systemd?.units ?? []).map((u) => u.name);
+
+  it("defaults to btrfs: a host that names no driver renders exactly as one that names btrfs", () => {
+    expect(fcosFull.storageDriver).toBeUndefined();
+    expect(renderHostIgnition({ ...fcosFull, storageDriver: "btrfs" })).toBe(renderHostIgnition(fcosFull));
+    expect(daemonOf(btrfs)["storage-driver"]).toBe("btrfs");
+  });
+
+  describe.each(cases)("%s on overlay2", (_os, input, bin, label) => {
+    const config = buildHostIgnition(input);
+    const paths = (config.storage?.files ?? []).map((f) => f.path);
+
+    it("formats the Docker volume ext4, never wiping an existing file system, and mounts it as ext4", () => {
+      expect(config.storage?.filesystems).toEqual([
+        {
+          device: cinderVirtioDevicePath(input.dockerVolumeId),
+          format: "ext4",
+          label,
+          wipeFilesystem: false,
+        },
+      ]);
+      const mount = config.systemd?.units?.find((u) => u.name === "var-lib-docker.mount");
+      expect(mount?.enabled).toBe(true);
+      expect(mount?.contents).toContain("Type=ext4\n");
+      expect(mount?.contents).toContain(`What=/dev/disk/by-label/${label}\n`);
+    });
+
+    it("sets daemon.json's storage-driver to overlay2 and changes nothing else in it", () => {
+      const daemon = daemonOf(config);
+      expect(daemon["storage-driver"]).toBe("overlay2");
+      const btrfsDaemon = daemonOf(buildHostIgnition({ ...input, storageDriver: "btrfs" }));
+      expect({ ...daemon, "storage-driver": "btrfs" }).toEqual(btrfsDaemon);
+    });
+
+    it("renders no btrfs balance or scrub, and a free-space check that also watches inodes", () => {
+      expect(paths).not.toContain(`${bin}/berth-btrfs-maintenance`);
+      for (const script of DAY2_SCRIPTS_OVERLAY2) expect(paths).toContain(`${bin}/${script}`);
+      const names = unitNames(config);
+      for (const u of DAY2_UNITS_OVERLAY2) expect(names).toContain(u);
+      expect(names.filter((n) => n.includes("btrfs"))).toEqual([]);
+      expect(JSON.stringify(config)).not.toMatch(/btrfs/);
+      const check = text(config, `${bin}/berth-disk-check`);
+      expect(check).toContain('df -P -i "$mnt"');
+      expect(check).toContain("LOW FREE INODES");
+      expect(text(btrfs, "/usr/local/bin/berth-disk-check")).not.toContain("inodes");
+    });
+
+    it("says so in the docker.service drop-in", () => {
+      const dropin =
+        config.systemd?.units?.find((u) => u.name === "docker.service")?.dropins?.[0]?.contents ?? "";
+      expect(dropin).toContain("Docker keeps its data on the ext4 volume");
+      expect(dropin).toContain("RequiresMountsFor=/var/lib/docker\n");
+    });
+  });
+
+  it("refuses a driver it does not know, naming the host", () => {
+    const bad = { ...fcosFull, storageDriver: "zfs" } as unknown as HostIgnitionInput;
+    expect(() => buildHostIgnition(bad)).toThrow(
+      'host "staging-ci-1": storageDriver must be one of btrfs, overlay2, got "zfs"',
+    );
   });
 });
 

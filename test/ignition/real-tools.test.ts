@@ -15,13 +15,18 @@ import { checkTools, toolsDescribe } from "../support/tools.ts";
 import { parse as parseToml } from "smol-toml";
 import {
   DAY2_ENABLED_UNITS,
+  DAY2_ENABLED_UNITS_OVERLAY2,
   DAY2_SCRIPTS,
+  DAY2_SCRIPTS_OVERLAY2,
   DAY2_UNITS,
+  DAY2_UNITS_OVERLAY2,
   IGNITION_BINARY,
   applyWithIgnition,
   fcosFull,
+  fcosOverlay2,
   fcosWithExtra,
   flatcarMinimal,
+  flatcarOverlay2,
   makeScratchRoot,
   prepareVerifyRoot,
   verifyUnits,
@@ -73,7 +78,13 @@ const hosts: [string, HostIgnitionInput][] = [
   ["fcos with TLS, registry CA and service DNS", fcosFull],
   ["flatcar minimal", flatcarMinimal],
   ["fcos with an extra fragment", fcosWithExtra],
+  ["fcos with TLS, registry CA and service DNS, on overlay2", fcosOverlay2],
+  ["flatcar minimal, on overlay2", flatcarOverlay2],
 ];
+
+/** The Day-2 units of a host: without the btrfs balance and scrub on overlay2. */
+const day2Units = (host: HostIgnitionInput) =>
+  host.storageDriver === "overlay2" ? DAY2_UNITS_OVERLAY2 : DAY2_UNITS;
 
 toolsDescribe(tools)("ignition-validate (Debian, spec 3.3.0)", () => {
   it.each(hosts)("accepts %s without errors or warnings", (_label, host) => {
@@ -184,6 +195,35 @@ toolsDescribe(tools)("the real Ignition binary applies the config (fetch + files
     );
   });
 
+  it.each([
+    ["fcos", fcosOverlay2, "usr/local/bin"],
+    ["flatcar", flatcarOverlay2, "opt/bin"],
+  ] as const)(
+    "%s on overlay2: an ext4 mount unit, overlay2 in daemon.json, no btrfs upkeep",
+    (_os, host, bin) => {
+      const { root } = apply(host);
+      const mount = readFileSync(join(root, "etc/systemd/system/var-lib-docker.mount"), "utf8");
+      expect(mount).toContain("Type=ext4\n");
+      const daemon = JSON.parse(readFileSync(join(root, "etc/docker/daemon.json"), "utf8")) as Record<
+        string,
+        unknown
+      >;
+      expect(daemon["storage-driver"]).toBe("overlay2");
+      for (const script of DAY2_SCRIPTS_OVERLAY2) expect(mode(join(root, bin, script)), script).toBe(0o755);
+      expect(() => statSync(join(root, bin, "berth-btrfs-maintenance"))).toThrow();
+      expect(() => statSync(join(root, "etc/systemd/system/berth-btrfs-balance.timer"))).toThrow();
+      expect(() => statSync(join(root, "etc/systemd/system/berth-btrfs-scrub.timer"))).toThrow();
+      const preset = readFileSync(join(root, "etc/systemd/system-preset/20-ignition.preset"), "utf8");
+      expect(preset.trim().split("\n").sort()).toEqual(
+        [
+          "enable docker.service",
+          "enable var-lib-docker.mount",
+          ...DAY2_ENABLED_UNITS_OVERLAY2.map((u) => `enable ${u}`),
+        ].sort(),
+      );
+    },
+  );
+
   it("installs core's SSH keys where Ignition 2.14 puts them", () => {
     const { root } = apply(fcosFull);
     const keysFile = join(root, "home/core/.ssh/authorized_keys.d/ignition");
@@ -232,7 +272,7 @@ toolsDescribe(tools)("systemd-analyze verify on the units Ignition wrote", () =>
     const { root, runs } = apply(host);
     expect(runs.at(-1)?.status).toBe(0);
     prepareForVerify(root);
-    const units = ["docker.service", "var-lib-docker.mount", ...DAY2_UNITS];
+    const units = ["docker.service", "var-lib-docker.mount", ...day2Units(host)];
     if (host.extraFragments) units.push("berth-warmup.service");
     const r = verify(root, units);
     expect(r.output).toBe("");

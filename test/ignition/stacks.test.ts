@@ -15,10 +15,15 @@ import type { IgnitionConfig } from "../../ignition/index.ts";
 import { checkTools, toolsIt } from "../support/tools.ts";
 import { hostUpdatePolicy } from "../../stack/host-ignition.ts";
 import { parse as parseToml } from "smol-toml";
+import { DOCKER_VOLUME_FILESYSTEM } from "../../renderers/storage.ts";
+import { editedStackRoot } from "../support/stacks.ts";
 import {
   DAY2_ENABLED_UNITS,
+  DAY2_ENABLED_UNITS_OVERLAY2,
   DAY2_SCRIPTS,
+  DAY2_SCRIPTS_OVERLAY2,
   DAY2_UNITS,
+  DAY2_UNITS_OVERLAY2,
   IGNITION_BINARY,
   applyWithIgnition,
   makeScratchRoot,
@@ -27,7 +32,25 @@ import {
   verifyUnits,
 } from "./fixtures.ts";
 
-const STACKS = ["testing", "staging", "production", "pr-17"];
+/** A stack rendered from a project root into `out/<id>`. */
+interface Case {
+  id: string;
+  stack: string;
+  root: string;
+}
+const STACKS: Case[] = ["testing", "staging", "production", "pr-17"].map((stack) => ({
+  id: stack,
+  stack,
+  root: PROJECT_ROOT,
+}));
+// The shipped testing stack with hosts.storageDriver: overlay2 (no shipped stack uses it).
+STACKS.push({
+  id: "testing-overlay2",
+  stack: "testing",
+  root: editedStackRoot((c) => {
+    (c["berth:hosts"] as Record<string, unknown>).storageDriver = "overlay2";
+  }),
+});
 const tools = checkTools("stack Ignition (real tools)", [
   { tool: "ignition-validate", debianPackage: "ignition" },
   { tool: IGNITION_BINARY, debianPackage: "ignition" },
@@ -43,12 +66,13 @@ afterAll(() => {
 });
 
 beforeAll(async () => {
-  for (const stack of STACKS) {
+  for (const { id, stack, root } of STACKS) {
     const lines: string[] = [];
-    const code = await main(["render", stack, "--out", join(out, stack)], {
-      out: (s) => lines.push(s),
-      err: (s) => lines.push(s),
-    });
+    const code = await main(
+      ["render", stack, "--out", join(out, id)],
+      { out: (s) => lines.push(s), err: (s) => lines.push(s) },
+      root,
+    );
     expect(code, lines.join("\n")).toBe(0);
   }
 }, 120_000);
@@ -58,21 +82,21 @@ const hostFiles = (stack: string) =>
     .filter((f) => f.endsWith(".ign"))
     .sort();
 
-describe.each(STACKS)("berth render %s", (stack) => {
+describe.each(STACKS)("berth render $id", ({ id, stack, root: projectRoot }) => {
   it("writes one Ignition file per host, secret-bearing ones 0600 and listed", () => {
-    const cfg = loadStack(PROJECT_ROOT, stack);
-    expect(hostFiles(stack)).toEqual(cfg.hosts.names.map((n) => `${n}.ign`).sort());
-    const marker = readFileSync(join(out, stack, "hosts", "SECRET-FILES"), "utf8");
-    for (const f of hostFiles(stack)) {
+    const cfg = loadStack(projectRoot, stack);
+    expect(hostFiles(id)).toEqual(cfg.hosts.names.map((n) => `${n}.ign`).sort());
+    const marker = readFileSync(join(out, id, "hosts", "SECRET-FILES"), "utf8");
+    for (const f of hostFiles(id)) {
       // dockerd's TLS key is in every host's config: each file is marked and private.
       expect(marker).toContain(f);
-      expect(statSync(join(out, stack, "hosts", f)).mode & 0o777).toBe(0o600);
+      expect(statSync(join(out, id, "hosts", f)).mode & 0o777).toBe(0o600);
     }
   });
 
   toolsIt(tools)("every host's config passes ignition-validate", () => {
-    for (const f of hostFiles(stack)) {
-      const r = spawnSync("ignition-validate", [join(out, stack, "hosts", f)], { encoding: "utf8" });
+    for (const f of hostFiles(id)) {
+      const r = spawnSync("ignition-validate", [join(out, id, "hosts", f)], { encoding: "utf8" });
       expect(`${r.stdout}${r.stderr}`).toBe("");
       expect(r.status).toBe(0);
     }
@@ -81,12 +105,12 @@ describe.each(STACKS)("berth render %s", (stack) => {
   toolsIt(tools)(
     "the real Ignition applies the first host's config; systemd-analyze accepts the units",
     () => {
-      const cfg = loadStack(PROJECT_ROOT, stack);
+      const cfg = loadStack(projectRoot, stack);
       const host = cfg.hosts.names[0]!;
       const work = mkdtempSync(join(tmpdir(), "berth-stack-ign-"));
       const root = makeScratchRoot("berth-stack-root-");
       cleanup.push(work, root);
-      const runs = applyWithIgnition(root, join(out, stack, "hosts", `${host}.ign`), work);
+      const runs = applyWithIgnition(root, join(out, id, "hosts", `${host}.ign`), work);
       expect(
         runs.map((r) => r.status),
         runs.at(-1)?.output,
@@ -97,7 +121,8 @@ describe.each(STACKS)("berth render %s", (stack) => {
         string,
         unknown
       >;
-      expect(daemon["storage-driver"]).toBe("btrfs");
+      expect(daemon["storage-driver"]).toBe(id === "testing-overlay2" ? "overlay2" : "btrfs");
+      expect(daemon["storage-driver"]).toBe(cfg.hosts.storageDriver);
       expect(daemon.hosts).toEqual([
         "unix:///var/run/docker.sock",
         `tcp://0.0.0.0:${cfg.hosts.dockerTlsPort}`,
@@ -127,7 +152,18 @@ describe.each(STACKS)("berth render %s", (stack) => {
           expect(existsSync(join(root, written.path))).toBe(true);
       expect(cfg.extraIgnition.length > 0).toBe(stack === "staging");
       const mount = readFileSync(join(root, "etc/systemd/system/var-lib-docker.mount"), "utf8");
-      expect(mount).toContain("Type=btrfs");
+      expect(mount).toContain(`Type=${DOCKER_VOLUME_FILESYSTEM[cfg.hosts.storageDriver]}\n`);
+      const btrfs = cfg.hosts.storageDriver === "btrfs";
+      const day2 = btrfs
+        ? { scripts: DAY2_SCRIPTS, units: DAY2_UNITS, enabled: DAY2_ENABLED_UNITS }
+        : {
+            scripts: DAY2_SCRIPTS_OVERLAY2,
+            units: DAY2_UNITS_OVERLAY2,
+            enabled: DAY2_ENABLED_UNITS_OVERLAY2,
+          };
+      // btrfs upkeep only on btrfs hosts.
+      expect(existsSync(join(root, "usr/local/bin/berth-btrfs-maintenance"))).toBe(btrfs);
+      expect(existsSync(join(root, "etc/systemd/system/berth-btrfs-balance.timer"))).toBe(btrfs);
 
       // Day 2: the host's update policy (its own staggered windows), scripts, timers, journald cap.
       const toml = parseToml(readFileSync(join(root, "etc/zincati/config.d/55-berth-updates.toml"), "utf8"));
@@ -145,17 +181,17 @@ describe.each(STACKS)("berth render %s", (stack) => {
           },
         },
       });
-      for (const script of DAY2_SCRIPTS)
+      for (const script of day2.scripts)
         expect(statSync(join(root, "usr/local/bin", script)).mode & 0o777, script).toBe(0o755);
       expect(readFileSync(join(root, "etc/systemd/journald.conf.d/50-berth.conf"), "utf8")).toContain(
         `SystemMaxUse=${cfg.hosts.upkeep.journalMaxUse}\n`,
       );
-      for (const u of DAY2_ENABLED_UNITS) expect(preset).toContain(`enable ${u}\n`);
+      for (const u of day2.enabled) expect(preset).toContain(`enable ${u}\n`);
 
       prepareVerifyRoot(root, tools.paths.dockerd ?? "/usr/sbin/dockerd");
       const v = verifyUnits(
         root,
-        ["docker.service", "var-lib-docker.mount", ...DAY2_UNITS],
+        ["docker.service", "var-lib-docker.mount", ...day2.units],
         tools.paths["systemd-analyze"],
       );
       expect(v.output).toBe("");
@@ -164,13 +200,13 @@ describe.each(STACKS)("berth render %s", (stack) => {
   );
 
   it("matches the readable snapshot of its hosts' Ignition", async () => {
-    const body = hostFiles(stack)
+    const body = hostFiles(id)
       .map((f) => {
-        const config = JSON.parse(readFileSync(join(out, stack, "hosts", f), "utf8")) as IgnitionConfig;
+        const config = JSON.parse(readFileSync(join(out, id, "hosts", f), "utf8")) as IgnitionConfig;
         return `##### ${f}\n${readable(config)}`;
       })
       .join("\n");
-    await expect(body).toMatchFileSnapshot(`../fixtures/ignition/stacks/${stack}.txt`);
+    await expect(body).toMatchFileSnapshot(`../fixtures/ignition/stacks/${id}.txt`);
   });
 });
 

@@ -8,6 +8,8 @@ import { PROJECT_ROOT } from "../../config/root.ts";
 import { buildPlan, MASK, renderPlanJson, type Plan } from "../../plan/plan.ts";
 import { diffPlans, renderDiffMarkdown } from "../../plan/diff.ts";
 import { runStack } from "../../plan/run.ts";
+import { mockId } from "../../plan/mocks.ts";
+import { editedStackRoot } from "../support/stacks.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "berth-plan-test-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -114,6 +116,61 @@ describe("plan diff", () => {
     const md = renderDiffMarkdown(d, "main");
     expect(md).toContain("**1 server will be replaced**: `testing-ci-1`");
     expect(renderDiffMarkdown(diffPlans(base, base), "main")).toContain("No changes.");
+  });
+});
+
+describe("plan diff when hosts.storageDriver changes", () => {
+  const driverRoot = (driver: string, protectData = false) =>
+    editedStackRoot((c) => {
+      const hosts = c["berth:hosts"] as Record<string, unknown>;
+      hosts.storageDriver = driver;
+      hosts.protectData = protectData;
+    });
+
+  it("btrfs → overlay2: the server is replaced and its Docker volume deleted and created anew", async () => {
+    const base = buildPlan(await runStack(PROJECT_ROOT, "testing"));
+    const head = buildPlan(await runStack(driverRoot("overlay2"), "testing"));
+    const d = diffPlans(base, head);
+    expect(d.removed.map((r) => r.name)).toEqual(["testing-ci-1-docker"]);
+    expect(d.added.map((r) => r.name)).toEqual(["testing-ci-1-docker-ext4"]);
+    expect(d.replacedHosts).toEqual(["testing-ci-1"]);
+    expect(d.lostDockerVolumes).toEqual([
+      { host: "testing-ci-1", volume: "testing-ci-1-docker", protect: false },
+    ]);
+    // The new server boots with the new volume attached (a fresh ext4 file system), not the old one.
+    const devices = (i: Plan) =>
+      JSON.stringify(
+        (i.resources.find((r) => r.name === "testing-ci-1-server")!.inputs as Record<string, unknown>)
+          .blockDevices,
+      );
+    const VOLUME = "openstack:blockstorage/volume:Volume";
+    expect(devices(base)).toContain(mockId(VOLUME, "testing-ci-1-docker"));
+    expect(devices(head)).toContain(mockId(VOLUME, "testing-ci-1-docker-ext4"));
+    expect(devices(head)).not.toContain(mockId(VOLUME, "testing-ci-1-docker"));
+    const md = renderDiffMarkdown(d, "main");
+    expect(md).toContain("**1 server will be replaced**: `testing-ci-1`");
+    expect(md).not.toContain("the docker volumes are kept");
+    expect(md).toContain("**1 Docker volume will be deleted**: `testing-ci-1-docker`");
+    expect(md).toContain("Everything Docker kept there is lost");
+    expect(md).not.toContain("protected");
+  });
+
+  it("overlay2 → btrfs on a protected stack: says pulumi up refuses until protectData is false", async () => {
+    const base = buildPlan(await runStack(driverRoot("overlay2", true), "testing"));
+    const head = buildPlan(await runStack(driverRoot("btrfs", true), "testing"));
+    const d = diffPlans(base, head);
+    expect(d.lostDockerVolumes).toEqual([
+      { host: "testing-ci-1", volume: "testing-ci-1-docker-ext4", protect: true },
+    ]);
+    expect(renderDiffMarkdown(d, "main")).toContain(
+      "`testing-ci-1-docker-ext4` is protected (`hosts.protectData`): `pulumi up` refuses to delete it",
+    );
+  });
+
+  it("the same driver named explicitly changes nothing", async () => {
+    const base = buildPlan(await runStack(PROJECT_ROOT, "testing"));
+    const head = buildPlan(await runStack(driverRoot("btrfs"), "testing"));
+    expect(renderDiffMarkdown(diffPlans(base, head), "main")).toContain("No changes.");
   });
 });
 

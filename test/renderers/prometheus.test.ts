@@ -216,6 +216,49 @@ const CASES: AlertCase[] = [
   },
 ];
 
+/** The alert an overlay2 host gets instead of the btrfs one (its ext4 volume has fixed inodes). */
+const INODES_CASE: AlertCase = {
+  alert: "BerthDockerVolumeInodesLow",
+  series: [
+    [
+      sel("node_filesystem_files_free", { ...node("bad"), mountpoint: "/var/lib/docker" }),
+      `${(t.diskFreeRatio - 0.01) * 1000}x30`,
+    ],
+    [sel("node_filesystem_files", { ...node("bad"), mountpoint: "/var/lib/docker" }), "1000x30"],
+    [
+      sel("node_filesystem_files_free", { ...node("good"), mountpoint: "/var/lib/docker" }),
+      `${(t.diskFreeRatio + 0.01) * 1000}x30`,
+    ],
+    [sel("node_filesystem_files", { ...node("good"), mountpoint: "/var/lib/docker" }), "1000x30"],
+    // The root file system of the good host, nearly out of inodes: not the docker volume, no alert.
+    [sel("node_filesystem_files_free", { ...node("good"), mountpoint: "/" }), "1x30"],
+    [sel("node_filesystem_files", { ...node("good"), mountpoint: "/" }), "1000x30"],
+  ],
+  firesAt: "15m",
+  silentAt: "5m",
+  firing: { ...node("bad"), mountpoint: "/var/lib/docker" },
+};
+const OVERLAY2_INPUT: MonitoringInput = { ...INPUT, storageDriver: "overlay2" };
+const OVERLAY2_CASES = [...CASES.filter((c) => c.alert !== "BerthBtrfsUnallocatedLow"), INODES_CASE];
+
+describe("alert rules per storage driver", () => {
+  const names = (input: MonitoringInput) =>
+    ((parse(renderAlertRules(input)) as RuleDoc).groups[0]?.rules ?? []).map((r) => r.alert);
+
+  it("btrfs (the default) has the btrfs allocation alert and no inode alert", () => {
+    expect(renderAlertRules({ ...INPUT, storageDriver: "btrfs" })).toBe(renderAlertRules(INPUT));
+    expect(names(INPUT)).toContain("BerthBtrfsUnallocatedLow");
+    expect(names(INPUT)).not.toContain("BerthDockerVolumeInodesLow");
+  });
+
+  it("overlay2 has the inode alert in its place and nothing about btrfs", () => {
+    expect(names(OVERLAY2_INPUT)).toEqual(
+      names(INPUT).map((n) => (n === "BerthBtrfsUnallocatedLow" ? "BerthDockerVolumeInodesLow" : n)),
+    );
+    expect(renderAlertRules(OVERLAY2_INPUT)).not.toMatch(/btrfs/);
+  });
+});
+
 describeWithTools("promtool on Berth's Prometheus configuration", { tools: [promtool] }, () => {
   const tmp = tempDir("prometheus");
   afterAll(() => tmp.remove());
@@ -241,44 +284,57 @@ describeWithTools("promtool on Berth's Prometheus configuration", { tools: [prom
     },
   );
 
+  const names = (input: MonitoringInput) =>
+    ((parse(renderAlertRules(input)) as RuleDoc).groups[0]?.rules ?? []).map((r) => r.alert);
+
   it("every alert has a test case", () => {
     const doc = parse(renderAlertRules(INPUT)) as RuleDoc;
     expect(doc.groups[0]?.rules.map((r) => r.alert).sort()).toEqual(CASES.map((c) => c.alert).sort());
   });
 
-  it("test rules: each alert fires on the bad host only, and not before its `for`", () => {
-    const rulesText = renderAlertRules(INPUT);
-    writeFileSync(join(tmp.path, "rules.yml"), rulesText);
-    const rules = new Map((parse(rulesText) as RuleDoc).groups[0]?.rules.map((r) => [r.alert, r]) ?? []);
-    const expand = (text: string, labels: Record<string, string>) =>
-      text.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, k: string) => labels[k] ?? "");
-    const tests = CASES.map((c) => {
-      const rule = rules.get(c.alert);
-      if (!rule) throw new Error(`no rule ${c.alert}`);
-      const labels = { ...c.firing, ...rule.labels };
-      return {
-        interval: "1m",
-        input_series: c.series.map(([series, values]) => ({ series, values })),
-        alert_rule_test: [
-          {
-            eval_time: c.firesAt,
-            alertname: c.alert,
-            exp_alerts: [
-              {
-                exp_labels: labels,
-                exp_annotations: Object.fromEntries(
-                  Object.entries(rule.annotations).map(([k, v]) => [k, expand(v, labels)]),
-                ),
-              },
-            ],
-          },
-          ...(c.silentAt ? [{ eval_time: c.silentAt, alertname: c.alert, exp_alerts: [] }] : []),
-        ],
-      };
-    });
-    writeFileSync(join(tmp.path, "rules.test.yml"), stringify({ rule_files: ["rules.yml"], tests }));
-    const r = promtoolRun(["test", "rules", "rules.test.yml"]);
-    expect(r.stdout + r.stderr).toMatch(/SUCCESS/);
-    expect(r.status, r.stdout + r.stderr).toBe(0);
-  });
+  it.each([
+    ["btrfs", INPUT, CASES],
+    ["overlay2", OVERLAY2_INPUT, OVERLAY2_CASES],
+  ] as const)(
+    "test rules (%s): each alert fires on the bad host only, and not before its `for`",
+    (driver, input, cases) => {
+      expect(names(input).sort()).toEqual(cases.map((c) => c.alert).sort());
+      const rulesText = renderAlertRules(input);
+      writeFileSync(join(tmp.path, `rules-${driver}.yml`), rulesText);
+      const rules = new Map((parse(rulesText) as RuleDoc).groups[0]?.rules.map((r) => [r.alert, r]) ?? []);
+      const expand = (text: string, labels: Record<string, string>) =>
+        text.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, k: string) => labels[k] ?? "");
+      const tests = cases.map((c) => {
+        const rule = rules.get(c.alert);
+        if (!rule) throw new Error(`no rule ${c.alert}`);
+        const labels = { ...c.firing, ...rule.labels };
+        return {
+          interval: "1m",
+          input_series: c.series.map(([series, values]) => ({ series, values })),
+          alert_rule_test: [
+            {
+              eval_time: c.firesAt,
+              alertname: c.alert,
+              exp_alerts: [
+                {
+                  exp_labels: labels,
+                  exp_annotations: Object.fromEntries(
+                    Object.entries(rule.annotations).map(([k, v]) => [k, expand(v, labels)]),
+                  ),
+                },
+              ],
+            },
+            ...(c.silentAt ? [{ eval_time: c.silentAt, alertname: c.alert, exp_alerts: [] }] : []),
+          ],
+        };
+      });
+      writeFileSync(
+        join(tmp.path, `rules-${driver}.test.yml`),
+        stringify({ rule_files: [`rules-${driver}.yml`], tests }),
+      );
+      const r = promtoolRun(["test", "rules", `rules-${driver}.test.yml`]);
+      expect(r.stdout + r.stderr).toMatch(/SUCCESS/);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+    },
+  );
 });

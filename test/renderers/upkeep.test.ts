@@ -22,6 +22,7 @@ describe("upkeep scripts", () => {
     ["docker upkeep", renderDockerUpkeepScript()],
     ["btrfs maintenance", renderBtrfsMaintenanceScript()],
     ["disk check", renderDiskCheckScript()],
+    ["disk check with inodes (overlay2 hosts)", renderDiskCheckScript({ inodes: true })],
   ])("bash -n accepts the %s script", (_name, text) => {
     expect(text.startsWith("#!/bin/bash\n")).toBe(true);
     const r = spawnSync("bash", ["-n"], { input: text, encoding: "utf8" });
@@ -37,6 +38,27 @@ describe("upkeep scripts", () => {
     const s = renderDockerUpkeepScript();
     expect(s).toContain('docker image prune -a -f --filter "until=$cutoff" --filter "label!=org.berth.keep"');
     expect(s).not.toMatch(/^\s*docker volume prune/m);
+  });
+});
+
+describe("upkeep units of an overlay2 host (ext4 Docker volume)", () => {
+  const units = renderUpkeepUnits("/opt/bin", "/var/lib/docker", UPKEEP_DEFAULTS, { btrfs: false });
+
+  it("leave out the btrfs balance and scrub, keep the prune and the free-space check", () => {
+    expect(units.map((u) => `${u.name}:${String(u.enabled)}`)).toEqual([
+      "berth-docker-upkeep.service:false",
+      "berth-docker-upkeep.timer:true",
+      "berth-disk-check.service:false",
+      "berth-disk-check.timer:true",
+    ]);
+    expect(units.find((u) => u.name === "berth-disk-check.service")?.contents).toContain(
+      "ExecStart=/opt/bin/berth-disk-check 15 /var/lib/docker /\n",
+    );
+  });
+
+  it("are the btrfs host's units minus the btrfs ones, byte for byte", () => {
+    const btrfs = renderUpkeepUnits("/opt/bin", "/var/lib/docker", UPKEEP_DEFAULTS);
+    expect(units).toEqual(btrfs.filter((u) => !u.name.startsWith("berth-btrfs-")));
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * The end-to-end suite's Docker engine: a private dockerd on btrfs (`scripts/e2e-env.sh`), the
+ * The end-to-end suite's Docker engine: a private dockerd (`scripts/e2e-env.sh`) with the storage
+ * driver of `$BERTH_E2E_STORAGE` (btrfs on a btrfs loop file, by default, or overlay2 on ext4), the
  * stand-in images (`images/standins/build.sh`), and a small client for the Engine API on its Unix
  * socket, so containers are created with the same fields the Pulumi Docker provider sends
  * (healthcheck arrays, entrypoints, static addresses, port bindings) and files are uploaded the way
@@ -14,6 +15,12 @@ import { request } from "node:http";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
+import {
+  DOCKER_VOLUME_FILESYSTEM,
+  STORAGE_DRIVERS,
+  isStorageDriver,
+  type StorageDriver,
+} from "../../../renderers/storage.ts";
 import { DOCKERD_BTRFS_TOOLS, requireTools, type ToolCheck } from "../../support/tools.ts";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
@@ -21,6 +28,23 @@ export const E2E_ENV = resolve(REPO_ROOT, "scripts/e2e-env.sh");
 export const STANDINS_BUILD = resolve(REPO_ROOT, "images/standins/build.sh");
 /** Kept between runs: the debootstrap tarball and the saved stand-in images. */
 export const E2E_CACHE = process.env.BERTH_E2E_CACHE ?? resolve(REPO_ROOT, ".cache/e2e");
+
+/**
+ * The storage driver of this run's engines: `$BERTH_E2E_STORAGE` (scripts/e2e-env.sh's own switch;
+ * vitest.e2e.config.ts sets it per project), default btrfs, what Berth's hosts run by default.
+ */
+export const E2E_STORAGE: StorageDriver = storageFromEnv(process.env.BERTH_E2E_STORAGE);
+
+function storageFromEnv(value: string | undefined): StorageDriver {
+  if (value === undefined || value === "") return "btrfs";
+  if (!isStorageDriver(value))
+    throw new Error(`BERTH_E2E_STORAGE must be one of ${STORAGE_DRIVERS.join(", ")}, not "${value}"`);
+  return value;
+}
+
+/** The file system of the engine's data root for `storage` (the Docker volume's on a host). */
+export const e2eFilesystem = (storage: StorageDriver = E2E_STORAGE): string =>
+  DOCKER_VOLUME_FILESYSTEM[storage];
 
 /** Everything the end-to-end suite runs; skips locally, fails under CI when something is missing. */
 export function requireE2eTools(
@@ -31,6 +55,7 @@ export function requireE2eTools(
     suite,
     [
       ...DOCKERD_BTRFS_TOOLS,
+      ...(E2E_STORAGE === "overlay2" ? [{ tool: "mkfs.ext4", debianPackage: "e2fsprogs" }] : []),
       { tool: "iptables", debianPackage: "iptables" },
       { tool: "debootstrap", debianPackage: "debootstrap" },
       ...extra,
@@ -85,12 +110,16 @@ export interface Engine {
 }
 
 /**
- * `e2e-env.sh up` in a fresh, short work directory under /tmp (dockerd puts Unix sockets below it).
- * On failure the half-made environment is already torn down by the script.
+ * `e2e-env.sh up` in a fresh, short work directory under /tmp (dockerd puts Unix sockets below it),
+ * with `storage` (default {@link E2E_STORAGE}). On failure the half-made environment is already torn
+ * down by the script. `prefix`: of the work directory (bench/engine.ts uses its own).
  */
-export function startEngine(): Engine {
-  const workdir = mkdtempSync("/tmp/be-");
-  const out = runOk("bash", [E2E_ENV, "up", workdir], { timeoutMs: 180_000 });
+export function startEngine(storage: StorageDriver = E2E_STORAGE, prefix = "/tmp/be-"): Engine {
+  const workdir = mkdtempSync(prefix);
+  const out = runOk("bash", [E2E_ENV, "up", workdir], {
+    timeoutMs: 180_000,
+    env: { BERTH_E2E_STORAGE: storage },
+  });
   const host = out.trim().split("\n").pop() ?? "";
   if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(out)}`);
   return { workdir, host, socket: host.slice("unix://".length) };
