@@ -74,5 +74,6 @@ export function cascInput(config: BerthConfig): CascInput {
     registryHostname: config.registry.hostname,
     dockerTlsPort: config.hosts.dockerTlsPort,
     dnsAddress: config.services.dnsAddress,
+    searchDomains: config.dns.searchDomains,
   };
 }

@@ -34,8 +34,8 @@ export interface JenkinsAgentsArgs {
   servicesNetwork: pulumi.Input<string>;
   /** The dnsmasq container's address: agents resolve the production-like names through it. */
   dnsAddress: string;
-  /** Search domain of the production-like names. */
-  searchDomain: string;
+  /** Search domains of the production-like names, first preferred. */
+  searchDomains: string[];
   /** This host's Docker provider. */
   provider: docker.Provider;
 }
@@ -124,7 +124,7 @@ export class JenkinsAgents extends pulumi.ComponentResource {
           networkMode: "bridge",
           networksAdvanced: [{ name: "bridge" }, { name: args.servicesNetwork }],
           dns: [args.dnsAddress],
-          dnsSearches: [args.searchDomain],
+          dnsSearches: [...args.searchDomains],
           ports: [
             { internal: AGENT_CONTAINER_SSH_PORT, external: port, ip: args.bindAddress, protocol: "tcp" },
           ],

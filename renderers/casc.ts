@@ -9,14 +9,16 @@
  * tests use them: `DockerCloud` (name, dockerApi, containerCap, templates), `DockerAPI.dockerHost`
  * (`DockerServerEndpoint`: uri, credentialsId), `DockerTemplate` (labelString, dockerTemplateBase,
  * remoteFs, connector, instanceCapStr, pullStrategy, removeVolumes), `DockerTemplateBase` (image,
- * pullCredentialsId, network, dnsString), `DockerComputerSSHConnector` (`@Symbol("ssh")`,
+ * pullCredentialsId, network, dnsString, dnsSearchString), `DockerComputerSSHConnector` (`@Symbol("ssh")`,
  * sshKeyStrategy) and its `InjectSSHKey` strategy (no symbol, hence `injectSSHKey`, field user).
  *
- * `network` and `dnsString` are `@DataBoundSetter`s of `DockerTemplateBase`
+ * `network`, `dnsString` and `dnsSearchString` are `@DataBoundSetter`s of `DockerTemplateBase`
  * (jenkinsci/docker-plugin, src/main/java/com/nirima/jenkins/plugins/docker/DockerTemplateBase.java):
- * `setNetwork(String)` becomes the container's `NetworkMode` (`withNetworkMode`), and
- * `setDnsString(String)` is split on spaces into its `Dns` servers (`withDns`). The class has no
- * DNS search-domain setter, so none is emitted: dnsmasq answers the short names itself.
+ * `setNetwork(String)` becomes the container's `NetworkMode` (`withNetworkMode`),
+ * `setDnsString(String)` is split on spaces into its `Dns` servers (`withDns`), and
+ * `setDnsSearchString(String)` is split on spaces into its `DnsSearch` domains (`withDnsSearch`).
+ * `dnsSearchString` exists since the plugin's release 1274.vc0203fdf2e74 (October 2024); an older
+ * plugin refuses the unknown attribute when the snippet is applied, rather than ignoring it.
  */
 import { stringify } from "yaml";
 
@@ -38,7 +40,13 @@ export interface DockerCloudCasc {
     containerCap: number;
     templates: {
       labelString: string;
-      dockerTemplateBase: { image: string; pullCredentialsId?: string; network: string; dnsString: string };
+      dockerTemplateBase: {
+        image: string;
+        pullCredentialsId?: string;
+        network: string;
+        dnsString: string;
+        dnsSearchString: string;
+      };
       remoteFs: string;
       connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: string } } } };
       instanceCapStr: string;
@@ -71,6 +79,8 @@ export interface CascInput {
   dockerTlsPort: number;
   /** dnsmasq's address on each host's services network. */
   dnsAddress: string;
+  /** The search domains (`berth:dns.searchDomains`), first preferred. */
+  searchDomains: readonly string[];
 }
 
 /** The registry host of an image reference (`host[:port]/path...`), or undefined for Docker Hub. */
@@ -112,6 +122,8 @@ export function jenkinsDockerClouds(input: CascInput, addresses: Record<string, 
               // (components/host-services.ts), so every per-build host has both.
               network: PER_BUILD_NETWORK,
               dnsString: input.dnsAddress,
+              // Space-separated, first preferred: short production-like names resolve as on a host.
+              dnsSearchString: input.searchDomains.join(" "),
             },
             remoteFs: PER_BUILD_REMOTE_FS,
             connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: PER_BUILD_USER } } } },
@@ -155,7 +167,8 @@ export function renderJenkinsCasc(
   ];
   const network = [
     `# Build containers join each host's ${PER_BUILD_NETWORK} network and resolve through its dnsmasq`,
-    `# (${input.dnsAddress}): the production-like service names work in them as on the SSH agents.`,
+    `# (${input.dnsAddress}) with the search domains ${input.searchDomains.join(" ")}: the production-like`,
+    `# service names work in them as on the SSH agents (dnsSearchString needs docker-plugin 1274.vc0203fdf2e74 or later).`,
   ];
   const doc = { jenkins: { clouds: jenkinsDockerClouds(input, addresses) } };
   return `${[...header, ...credentials, ...network].join("\n")}\n${stringify(doc, { lineWidth: 0 })}`;
