@@ -82,5 +82,6 @@ export function cascInput(config: BerthConfig): CascInput {
     dockerTlsPort: config.hosts.dockerTlsPort,
     dnsAddress: config.services.dnsAddress,
     limits: config.limits.containers.perBuild,
+    searchDomains: config.dns.searchDomains,
   };
 }

@@ -11,7 +11,7 @@ export function summarize(c: BerthConfig): string {
     `  network:   ${c.openstack.networkCidr} via ${c.openstack.externalNetwork}; SSH from ${c.openstack.adminCidrs.join(", ")}`,
     `  registry:  https://${c.registry.hostname} on ${c.registry.host} (${c.registry.tls.mode} TLS, users ${c.registry.users.map((u) => u.name).join(", ")})${c.registry.pullThroughCache ? `, pull-through cache of ${c.registry.pullThroughCache.remoteUrl} on :${c.registry.pullThroughCache.port}` : ""}`,
     `  jenkins:   ${j.agentsPerHost} SSH agents per host (${ports}), from ${j.controllerCidr}; Docker access: static agents ${j.dockerAccess.static}, per-build ${j.dockerAccess.perBuild}${j.dockerAccess.static !== "none" || j.dockerAccess.perBuild !== "none" ? " (root on the host)" : ""}`,
-    `  services:  minimal ${c.services.minimal.join(", ") || "none"}; production-like ${c.services.productionLike.map((s) => s.name).join(", ") || "none"} on ${c.services.subnet}, names under ${c.dns.searchDomain}`,
+    `  services:  minimal ${c.services.minimal.join(", ") || "none"}; production-like ${c.services.productionLike.map((s) => s.name).join(", ") || "none"} on ${c.services.subnet}, names under ${c.dns.searchDomains.join(", ")}`,
     limitsLine(c),
   ];
   return lines.join("\n");

@@ -54,8 +54,8 @@ export interface JenkinsAgentsArgs {
   servicesNetwork: pulumi.Input<string>;
   /** The dnsmasq container's address: agents resolve the production-like names through it. */
   dnsAddress: string;
-  /** Search domain of the production-like names. */
-  searchDomain: string;
+  /** Search domains of the production-like names, first preferred. */
+  searchDomains: string[];
   /** Memory and CPU limits of each agent (config/limits.ts, kind `agent`); unlimited when absent. */
   limits?: ContainerLimit;
   /** This host's Docker provider. */
@@ -155,7 +155,7 @@ export class JenkinsAgents extends pulumi.ComponentResource {
           networkMode: "bridge",
           networksAdvanced: [{ name: "bridge" }, { name: args.servicesNetwork }],
           dns: [args.dnsAddress],
-          dnsSearches: [args.searchDomain],
+          dnsSearches: [...args.searchDomains],
           ports: [
             { internal: AGENT_CONTAINER_SSH_PORT, external: port, ip: args.bindAddress, protocol: "tcp" },
           ],

@@ -100,8 +100,8 @@ export interface BackendServicesArgs {
   dnsAddress: string;
   /** dnsmasq's upstream resolvers. */
   upstreamDns: string[];
-  /** Search domain: every production-like name also resolves as `<name>.<searchDomain>`. */
-  searchDomain: string;
+  /** Search domains, first preferred: every production-like name also resolves as `<name>.<domain>` under each. */
+  searchDomains: string[];
   /** Kinds of the minimal set: one container each, on the host's default ports. */
   minimal: ServiceKind[];
   /** The production-like set: production's names, fixed addresses on `ci-services`. */
@@ -141,11 +141,11 @@ export interface ServiceCredential {
  * - **Production-like set** — containers named and hostnamed exactly like production's services
  *   (`mongodb-cluster-a-node-1`), each at its fixed address on the `ci-services` network, with
  *   its own data volume. A dnsmasq container at `dnsAddress` answers every such name, short and
- *   under the search domain, and forwards anything else to the upstream resolvers; every
+ *   under each search domain, and forwards anything else to the upstream resolvers; every
  *   container on `ci-services` uses it (`dns`/`dnsSearch`), so applications keep production's
  *   configuration (`mongodb.host = mongodb-cluster-a-node-1:27017`).
  * - **Network holders** (seed 004's "networkholder") — long-lived containers on the default bridge
- *   and `ci-services`, with dnsmasq and the search domain as resolver, that forward each minimal
+ *   and `ci-services`, with dnsmasq and the search domains as resolver, that forward each minimal
  *   service's default port from their own `localhost` to the host's service (socat; the list is
  *   {@link HOLDER_FORWARD_FILE}). A container started with `--network container:<holder>` shares
  *   the namespace and its resolver: redis on `localhost:6379`, the production-like names, as on a
@@ -193,7 +193,7 @@ export class BackendServices extends pulumi.ComponentResource {
       child,
     );
     this.networkName = net.name;
-    const dnsSettings = { dns: [args.dnsAddress], dnsSearches: [args.searchDomain] };
+    const dnsSettings = { dns: [args.dnsAddress], dnsSearches: [...args.searchDomains] };
 
     const credentials: { container: string; user: string; password: pulumi.Output<string> }[] = [];
     const serviceEnv = (kind: ServiceKind, container: string, resourceName: string) => {
@@ -248,7 +248,7 @@ export class BackendServices extends pulumi.ComponentResource {
 
     // --- dnsmasq -------------------------------------------------------------------------------
     const dnsmasqConf = renderDnsmasqConfig({
-      searchDomain: args.searchDomain,
+      searchDomains: args.searchDomains,
       listenAddresses: [args.dnsAddress],
       upstreamServers: args.upstreamDns,
       records: args.productionLike.map((s) => ({ name: s.name, address: s.address })),
@@ -270,7 +270,7 @@ export class BackendServices extends pulumi.ComponentResource {
         uploads: [{ file: "/etc/dnsmasq.conf", content: dnsmasqConf, permissions: "0644" }],
         healthcheck: {
           tests: probe
-            ? ["CMD", "nslookup", `${probe.name}.${args.searchDomain}`, args.dnsAddress]
+            ? ["CMD", "nslookup", `${probe.name}.${args.searchDomains[0] ?? ""}`, args.dnsAddress]
             : ["CMD", "pidof", "dnsmasq"],
           interval: "30s",
           timeout: "5s",

@@ -317,7 +317,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     registry: Obj & { tls: Obj; users: Obj[]; pullThroughCache?: Obj };
     jenkins: Obj;
     services: Obj & { subnet: string; productionLike: Obj[] };
-    dns: { searchDomain: string };
+    dns: { searchDomains: string[] };
     extraIgnition: { path: string; secret?: boolean }[];
     previewTtlHours: number;
     logs: { forward?: { url: string; serverCa: string } };

@@ -35,6 +35,17 @@ const ipv4 = { type: "string", format: "ipv4" } as const;
 const sshKey = { type: "string", format: "ssh-public-key" } as const;
 const dnsName = { type: "string", format: "hostname", minLength: 1 } as const;
 const digestPinned = { type: "string", format: "image-digest" } as const;
+/**
+ * At most this many search domains: glibc before 2.26 reads only 6 from resolv.conf (MAXDNSRCH),
+ * and Berth's containers run images with such resolvers.
+ */
+export const MAX_SEARCH_DOMAINS = 6;
+/**
+ * The search list, joined by spaces, is at most this long, so that resolv.conf's whole
+ * `search <list>` line stays under 255 characters: musl (the holder image is Alpine) reads lines
+ * into a 256-byte buffer and ignores a longer one, and glibc before 2.26 keeps 256 bytes of the list.
+ */
+export const MAX_SEARCH_LIST_CHARS = 247;
 const serviceKind = { enum: ["redis", "mongodb", "postgres", "memcached", "rabbitmq"] } as const;
 
 // ---- Day 2: berth:hosts.updates and berth:hosts.upkeep (cross-field checks: validate-updates.ts) ----
@@ -468,8 +479,17 @@ export const berthSchema = {
     dns: {
       type: "object",
       additionalProperties: false,
-      required: ["searchDomain"],
-      properties: { searchDomain: dnsName },
+      required: ["searchDomains"],
+      properties: {
+        searchDomains: {
+          type: "array",
+          description: "search domains, first preferred",
+          minItems: 1,
+          maxItems: MAX_SEARCH_DOMAINS,
+          uniqueItems: true,
+          items: dnsName,
+        },
+      },
     },
     limits,
     logs,

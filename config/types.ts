@@ -251,7 +251,13 @@ export interface BerthConfig {
   registry: RegistryConfig;
   jenkins: JenkinsConfig;
   services: ServicesConfig;
-  dns: { searchDomain: string };
+  dns: {
+    /**
+     * Search domains, first preferred (e.g. one per production region): dnsmasq answers every
+     * production-like name under each, and hosts and containers carry them in their search path.
+     */
+    searchDomains: string[];
+  };
   extraIgnition: ExtraIgnition[];
   /** `berth:limits`: every container kind's memory and CPU limits, resolved (config/limits.ts). */
   limits: LimitsConfig;

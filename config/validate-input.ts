@@ -14,6 +14,7 @@ import { existsSync, realpathSync } from "node:fs";
 import { isAbsolute, relative, resolve as resolvePath } from "node:path";
 import type { ConfigIssue } from "./errors.ts";
 import { SERVICE_CATALOG } from "./images.ts";
+import { MAX_SEARCH_LIST_CHARS } from "./schema.ts";
 import {
   DEFAULT_DOCKER_TLS_PORT,
   EPHEMERAL_PORTS,
@@ -212,27 +213,53 @@ function timezoneIssues(data: Obj): ConfigIssue[] {
 
 function dnsNameIssues(data: Obj): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  for (const [path, v] of [
-    ["berth:registry.hostname", get(data, "registry", "hostname")],
-    ["berth:dns.searchDomain", get(data, "dns", "searchDomain")],
-  ] as const) {
+  const dotted = (path: string, v: unknown) => {
     if (typeof v === "string" && v.length > 1 && v.endsWith("."))
       issues.push({
         path,
         message: `${JSON.stringify(v)} ends with a dot; Berth takes names without the root dot (certificates, nginx and /etc/hosts use them as written): write ${JSON.stringify(v.replace(/\.+$/, ""))}`,
       });
-  }
-  const domain = get(data, "dns", "searchDomain");
+  };
+  dotted("berth:registry.hostname", get(data, "registry", "hostname"));
+  const domainsRaw = get(data, "dns", "searchDomains");
+  const domains = Array.isArray(domainsRaw) ? domainsRaw : [];
+  const firstIndex = new Map<string, number>();
+  domains.forEach((d, i) => {
+    const path = `berth:dns.searchDomains[${i}]`;
+    dotted(path, d);
+    if (typeof d !== "string") return;
+    // DNS names are case-insensitive: `CI.example` repeats `ci.example` (the schema's uniqueItems
+    // only sees identical strings).
+    const key = d.toLowerCase().replace(/\.+$/, "");
+    const first = firstIndex.get(key);
+    if (first === undefined) firstIndex.set(key, i);
+    else if (domains[first] !== d)
+      issues.push({
+        path,
+        message: `${JSON.stringify(d)} repeats searchDomains[${first}] ${JSON.stringify(domains[first])} (DNS names ignore case); remove one`,
+      });
+  });
+  const strings = domains.filter((d): d is string => typeof d === "string");
+  const line = strings.join(" ");
+  if (strings.length === domains.length && line.length > MAX_SEARCH_LIST_CHARS)
+    issues.push({
+      path: "berth:dns.searchDomains",
+      message: `joined by spaces the list makes ${line.length} characters, but resolv.conf's search line keeps at most ${MAX_SEARCH_LIST_CHARS} (musl ignores a longer line, older glibc cuts it): use fewer or shorter domains`,
+    });
   const services = get(data, "services", "productionLike");
-  if (typeof domain === "string" && Array.isArray(services))
+  if (Array.isArray(services))
     services.forEach((s, i) => {
       const name = get(s, "name");
       if (typeof name !== "string") return;
-      const fqdn = `${name}.${domain.replace(/\.$/, "")}`;
-      if (fqdn.length > DNS_NAME_MAX)
+      const longest = strings.reduce(
+        (a, b) => (b.replace(/\.$/, "").length > a.length ? b.replace(/\.$/, "") : a),
+        "",
+      );
+      const fqdn = `${name}.${longest}`;
+      if (longest !== "" && fqdn.length > DNS_NAME_MAX)
         issues.push({
           path: `berth:services.productionLike[${i}].name`,
-          message: `with berth:dns.searchDomain it makes ${fqdn.length} characters (${fqdn.slice(0, 40)}...), but a DNS name holds at most ${DNS_NAME_MAX}: shorten the name or the search domain`,
+          message: `under berth:dns.searchDomains ${JSON.stringify(longest)} it makes ${fqdn.length} characters (${fqdn.slice(0, 40)}...), but a DNS name holds at most ${DNS_NAME_MAX}: shorten the name or the search domain`,
         });
     });
   return issues;

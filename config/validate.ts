@@ -131,6 +131,9 @@ function translate(errors: ErrorObject[]): ConfigIssue[] {
       case "minItems":
         issues.push({ path: here, message: `must list at least ${(e.params as { limit: number }).limit}` });
         break;
+      case "maxItems":
+        issues.push({ path: here, message: `must list at most ${(e.params as { limit: number }).limit}` });
+        break;
       case "minLength":
         issues.push({ path: here, message: `must not be empty` });
         break;
@@ -320,8 +323,9 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
  */
 export function validateRaw(stack: string, source: string, raw: unknown): Obj {
   const data: unknown = structuredClone(raw ?? {});
+  const renamed = renamedKeyIssues(data);
   const valid = validateSchema(data);
-  const issues = valid ? [] : translate(validateSchema.errors ?? []);
+  const issues = [...renamed, ...(valid ? [] : translate(validateSchema.errors ?? []))];
   if (isObj(data))
     issues.push(
       ...semanticIssues(data),
@@ -334,6 +338,30 @@ export function validateRaw(stack: string, source: string, raw: unknown): Obj {
     throw new ConfigError(stack, source, dedupe(issues));
   }
   return data;
+}
+
+/**
+ * Keys Berth renamed. Each is refused with one message saying what to write instead; the value is
+ * moved to the new key in `data` (when that is not given too), so the other checks still run on it
+ * and report nothing twice.
+ */
+function renamedKeyIssues(data: unknown): ConfigIssue[] {
+  const dns = get(data, "dns");
+  if (!isObj(dns) || !("searchDomain" in dns)) return [];
+  const old = dns.searchDomain;
+  delete dns.searchDomain;
+  const both = "searchDomains" in dns;
+  const list = typeof old === "string" ? [old] : Array.isArray(old) ? old.map(String) : undefined;
+  if (!both && list) dns.searchDomains = list;
+  const value = (list ?? ["ci.example.internal"]).join(", ");
+  return [
+    {
+      path: "berth:dns.searchDomain",
+      message: both
+        ? "was renamed to berth:dns.searchDomains, which is given too; remove berth:dns.searchDomain"
+        : `was renamed to berth:dns.searchDomains, a list (first preferred): write \`searchDomains: [${value}]\` under berth:dns instead`,
+    },
+  ];
 }
 
 function dedupe(issues: ConfigIssue[]): ConfigIssue[] {

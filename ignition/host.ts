@@ -103,8 +103,12 @@ export interface HostRegistry {
 export interface HostServiceDns {
   /** Address of the dnsmasq container as reachable from the host, e.g. `"172.30.0.2"`. */
   address: string;
-  /** Domain routed to that server only (systemd-resolved routing domain `~<domain>`), e.g. `"svc.ci.internal"`. */
-  searchDomain: string;
+  /**
+   * Search domains, first preferred, e.g. `["us-east-1.ci.internal"]`. systemd-resolved routes
+   * them to that server and puts them in the host's search path (`Domains=`), and dockerd gives
+   * them to every container (`dns-search`).
+   */
+  searchDomains: string[];
 }
 
 /** Mutual-TLS TCP listener for the Docker API. */
@@ -305,10 +309,13 @@ function validate(host: HostIgnitionInput): void {
     if (!isIp(host.serviceDns.address)) {
       throw new Error(`${h}: serviceDns.address must be an IP address, got "${host.serviceDns.address}"`);
     }
-    if (!HOSTNAME_RE.test(host.serviceDns.searchDomain)) {
-      throw new Error(
-        `${h}: serviceDns.searchDomain must be a domain, got "${host.serviceDns.searchDomain}"`,
-      );
+    if (host.serviceDns.searchDomains.length === 0) {
+      throw new Error(`${h}: serviceDns.searchDomains must list at least one domain`);
+    }
+    for (const domain of host.serviceDns.searchDomains) {
+      if (!HOSTNAME_RE.test(domain)) {
+        throw new Error(`${h}: serviceDns.searchDomains must hold domains, got "${domain}"`);
+      }
     }
   }
   if (host.dockerTls) {
@@ -348,6 +355,11 @@ export function dockerDaemonJson(host: HostIgnitionInput): Record<string, JsonIn
     bip: host.docker.bip,
     hosts: [DOCKER_UNIX_SOCKET],
   };
+  if (host.serviceDns) {
+    // Every container gets the search list (short production-like names), also those a build
+    // starts without --dns-search: on ci-services, in a holder, on the default bridge.
+    daemon["dns-search"] = [...host.serviceDns.searchDomains];
+  }
   if (host.dockerTls) {
     daemon.hosts = [DOCKER_UNIX_SOCKET, `tcp://0.0.0.0:${host.dockerTls.port}`];
     daemon.tls = true;
@@ -417,15 +429,26 @@ const SSHD_DROPIN = [
   "",
 ].join("\n");
 
-function resolvedDropin(dns: HostServiceDns): string {
+/**
+ * The systemd-resolved drop-in (both OS images run systemd-resolved). `Domains=` without `~` makes
+ * each domain a search domain as well as a routing domain: resolved sends queries under them to the
+ * dnsmasq container only (the global `DNS=`), and publishes them, in order, in the `search` line of
+ * the host's resolv.conf (the stub file Fedora CoreOS links /etc/resolv.conf to, and the uplink
+ * file Flatcar links it to), so short names resolve on the host itself.
+ */
+export function resolvedDropin(dns: HostServiceDns): string {
   return [
-    "# Berth: send queries for the services' domain to the dnsmasq container only.",
+    "# Berth: the services' domains are the host's search domains, and their queries go to the",
+    "# dnsmasq container only.",
     "[Resolve]",
     `DNS=${dns.address}`,
-    `Domains=~${dns.searchDomain}`,
+    `Domains=${dns.searchDomains.join(" ")}`,
     "",
   ].join("\n");
 }
+
+/** Path of {@link resolvedDropin} on the host. */
+export const RESOLVED_DROPIN_PATH = "/etc/systemd/resolved.conf.d/50-berth.conf";
 
 /** The update policy a host gets when its input names none. */
 export function defaultUpdatePolicy(os: HostOs, timezone: string): HostUpdatePolicy {
@@ -525,7 +548,7 @@ function baseHostConfig(host: HostIgnitionInput): IgnitionConfig {
     file(profile.sshdDropinPath, SSHD_DROPIN, { mode: 0o600 }),
   ];
   if (host.serviceDns) {
-    files.push(file("/etc/systemd/resolved.conf.d/50-berth.conf", resolvedDropin(host.serviceDns)));
+    files.push(file(RESOLVED_DROPIN_PATH, resolvedDropin(host.serviceDns)));
   }
   if (host.registry?.caCertPem) {
     const ca = withNewline(host.registry.caCertPem);

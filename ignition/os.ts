@@ -66,6 +66,14 @@ export interface OsProfile {
    * update.conf (update_engine downloads, locksmithd reboots in its window).
    */
   readonly updatePolicy: { kind: "zincati"; path: string } | { kind: "flatcar"; path: string };
+  /**
+   * What the image links /etc/resolv.conf to (both run systemd-resolved, which writes both files
+   * with the search domains of `Domains=` in its `search` line). Fedora CoreOS: the stub file, whose
+   * only nameserver is resolved's 127.0.0.53, which routes the search domains to their DNS server.
+   * Flatcar: the uplink file, which lists resolved's servers (the global `DNS=` first) for glibc to
+   * ask directly. For documentation and tests; Berth writes the same resolved drop-in for both.
+   */
+  readonly resolvConf: "/run/systemd/resolve/stub-resolv.conf" | "/run/systemd/resolve/resolv.conf";
 }
 
 const FCOS: OsProfile = {
@@ -81,6 +89,7 @@ const FCOS: OsProfile = {
   sshdDropinPath: "/etc/ssh/sshd_config.d/05-berth.conf",
   scriptDir: "/usr/local/bin",
   updatePolicy: { kind: "zincati", path: "/etc/zincati/config.d/55-berth-updates.toml" },
+  resolvConf: "/run/systemd/resolve/stub-resolv.conf",
 };
 
 const FLATCAR: OsProfile = {
@@ -100,6 +109,8 @@ const FLATCAR: OsProfile = {
   sshdDropinPath: "/etc/ssh/sshd_config.d/05-berth.conf",
   scriptDir: "/opt/bin",
   updatePolicy: { kind: "flatcar", path: "/etc/flatcar/update.conf" },
+  // Flatcar's documentation (Configuring DNS): /etc/resolv.conf is a link to resolved's uplink file.
+  resolvConf: "/run/systemd/resolve/resolv.conf",
 };
 
 const PROFILES: Readonly<Record<HostOs, OsProfile>> = { fcos: FCOS, flatcar: FLATCAR };

@@ -9,14 +9,16 @@
  * tests use them: `DockerCloud` (name, dockerApi, containerCap, templates), `DockerAPI.dockerHost`
  * (`DockerServerEndpoint`: uri, credentialsId), `DockerTemplate` (labelString, dockerTemplateBase,
  * remoteFs, connector, instanceCapStr, pullStrategy, removeVolumes), `DockerTemplateBase` (image,
- * pullCredentialsId, network, dnsString), `DockerComputerSSHConnector` (`@Symbol("ssh")`,
+ * pullCredentialsId, network, dnsString, dnsSearchString), `DockerComputerSSHConnector` (`@Symbol("ssh")`,
  * sshKeyStrategy) and its `InjectSSHKey` strategy (no symbol, hence `injectSSHKey`, field user).
  *
- * `network` and `dnsString` are `@DataBoundSetter`s of `DockerTemplateBase`
+ * `network`, `dnsString` and `dnsSearchString` are `@DataBoundSetter`s of `DockerTemplateBase`
  * (jenkinsci/docker-plugin, src/main/java/com/nirima/jenkins/plugins/docker/DockerTemplateBase.java):
- * `setNetwork(String)` becomes the container's `NetworkMode` (`withNetworkMode`), and
- * `setDnsString(String)` is split on spaces into its `Dns` servers (`withDns`). The class has no
- * DNS search-domain setter, so none is emitted: dnsmasq answers the short names itself.
+ * `setNetwork(String)` becomes the container's `NetworkMode` (`withNetworkMode`),
+ * `setDnsString(String)` is split on spaces into its `Dns` servers (`withDns`), and
+ * `setDnsSearchString(String)` is split on spaces into its `DnsSearch` domains (`withDnsSearch`).
+ * `dnsSearchString` exists since the plugin's release 1274.vc0203fdf2e74 (October 2024); an older
+ * plugin refuses the unknown attribute when the snippet is applied, rather than ignoring it.
  *
  * Limits (berth:limits.containers.perBuild, config/limits.ts) use the same class's setters:
  * `setMemoryLimit(Integer)` and `setMemorySwap(Integer)` in MiB (the plugin multiplies by 1024²;
@@ -63,6 +65,7 @@ export interface DockerCloudCasc {
         environmentsString?: string;
         mountsString?: string;
         securityOptsString?: string;
+        dnsSearchString: string;
       };
       remoteFs: string;
       connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: string } } } };
@@ -105,6 +108,8 @@ export interface CascInput {
   dnsAddress: string;
   /** Memory (MiB) and CPU limits of each build container; none when absent. */
   limits?: { memoryMiB: number; cpus: number };
+  /** The search domains (`berth:dns.searchDomains`), first preferred. */
+  searchDomains: readonly string[];
 }
 
 /** The registry host of an image reference (`host[:port]/path...`), or undefined for Docker Hub. */
@@ -162,6 +167,8 @@ export function jenkinsDockerClouds(input: CascInput, addresses: Record<string, 
               ...(env.length > 0 ? { environmentsString: env.join("\n") } : {}),
               ...(mounts.length > 0 ? { mountsString: mounts.join("\n") } : {}),
               ...(input.dockerAccess === "socket" ? { securityOptsString: "label=disable" } : {}),
+              // Space-separated, first preferred: short production-like names resolve as on a host.
+              dnsSearchString: input.searchDomains.join(" "),
             },
             remoteFs: PER_BUILD_REMOTE_FS,
             connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: PER_BUILD_USER } } } },
@@ -218,7 +225,8 @@ export function renderJenkinsCasc(
         ];
   const network = [
     `# Build containers join each host's ${PER_BUILD_NETWORK} network and resolve through its dnsmasq`,
-    `# (${input.dnsAddress}): the production-like service names work in them as on the SSH agents.`,
+    `# (${input.dnsAddress}) with the search domains ${input.searchDomains.join(" ")}: the production-like`,
+    `# service names work in them as on the SSH agents (dnsSearchString needs docker-plugin 1274.vc0203fdf2e74 or later).`,
   ];
   const limits = input.limits
     ? [

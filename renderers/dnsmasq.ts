@@ -1,7 +1,7 @@
 /**
  * `dnsmasq.conf` for the backend-services DNS container: fixed A records for the service containers
- * (`<name>` and `<name>.<searchDomain>`), everything else in the search domain answered NXDOMAIN
- * locally, other names forwarded to the configured upstream servers only.
+ * (`<name>` and `<name>.<domain>` under every search domain), everything else in those domains
+ * answered NXDOMAIN locally, other names forwarded to the configured upstream servers only.
  */
 import { isIPv4 } from "node:net";
 import {
@@ -26,8 +26,12 @@ export interface DnsRecord {
 }
 
 export interface DnsmasqConfigInput {
-  /** Domain the records also live under, e.g. `ci.internal`. Queries for unknown names in it get NXDOMAIN. */
-  searchDomain: string;
+  /**
+   * Domains the records also live under, first preferred (e.g. one per production region:
+   * `us-east-1.ci.internal`). Not empty, no repeats (ignoring case). Queries for unknown names in
+   * them get NXDOMAIN.
+   */
+  searchDomains: readonly string[];
   /** Addresses dnsmasq answers on (`listen-address`). Not empty. */
   listenAddresses: readonly string[];
   /** Upstream resolvers (`server=`), `addr` or `addr#port`. Empty: nothing is forwarded. */
@@ -93,7 +97,18 @@ export function sortedDnsRecords(records: readonly DnsRecord[]): DnsRecord[] {
 
 /** Renders dnsmasq.conf. Deterministic: record order in the input does not matter. */
 export function renderDnsmasqConfig(input: DnsmasqConfigInput): string {
-  const domain = checkHostname(R, "searchDomain", input.searchDomain).toLowerCase();
+  if (input.searchDomains.length === 0) throw new RenderError(R, "searchDomains", "must not be empty");
+  const domains: string[] = [];
+  for (const d of input.searchDomains) {
+    const domain = checkHostname(R, "searchDomains", d).toLowerCase();
+    if (domains.includes(domain))
+      throw new RenderError(
+        R,
+        "searchDomains",
+        `${JSON.stringify(d)} is listed twice (DNS names ignore case)`,
+      );
+    domains.push(domain);
+  }
   if (input.listenAddresses.length === 0) throw new RenderError(R, "listenAddresses", "must not be empty");
   for (const a of input.listenAddresses) {
     if (!isIpAddress(a))
@@ -129,11 +144,13 @@ export function renderDnsmasqConfig(input: DnsmasqConfigInput): string {
   }
   lines.push(
     "",
-    `# Names under ${domain} are answered here only.`,
-    `domain=${domain}`,
-    `local=/${domain}/`,
+    `# Names under ${domains.join(", ")} are answered here only.`,
+    `domain=${domains[0] ?? ""}`,
+    ...domains.map((d) => `local=/${d}/`),
     "",
-    ...records.map((r) => `host-record=${r.name},${r.name}.${domain},${r.address}`),
+    ...records.map(
+      (r) => `host-record=${[r.name, ...domains.map((d) => `${r.name}.${d}`)].join(",")},${r.address}`,
+    ),
   );
   return joinLines(lines);
 }

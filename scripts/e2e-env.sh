@@ -28,7 +28,8 @@
 # Keep <workdir> short (e.g. /tmp/be-XXXX): dockerd puts Unix sockets under it (108-byte limit).
 #
 # Environment: BERTH_E2E_DISK_SIZE (sparse loop file, default 12G), BERTH_E2E_BRIDGE_CIDR,
-# BERTH_E2E_POOL, BERTH_START_TIMEOUT (seconds, default 60),
+# BERTH_E2E_POOL, BERTH_START_TIMEOUT (seconds, default 60), BERTH_E2E_DNS_SEARCH (space-separated
+# domains for daemon.json's "dns-search", as a host's Ignition sets it; default none),
 # BERTH_E2E_STORAGE (default btrfs): btrfs (--storage-driver=btrfs on a btrfs loop file, what Berth's
 # hosts run) or overlay2 (--storage-driver=overlay2 on an ext4 loop file, Docker's default, for
 # comparisons such as bench/engine.ts). `up` records the choice in <workdir>/storage and `restart`
@@ -65,7 +66,12 @@ storage_env() {
 answers() { [[ -S $sock ]] && timeout 20 docker -H "unix://$sock" version >/dev/null 2>&1; }
 
 daemon_json() {
-  local pool=${BERTH_E2E_POOL:-10.213.64.0/18}
+  local pool=${BERTH_E2E_POOL:-10.213.64.0/18} search="" dns_search="" d
+  for d in ${BERTH_E2E_DNS_SEARCH:-}; do
+    [[ $d =~ ^[A-Za-z0-9.-]+$ ]] || { log "BERTH_E2E_DNS_SEARCH: not a domain: '$d'"; exit 2; }
+    search+="${search:+, }\"$d\""
+  done
+  [[ -z $search ]] || dns_search=$'\n'"  \"dns-search\": [$search],"
   cat <<EOF
 {
   "iptables": true,
@@ -74,7 +80,7 @@ daemon_json() {
   "userland-proxy": true,
   "default-address-pools": [{ "base": "$pool", "size": 24 }],
   "log-driver": "json-file",
-  "log-opts": { "max-size": "10m", "max-file": "3" },
+  "log-opts": { "max-size": "10m", "max-file": "3" },$dns_search
   "live-restore": false
 }
 EOF

@@ -61,7 +61,7 @@ export function hostIgnitionBase(
       ...(provided?.caCertificate ? { caCertPem: provided.caCertificate } : {}),
       ...(c.registry.pullThroughCache ? { mirrorPort: c.registry.pullThroughCache.port } : {}),
     },
-    serviceDns: { address: c.services.dnsAddress, searchDomain: c.dns.searchDomain },
+    serviceDns: { address: c.services.dnsAddress, searchDomains: [...c.dns.searchDomains] },
     // Day 2: OS updates that wait for builds, disk upkeep.
     updates: hostUpdatePolicy(c, hostName),
     upkeep: { ...c.hosts.upkeep },

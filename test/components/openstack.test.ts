@@ -282,7 +282,7 @@ describe("bad configuration under `pulumi up`", () => {
           agentPublicKey: "ssh-ed25519 AAAA",
           agentsPerhost: 2,
         }),
-        "berth:dns": JSON.stringify({ searchDomain: "ci.example" }),
+        "berth:dns": JSON.stringify({ searchDomains: ["ci.example"] }),
       });
       try {
         await import("../../index.ts");

@@ -256,6 +256,8 @@ describe("the jenkinsCasc output", () => {
             memoryLimit: 1580,
             memorySwap: 1580,
             cpus: "1.64",
+            // staging's two search domains, first preferred, space-separated as the plugin splits them.
+            dnsSearchString: "ci.example.internal eu-west-1.ci.example.internal",
           },
           remoteFs: "/home/jenkins/agent",
           connector: { ssh: { sshKeyStrategy: { injectSSHKey: { user: "jenkins" } } } },
@@ -299,6 +301,8 @@ describe("the jenkinsCasc output", () => {
           (r) => r.type === "docker:index/container:Container" && plain(r.inputs.name) === "jenkins-agent-1",
         );
         expect(plain(agent?.inputs.dns)).toEqual([base.dnsString]);
+        expect(plain(agent?.inputs.dnsSearches)).toEqual(String(base.dnsSearchString).split(" "));
+        expect(plain(agent?.inputs.dnsSearches)).toEqual(c.dns.searchDomains);
         expect(plain(agent?.inputs.networksAdvanced)).toContainEqual({ name: base.network });
       }
     }
@@ -316,6 +320,8 @@ describe("the jenkinsCasc output", () => {
       "user",
       "extraGroupsString",
       "dnsString",
+      // A @DataBoundSetter since the plugin's 1274.vc0203fdf2e74 (jenkinsci/docker-plugin#1105).
+      "dnsSearchString",
       "network",
       "volumesString",
       "volumesFromString",
@@ -371,6 +377,7 @@ describe("the jenkinsCasc output", () => {
       memoryLimit: 3072,
       memorySwap: 3072,
       cpus: "1.5",
+      dnsSearchString: "ci.example.internal eu-west-1.ci.example.internal",
     });
     expect(template.pullStrategy).toBe("PULL_NEVER");
   });

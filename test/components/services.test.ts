@@ -220,7 +220,7 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
           { name: "ci-services", ipv4Address: svc.address },
         ]);
         expect(ctr.inputs.dns).toEqual([c.services.dnsAddress]);
-        expect(ctr.inputs.dnsSearches).toEqual([c.dns.searchDomain]);
+        expect(ctr.inputs.dnsSearches).toEqual(c.dns.searchDomains);
         expect(ctr.inputs.ports ?? []).toEqual([]);
       }
       const dns = g.container(host, "dnsmasq");
@@ -230,7 +230,9 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
       const conf = reveal(uploadOf(dns, "/etc/dnsmasq.conf").content) as string;
       expect(conf).toContain(`listen-address=${c.services.dnsAddress}\n`);
       for (const svc of c.services.productionLike) {
-        expect(conf).toContain(`host-record=${svc.name},${svc.name}.${c.dns.searchDomain},${svc.address}\n`);
+        expect(conf).toContain(
+          `host-record=${[svc.name, ...c.dns.searchDomains.map((d) => `${svc.name}.${d}`)].join(",")},${svc.address}\n`,
+        );
       }
       expect(conf.match(/^host-record=/gm) ?? []).toHaveLength(c.services.productionLike.length);
       for (const up of c.services.upstreamDns) expect(conf).toContain(`server=${up}\n`);
@@ -240,7 +242,7 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
         const nets = list<NetAttach>(h.inputs.networksAdvanced).map((n) => n.name);
         expect(nets).toContain("ci-services");
         expect(h.inputs.dns).toEqual([c.services.dnsAddress]);
-        expect(h.inputs.dnsSearches).toEqual([c.dns.searchDomain]);
+        expect(h.inputs.dnsSearches).toEqual(c.dns.searchDomains);
         expect(nets).toEqual(["bridge", "ci-services"]);
         // seed 004's holder: the minimal set forwarded from its own localhost to docker0's gateway.
         expect(h.inputs.entrypoints).toEqual([
@@ -689,7 +691,7 @@ describe("JenkinsAgents", () => {
       publicAddress: "203.0.113.5",
       servicesNetwork: "ci-services",
       dnsAddress: "172.30.0.2",
-      searchDomain: "ci.example.internal",
+      searchDomains: ["ci.example.internal"],
       provider: NO_PROVIDER,
       ...over,
     };
@@ -802,7 +804,7 @@ describe("BackendServices", () => {
         gateway: "172.30.0.1",
         dnsAddress: "172.30.0.2",
         upstreamDns: ["9.9.9.9"],
-        searchDomain: "ci.example.internal",
+        searchDomains: ["ci.example.internal"],
         minimal: ["postgres", "memcached"],
         productionLike: [{ name: "rabbitmq-events-1", kind: "rabbitmq", address: "172.30.0.41" }],
         networkHolders: [],

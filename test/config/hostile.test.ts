@@ -233,7 +233,7 @@ const refused: Refused[] = [
     name: "a production-like name plus search domain over 253 characters",
     make: () =>
       project((c) => {
-        obj(c, "dns").searchDomain = ["a", "b", "c"].map((l) => l.repeat(63)).join(".");
+        obj(c, "dns").searchDomains = [["a", "b", "c"].map((l) => l.repeat(63)).join(".")];
         (obj(c, "services").productionLike as Obj[])[0]!.name = "n".repeat(63);
       }),
     paths: ["berth:services.productionLike[0].name"],
@@ -333,9 +333,15 @@ const refused: Refused[] = [
     mentions: ["ends with a dot"],
   },
   {
-    name: "a trailing dot on dns.searchDomain",
-    make: () => project((c) => void (obj(c, "dns").searchDomain = "ci.example.internal.")),
+    name: "a trailing dot on dns.searchDomains[0]",
+    make: () => project((c) => void (obj(c, "dns").searchDomains = ["ci.example.internal."])),
+    paths: ["berth:dns.searchDomains[0]"],
+  },
+  {
+    name: "the old single dns.searchDomain of a stack file written before the rename",
+    make: () => project((c) => void (c["berth:dns"] = { searchDomain: "ci.example.internal" })),
     paths: ["berth:dns.searchDomain"],
+    mentions: ["renamed to berth:dns.searchDomains", "searchDomains: [ci.example.internal]"],
   },
   {
     name: "a registry password longer than bcrypt's 72 bytes",

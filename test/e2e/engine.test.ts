@@ -231,7 +231,7 @@ describe.skipIf(tools.skip)(`a real Docker engine on ${E2E_STORAGE} with the sta
   it("gives containers static addresses on a network with a fixed subnet; dnsmasq answers for them", async () => {
     await api.createNetwork("e2e-services", { subnet: SERVICES.subnet, gateway: SERVICES.gateway });
     const dnsmasqConf = renderDnsmasqConfig({
-      searchDomain: SERVICES.domain,
+      searchDomains: [SERVICES.domain],
       listenAddresses: [SERVICES.dns],
       upstreamServers: [],
       records: [{ name: "redis-a", address: "172.30.0.10" }],

@@ -127,8 +127,7 @@ describe.skipIf(tools.skip)("a network holder per build (berth-holder) on a real
       "ci-services",
       "--dns",
       config.services.dnsAddress,
-      "--dns-search",
-      config.dns.searchDomain,
+      ...config.dns.searchDomains.flatMap((d) => ["--dns-search", d]),
       "-v",
       `${engine?.socket ?? ""}:/var/run/docker.sock`,
       "--group-add",
@@ -283,7 +282,9 @@ describe.skipIf(tools.skip)("a network holder per build (berth-holder) on a real
     const holderConf = dockerOk("exec", "berth-holder-build-1", "cat", "/etc/resolv.conf");
     const joined = inHolder("berth-holder-build-1", redisImage(), "cat", "/etc/resolv.conf");
     expect(joined.stdout, joined.stderr).toBe(holderConf);
-    expect(holderConf).toMatch(new RegExp(`^search .*${config.dns.searchDomain.replace(/\./g, "\\.")}`, "m"));
+    expect(holderConf).toMatch(
+      new RegExp(`^search ${config.dns.searchDomains.join(" ").replace(/\./g, "\\.")}$`, "m"),
+    );
     console.log(`e2e: resolv.conf shared by --network container:berth-holder-build-1:\n${holderConf}`);
     for (const svc of config.services.productionLike) {
       const r = inHolder("berth-holder-build-1", redisImage(), "getent", "hosts", svc.name);

@@ -644,6 +644,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
       image: string;
       network: string;
       dnsString: string;
+      dnsSearchString: string;
       environmentsString?: string;
       mountsString?: string;
     };
@@ -914,7 +915,8 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
       expect(pulled.status, pulled.stderr).toBe(0);
       expect(plugin(["image", "inspect", "--format", "{{.Id}}", pushed]).stdout.trim()).toBe(pushedId);
 
-      // Created as DockerTemplateBase.fillContainerConfig (network → NetworkMode, dnsString → Dns) and
+      // Created as DockerTemplateBase.fillContainerConfig (network → NetworkMode, dnsString → Dns,
+      // dnsSearchString → DnsSearch) and
       // the SSH connector's injectSSHKey (its sshd command line, port 22 published, the key script) do.
       const lines = (text: string | undefined) => (text ?? "").split("\n").filter((l) => l !== "");
       const created = plugin([
@@ -928,6 +930,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
         // environmentsString → Env, mountsString → HostConfig.Mounts (the same --mount syntax).
         ...lines(template.environmentsString).flatMap((e) => ["-e", e]),
         ...lines(template.mountsString).flatMap((m) => ["--mount", m]),
+        ...template.dnsSearchString.split(" ").flatMap((d) => ["--dns-search", d]),
         "-p",
         "127.0.0.1::22",
         pushed,
@@ -1013,17 +1016,23 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
     });
 
     it("a job in that container resolves the production-like names through dnsmasq and reaches the services", () => {
-      const domain = config.dns.searchDomain;
+      // staging ships two search domains (one per region): the name under each resolves.
+      const domains = config.dns.searchDomains;
+      expect(domains.length).toBeGreaterThan(1);
       for (const svc of config.services.productionLike) {
         const port = SERVICE_CATALOG[svc.kind].port;
         const r = job(
-          `getent hosts ${svc.name} | cut -d' ' -f1; getent hosts ${svc.name}.${domain} | cut -d' ' -f1; ` +
-            `timeout 5 bash -c 'exec 3<>/dev/tcp/${svc.name}.${domain}/${String(port)}' && echo open`,
+          [svc.name, ...domains.map((d) => `${svc.name}.${d}`)]
+            .map((n) => `getent hosts ${n} | cut -d' ' -f1; `)
+            .join("") +
+            `timeout 5 bash -c 'exec 3<>/dev/tcp/${svc.name}.${domains[1] ?? ""}/${String(port)}' && echo open; ` +
+            `grep '^search ' /etc/resolv.conf`,
         );
         expect(r.stdout.trim().split("\n"), `${svc.name}: ${r.stderr}`).toEqual([
           svc.address,
-          svc.address,
+          ...domains.map(() => svc.address),
           "open",
+          `search ${domains.join(" ")}`,
         ]);
       }
       const redis = config.services.productionLike.find((s) => s.kind === "redis");
@@ -1048,7 +1057,7 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
     it("without the template's network and dnsString a build container cannot resolve them", () => {
       const [svc] = config.services.productionLike;
       if (!svc) throw new Error("no production-like service");
-      const fqdn = `${svc.name}.${config.dns.searchDomain}`;
+      const fqdn = `${svc.name}.${config.dns.searchDomains[0] ?? ""}`;
       const getent = (extra: string[], name: string) =>
         plugin(["run", "--rm", ...extra, "--entrypoint", "getent", pushed, "hosts", name], 90_000);
       // The template as it was (no network: the default bridge, the host's resolvers).

@@ -76,7 +76,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
   };
   const docker = (...args: string[]) => runOk("docker", ["-H", engine?.host ?? "", ...args]);
   const rawDocker = (...args: string[]) => run("docker", ["-H", engine?.host ?? "", ...args]);
-  let ciServices = { network: "", dns: "", searchDomain: "" };
+  let ciServices = { network: "", dns: "", searchDomain: "", searchDomains: [] as string[] };
   /** A throwaway job container on ci-services, as an agent's job would run. */
   const job = (image: string, ...cmd: string[]) =>
     rawDocker(
@@ -86,8 +86,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
       ciServices.network,
       "--dns",
       ciServices.dns,
-      "--dns-search",
-      ciServices.searchDomain,
+      ...ciServices.searchDomains.flatMap((d) => ["--dns-search", d]),
       "--entrypoint",
       cmd[0] ?? "sh",
       image,
@@ -127,7 +126,9 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     ciServices = {
       network: "ci-services",
       dns: config.services.dnsAddress,
-      searchDomain: config.dns.searchDomain,
+      // The first (preferred) domain; every check below also holds under the others.
+      searchDomain: config.dns.searchDomains[0] ?? "",
+      searchDomains: config.dns.searchDomains,
     };
 
     // The registry users' passwords: exactly the RandomPassword results the program used.

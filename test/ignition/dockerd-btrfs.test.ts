@@ -183,6 +183,53 @@ for (const [driver, input] of DRIVERS)
       }
     });
 
+    it("gives every container the search domains of daemon.json: default bridge, user network, --network container:", () => {
+      // What a build starts with plain `docker run`, given no --dns-search of its own (issue #15 item 3).
+      const search = `search ${(production["dns-search"] as string[]).join(" ")}`;
+      expect(search).toBe("search svc.ci.internal us-east-1.example.internal");
+      const cat = (...args: string[]) => {
+        const r = docker(
+          "run",
+          "--rm",
+          ...args,
+          "berth-test/busybox:1",
+          "/bin/busybox",
+          "cat",
+          "/etc/resolv.conf",
+        );
+        expect(r.status, r.stderr).toBe(0);
+        return r.stdout;
+      };
+      expect(cat().split("\n")).toContain(search);
+      // A user-defined network (like ci-services): Docker's embedded DNS, the same search list.
+      expect(docker("network", "create", "berth-dnscheck").status).toBe(0);
+      try {
+        const onNetwork = cat("--network", "berth-dnscheck");
+        expect(onNetwork.split("\n")).toContain(search);
+        expect(onNetwork).toMatch(/^nameserver 127\.0\.0\.11$/m);
+        // A network holder's namespace: a joined container sees the holder's own file.
+        const holder = docker(
+          "run",
+          "-d",
+          "--name",
+          "berth-dnscheck-holder",
+          "--network",
+          "berth-dnscheck",
+          "berth-test/busybox:1",
+          "/bin/busybox",
+          "sleep",
+          "120",
+        );
+        expect(holder.status, holder.stderr).toBe(0);
+        const holderConf = docker("exec", "berth-dnscheck-holder", "/bin/busybox", "cat", "/etc/resolv.conf");
+        expect(cat("--network", "container:berth-dnscheck-holder")).toBe(holderConf.stdout);
+        expect(holderConf.stdout.split("\n")).toContain(search);
+      } finally {
+        docker("rm", "-f", "berth-dnscheck-holder");
+        docker("network", "rm", "berth-dnscheck");
+      }
+    });
+
     it("applies the json-file log rotation from daemon.json to new containers", () => {
       const created = docker(
         "create",

@@ -61,7 +61,7 @@ export const fcosFull: HostIgnitionInput = {
     caCertPem: REGISTRY_CA,
     mirrorPort: 5001,
   },
-  serviceDns: { address: "172.30.0.2", searchDomain: "svc.ci.internal" },
+  serviceDns: { address: "172.30.0.2", searchDomains: ["svc.ci.internal", "us-east-1.example.internal"] },
   dockerTls: {
     caCertPem: DOCKER_CA,
     serverCertPem: DOCKER_SERVER_CERT,

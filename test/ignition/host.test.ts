@@ -83,8 +83,9 @@ describe("buildHostIgnition (fcos, everything on)", () => {
     expect(mount?.contents).toContain("WantedBy=local-fs.target");
   });
 
-  it("configures daemon.json for btrfs, json-file logs, live-restore, mirrors, bip and mutual TLS", () => {
+  it("configures daemon.json for btrfs, json-file logs, live-restore, mirrors, bip, search domains and mutual TLS", () => {
     expect(daemon).toEqual({
+      "dns-search": ["svc.ci.internal", "us-east-1.example.internal"],
       "selinux-enabled": true,
       "storage-driver": "btrfs",
       "log-driver": "json-file",
@@ -140,10 +141,30 @@ describe("buildHostIgnition (fcos, everything on)", () => {
     expect(body).toMatch(/^PermitRootLogin no$/m);
   });
 
-  it("routes the service domain to dnsmasq via systemd-resolved", () => {
+  it("makes the service domains the host's search domains, routed to dnsmasq, via systemd-resolved", () => {
     expect(text(config, "/etc/systemd/resolved.conf.d/50-berth.conf")).toBe(
-      "# Berth: send queries for the services' domain to the dnsmasq container only.\n[Resolve]\nDNS=172.30.0.2\nDomains=~svc.ci.internal\n",
+      "# Berth: the services' domains are the host's search domains, and their queries go to the\n" +
+        "# dnsmasq container only.\n[Resolve]\nDNS=172.30.0.2\nDomains=svc.ci.internal us-east-1.example.internal\n",
     );
+  });
+
+  it("without service DNS writes no resolved drop-in and no dns-search", () => {
+    const bare = buildHostIgnition({ ...fcosFull, serviceDns: undefined });
+    expect(bare.storage?.files?.map((f) => f.path)).not.toContain(
+      "/etc/systemd/resolved.conf.d/50-berth.conf",
+    );
+    expect(JSON.parse(text(bare, "/etc/docker/daemon.json"))).not.toHaveProperty("dns-search");
+  });
+
+  it("refuses an empty or malformed search-domain list", () => {
+    const dns = (searchDomains: string[]) => ({
+      ...fcosFull,
+      serviceDns: { address: "172.30.0.2", searchDomains },
+    });
+    expect(() => buildHostIgnition(dns([]))).toThrow(
+      /serviceDns.searchDomains must list at least one domain/,
+    );
+    expect(() => buildHostIgnition(dns(["ok.example", "not ok"]))).toThrow(/must hold domains, got "not ok"/);
   });
 
   it("matches the readable snapshot", async () => {

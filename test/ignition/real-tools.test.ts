@@ -144,8 +144,9 @@ toolsDescribe(tools)("the real Ignition binary applies the config (fetch + files
     expect(mode(at("etc/ssh/sshd_config.d/05-berth.conf"))).toBe(0o600);
     expect(readFileSync(at("etc/hosts"), "utf8")).toContain("10.20.0.10 registry.ci.internal\n");
     expect(readFileSync(at("etc/systemd/resolved.conf.d/50-berth.conf"), "utf8")).toContain(
-      "DNS=172.30.0.2\n",
+      "DNS=172.30.0.2\nDomains=svc.ci.internal us-east-1.example.internal\n",
     );
+    expect(daemon["dns-search"]).toEqual(["svc.ci.internal", "us-east-1.example.internal"]);
     expect(spawnSync("readlink", [at("etc/localtime")], { encoding: "utf8" }).stdout.trim()).toBe(
       "../usr/share/zoneinfo/Europe/Rome",
     );

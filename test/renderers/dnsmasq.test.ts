@@ -24,7 +24,8 @@ const records: DnsRecord[] = [
 ];
 
 const base: DnsmasqConfigInput = {
-  searchDomain: "ci.internal",
+  // Two regions' domains, the first preferred.
+  searchDomains: ["ci.internal", "us-east-1.example.internal"],
   listenAddresses: ["172.30.0.2"],
   upstreamServers: ["127.0.0.11"],
   records,
@@ -37,15 +38,23 @@ describe("renderDnsmasqConfig", () => {
     await expect(conf).toMatchFileSnapshot("./__snapshots__/dnsmasq.conf.txt");
   });
 
-  it("writes one host-record per service, sorted by name, short and qualified", () => {
+  it("writes one host-record per service, sorted by name, short and under each domain in order", () => {
     const hostRecords = renderDnsmasqConfig(base)
       .split("\n")
       .filter((l) => l.startsWith("host-record="));
     expect(hostRecords).toEqual([
-      "host-record=kafka,kafka.ci.internal,172.30.0.20",
-      "host-record=mongodb-cluster-a-node-1,mongodb-cluster-a-node-1.ci.internal,172.30.0.11",
-      "host-record=mongodb-cluster-a-node-2,mongodb-cluster-a-node-2.ci.internal,172.30.0.12",
+      "host-record=kafka,kafka.ci.internal,kafka.us-east-1.example.internal,172.30.0.20",
+      "host-record=mongodb-cluster-a-node-1,mongodb-cluster-a-node-1.ci.internal,mongodb-cluster-a-node-1.us-east-1.example.internal,172.30.0.11",
+      "host-record=mongodb-cluster-a-node-2,mongodb-cluster-a-node-2.ci.internal,mongodb-cluster-a-node-2.us-east-1.example.internal,172.30.0.12",
     ]);
+  });
+
+  it("with one domain writes what the single-domain renderer wrote (deployed dnsmasq is not restarted)", () => {
+    const conf = renderDnsmasqConfig({ ...base, searchDomains: ["ci.internal"] });
+    expect(conf).toContain(
+      "# Names under ci.internal are answered here only.\ndomain=ci.internal\nlocal=/ci.internal/\n",
+    );
+    expect(conf).toContain("host-record=kafka,kafka.ci.internal,172.30.0.20\n");
   });
 
   it("has the resolver hygiene options", () => {
@@ -58,6 +67,7 @@ describe("renderDnsmasqConfig", () => {
       "server=127.0.0.11",
       "domain=ci.internal",
       "local=/ci.internal/",
+      "local=/us-east-1.example.internal/",
       "listen-address=172.30.0.2",
       "bind-interfaces",
       "cache-size=500",
@@ -83,7 +93,13 @@ describe("renderDnsmasqConfig", () => {
     ["a bad IPv4 address", { records: [{ name: "db", address: "172.30.0.256" }] }, /record "db"/],
     ["a dotted name", { records: [{ name: "db.other", address: "10.0.0.1" }] }, /record "db.other"/],
     ["a name with a comma", { records: [{ name: "a,b", address: "10.0.0.1" }] }, /record "a,b"/],
-    ["a bad search domain", { searchDomain: "ci internal" }, /searchDomain/],
+    ["a bad search domain", { searchDomains: ["ci.internal", "ci internal"] }, /searchDomains/],
+    ["no search domain", { searchDomains: [] }, /searchDomains: must not be empty/],
+    [
+      "a search domain twice",
+      { searchDomains: ["ci.internal", "CI.internal"] },
+      /"CI.internal" is listed twice/,
+    ],
     ["no listen address", { listenAddresses: [] }, /listenAddresses/],
     ["a hostname as upstream", { upstreamServers: ["dns.google"] }, /upstreamServers/],
     ["an upstream with a bad port", { upstreamServers: ["1.1.1.1#99999"] }, /upstreamServers/],
@@ -173,7 +189,13 @@ describeWithTools("dnsmasq runs the rendered config", { tools: [tools.dnsmasq] }
     expect(await resolver.resolve4("mongodb-cluster-a-node-1")).toEqual(["172.30.0.11"]);
     expect(await resolver.resolve4("mongodb-cluster-a-node-1.ci.internal")).toEqual(["172.30.0.11"]);
     expect(await resolver.resolve4("mongodb-cluster-a-node-2.ci.internal")).toEqual(["172.30.0.12"]);
+    expect(await resolver.resolve4("mongodb-cluster-a-node-1.us-east-1.example.internal")).toEqual([
+      "172.30.0.11",
+    ]);
     expect(await resolver.reverse("172.30.0.11")).toContain("mongodb-cluster-a-node-1");
     await expect(resolver.resolve4("nothing-here.ci.internal")).rejects.toMatchObject({ code: "ENOTFOUND" });
+    await expect(resolver.resolve4("nothing-here.us-east-1.example.internal")).rejects.toMatchObject({
+      code: "ENOTFOUND",
+    });
   });
 });

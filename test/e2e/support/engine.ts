@@ -114,11 +114,17 @@ export interface Engine {
  * with `storage` (default {@link E2E_STORAGE}). On failure the half-made environment is already torn
  * down by the script. `prefix`: of the work directory (bench/engine.ts uses its own).
  */
-export function startEngine(storage: StorageDriver = E2E_STORAGE, prefix = "/tmp/be-"): Engine {
+export function startEngine(
+  storage: StorageDriver = E2E_STORAGE,
+  prefix = "/tmp/be-",
+  options: { dnsSearch?: readonly string[] } = {},
+): Engine {
   const workdir = mkdtempSync(prefix);
+  // daemon.json's dns-search, as a host's Ignition sets it (ignition/host.ts dockerDaemonJson).
+  const dns = options.dnsSearch ? { BERTH_E2E_DNS_SEARCH: options.dnsSearch.join(" ") } : {};
   const out = runOk("bash", [E2E_ENV, "up", workdir], {
     timeoutMs: 180_000,
-    env: { BERTH_E2E_STORAGE: storage },
+    env: { BERTH_E2E_STORAGE: storage, ...dns },
   });
   const host = out.trim().split("\n").pop() ?? "";
   if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(out)}`);
