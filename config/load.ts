@@ -284,6 +284,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     jenkins: Obj;
     services: Obj & { subnet: string; productionLike: Obj[] };
     dns: { searchDomain: string };
+    monitoring: { cidrs: string[]; nodeExporterImage: string };
     extraIgnition: { path: string; secret?: boolean }[];
     previewTtlHours: number;
   };
@@ -375,6 +376,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       networkHolders: s.networkHolders,
     },
     dns: d.dns,
+    monitoring: { cidrs: [...d.monitoring.cidrs], nodeExporterImage: d.monitoring.nodeExporterImage },
     extraIgnition: [],
   };
   cfg.extraIgnition = loadFragments(stack, raw.source, cfg, d.extraIgnition, options.root ?? PROJECT_ROOT);

@@ -220,5 +220,7 @@ export interface BerthConfig {
   jenkins: JenkinsConfig;
   services: ServicesConfig;
   dns: { searchDomain: string };
+  /** `berth:monitoring`: sources allowed to scrape the metric endpoints (empty: no rule). */
+  monitoring: { cidrs: string[]; nodeExporterImage: string };
   extraIgnition: ExtraIgnition[];
 }

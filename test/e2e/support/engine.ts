@@ -88,9 +88,9 @@ export interface Engine {
  * `e2e-env.sh up` in a fresh, short work directory under /tmp (dockerd puts Unix sockets below it).
  * On failure the half-made environment is already torn down by the script.
  */
-export function startEngine(): Engine {
+export function startEngine(env: NodeJS.ProcessEnv = {}): Engine {
   const workdir = mkdtempSync("/tmp/be-");
-  const out = runOk("bash", [E2E_ENV, "up", workdir], { timeoutMs: 180_000 });
+  const out = runOk("bash", [E2E_ENV, "up", workdir], { timeoutMs: 180_000, env });
   const host = out.trim().split("\n").pop() ?? "";
   if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(out)}`);
   return { workdir, host, socket: host.slice("unix://".length) };
