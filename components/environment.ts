@@ -80,6 +80,7 @@ export class CiEnvironment extends pulumi.ComponentResource {
           agentsPerHost: j.agentsPerHost,
           ...(c.hosts.dockerTls ? { dockerTlsPort: c.hosts.dockerTlsPort } : {}),
           perBuild: j.perBuild.enabled,
+          monitoringCidrs: c.monitoring.cidrs,
         },
         tags,
       },

@@ -4,6 +4,7 @@ import { DockerHost, berthLabels } from "./docker-host.ts";
 import { BuildDockerTls, JenkinsAgents } from "./jenkins.ts";
 import type { StackCa } from "./pki.ts";
 import { Registry } from "./registry.ts";
+import { NodeExporter } from "./monitoring.ts";
 import { BackendServices } from "./services.ts";
 
 export interface HostServicesArgs {
@@ -52,6 +53,7 @@ export class HostServices extends pulumi.ComponentResource {
   public readonly registry?: Registry;
   public readonly agents: JenkinsAgents;
   public readonly services: BackendServices;
+  public readonly nodeExporter: NodeExporter;
 
   constructor(name: string, args: HostServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("berth:services:HostServices", name, {}, opts);
@@ -146,6 +148,14 @@ export class HostServices extends pulumi.ComponentResource {
         containerLogs,
         provider,
       },
+      child,
+    );
+
+    // Metrics on the private address: node_exporter here, dockerd's own endpoint (daemon.json) and
+    // the textfile writer in the host's Ignition.
+    this.nodeExporter = new NodeExporter(
+      `${h}-node-exporter`,
+      { hostName: h, privateIp: args.privateIp, image: c.monitoring.nodeExporterImage, provider },
       child,
     );
 

@@ -22,7 +22,7 @@ import {
   REGISTRY_MIRROR_CONTAINER,
   REGISTRY_NGINX_CONTAINER,
 } from "../config/containers.ts";
-import { REGISTRY_HTTPS_PORT } from "../config/ports.ts";
+import { METRICS_PORTS, REGISTRY_HTTPS_PORT } from "../config/ports.ts";
 import type { StackCa } from "./pki.ts";
 
 /** Paths inside the containers. */
@@ -87,7 +87,8 @@ export interface RegistryArgs {
  * network (never published), nginx in front of it terminating TLS and doing basic auth (bcrypt
  * htpasswd) on 443 of the host's CI address, optionally a second registry as a read-only
  * pull-through cache served by the same nginx on its own port, only to the CI network and the
- * registry client CIDRs. Images live on named volumes.
+ * registry client CIDRs. Images live on named volumes. The registry's Prometheus metrics (its
+ * debug server) reach the host's CI address through nginx too, on `METRICS_PORTS.registry`.
  */
 export class Registry extends pulumi.ComponentResource {
   /** `https://<hostname>`. */
@@ -243,8 +244,14 @@ export class Registry extends pulumi.ComponentResource {
             content: pulumi.secret(
               // No blob descriptor cache: berth-registry-gc collects garbage while this registry runs,
               // and the cache would go on claiming deleted blobs exist (renderers/registry-gc.ts).
+              // The debug server (Prometheus metrics) listens on berth-registry only; nginx publishes
+              // it on the private address.
               httpSecret("http-secret").apply((s) =>
-                renderRegistryConfig({ httpSecret: s, blobDescriptorCache: "off" }),
+                renderRegistryConfig({
+                  httpSecret: s,
+                  blobDescriptorCache: "off",
+                  metricsAddr: `:${METRICS_PORTS.registry}`,
+                }),
               ),
             ),
             permissions: "0600",
@@ -296,6 +303,10 @@ export class Registry extends pulumi.ComponentResource {
     // --- nginx ---------------------------------------------------------------------------------
     const nginxConf = renderNginxConfig({
       serverName: args.hostname,
+      metrics: {
+        port: METRICS_PORTS.registry,
+        upstream: `${REGISTRY_CONTAINER}:${METRICS_PORTS.registry}`,
+      },
       listenPort: REGISTRY_HTTPS_PORT,
       tlsCertificatePath: NGINX_CERT_PATH,
       tlsKeyPath: NGINX_KEY_PATH,
@@ -313,7 +324,7 @@ export class Registry extends pulumi.ComponentResource {
           }
         : {}),
     });
-    const published = [REGISTRY_HTTPS_PORT, ...(cache ? [cache.port] : [])];
+    const published = [REGISTRY_HTTPS_PORT, ...(cache ? [cache.port] : []), METRICS_PORTS.registry];
 
     new docker.Container(
       `${name}-nginx`,

@@ -19,8 +19,10 @@
 import { type Cidr, formatIpv4, parseCidr } from "./net.ts";
 import {
   EPHEMERAL_PORTS,
+  METRICS_PORTS,
   REGISTRY_HTTPS_PORT,
   RULE_PURPOSES,
+  metricsPurpose,
   SSH_PORT,
   registryPurpose,
   ruleDescription,
@@ -162,6 +164,8 @@ export interface IngressInput {
   dockerTlsPort?: number;
   /** Per-build agents enabled: the controller reaches the ephemeral ports. */
   perBuild: boolean;
+  /** Sources of the metric endpoints (`berth:monitoring.cidrs`); none, no rule. */
+  monitoringCidrs?: readonly string[];
 }
 
 /** One ingress rule of the CI hosts' security group (TCP, IPv4). */
@@ -230,6 +234,11 @@ export function ingressRules(i: IngressInput): IngressRule[] {
   if (i.dockerTlsPort !== undefined) controller(RULE_PURPOSES.dockerTls, i.dockerTlsPort, i.dockerTlsPort);
   // The controller connects to each per-build agent's randomly published SSH port.
   if (i.perBuild) controller(RULE_PURPOSES.perBuildAgents, EPHEMERAL_PORTS.first, EPHEMERAL_PORTS.last);
+  // Each metric port on its own rule: one range would open everything between 5001 and 9323.
+  for (const port of [METRICS_PORTS.node, METRICS_PORTS.dockerd, METRICS_PORTS.registry])
+    (i.monitoringCidrs ?? []).forEach((c, n) =>
+      add(metricsPurpose(port), port, port, c, `berth:monitoring.cidrs[${n}]`, "berth:monitoring.cidrs"),
+    );
   return rules;
 }
 

@@ -13,6 +13,9 @@ export const REGISTRY_CONTAINER = "registry";
 export const REGISTRY_MIRROR_CONTAINER = "registry-mirror";
 export const REGISTRY_NGINX_CONTAINER = "registry-nginx";
 
+/** node_exporter, on every host. */
+export const NODE_EXPORTER_CONTAINER = "node-exporter";
+
 /** Jenkins agent n (from 1). */
 export function agentContainer(n: number): string {
   return `jenkins-agent-${n}`;

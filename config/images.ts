@@ -15,6 +15,10 @@ export const DEFAULT_IMAGES = {
   // Network holders run socat (forwarding) under the image's busybox /bin/sh; the digest is the one
   // public Dockerfiles and scripts pin alpine/socat:1.8.0.0 to (not re-resolved here).
   holder: "alpine/socat:1.8.0.0@sha256:a6be4c0262b339c53ddad723cdd178a1a13271e1137c65e27f90a08c16de02b8",
+  // node_exporter on every host (components/monitoring.ts); the digest is the one public compose
+  // files and image lists pin prom/node-exporter:v1.8.2 to (not re-resolved here).
+  nodeExporter:
+    "prom/node-exporter:v1.8.2@sha256:4032c6d5bfd752342c3e631c2f1de93ba6b86c41db6b167b9a35372c139e7706",
 } as const;
 
 /** Backend services Berth knows how to run: image, the port it listens on, and its health check. */

@@ -318,6 +318,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     jenkins: Obj;
     services: Obj & { subnet: string; productionLike: Obj[] };
     dns: { searchDomains: string[] };
+    monitoring: { cidrs: string[]; nodeExporterImage: string };
     extraIgnition: { path: string; secret?: boolean }[];
     previewTtlHours: number;
     logs: { forward?: { url: string; serverCa: string } };
@@ -416,6 +417,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       networkHolders: s.networkHolders,
     },
     dns: d.dns,
+    monitoring: { cidrs: [...d.monitoring.cidrs], nodeExporterImage: d.monitoring.nodeExporterImage },
     extraIgnition: [],
     limits: {
       ...resolveLimits(limitsInput),

@@ -32,6 +32,21 @@ export const MAX_AGENTS_PER_HOST = 64;
 export const DEFAULT_MIRROR_PORT = 8443;
 
 /**
+ * Metric endpoints, on each host's private address only (opened to `berth:monitoring.cidrs`):
+ * node_exporter (every host), dockerd's `metrics-addr` (every host), and the registry's debug
+ * server with Prometheus metrics, through its nginx front (registry host). renderers/prometheus.ts
+ * `METRICS_PORTS` scrapes the same ports (a test keeps them equal).
+ */
+export const METRICS_PORTS = {
+  /** prometheus-node-exporter's default port. */
+  node: 9100,
+  /** Docker's documented example port for daemon.json `metrics-addr`. */
+  dockerd: 9323,
+  /** distribution's debug server (`http.debug.addr`), which serves `/metrics`. */
+  registry: 5001,
+} as const;
+
+/**
  * Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`, also on Fedora CoreOS and
  * Flatcar): where dockerd picks the host port when the Jenkins Docker plugin publishes a per-build
  * agent's port 22. The controller reaches per-build agents there.
@@ -50,6 +65,11 @@ export const RULE_PURPOSES = {
   perBuildAgents: "per-build-agents",
 } as const;
 
+/** The monitoring rules carry their port in the purpose: `metrics-9100`, `metrics-9323`, `metrics-5001`. */
+export function metricsPurpose(port: number): string {
+  return `metrics-${port}`;
+}
+
 /** The registry's rules carry their port in the purpose: `registry-443`, `registry-8443`. */
 export function registryPurpose(port: number): string {
   return `registry-${port}`;
@@ -61,6 +81,14 @@ export function purposeWhat(purpose: string): string | undefined {
   if (purpose === RULE_PURPOSES.jenkinsAgents) return "Jenkins agents";
   if (purpose === RULE_PURPOSES.dockerTls) return "Docker API (mutual TLS)";
   if (purpose === RULE_PURPOSES.perBuildAgents) return "per-build agents";
+  const metrics = /^metrics-(\d+)$/.exec(purpose);
+  if (metrics) {
+    const port = Number(metrics[1]);
+    if (port === METRICS_PORTS.node) return "node_exporter metrics";
+    if (port === METRICS_PORTS.dockerd) return "dockerd metrics";
+    if (port === METRICS_PORTS.registry) return "registry metrics";
+    return undefined;
+  }
   const m = /^registry-(\d+)$/.exec(purpose);
   if (m) return Number(m[1]) === REGISTRY_HTTPS_PORT ? "registry HTTPS" : "registry pull-through cache";
   return undefined;
@@ -87,8 +115,8 @@ export interface PortRange {
 
 /**
  * The ports Berth's hosts may listen on whatever a stack configures, as far as they are fixed:
- * SSH, the Docker API, the registry and its mirror's default port, the default agent range, and
- * the per-build range. The ports a stack configures differently (dockerTlsPort, basePort, the
+ * SSH, the Docker API, the registry and its mirror's default port, the default agent range, the
+ * per-build range, and the metric endpoints. The ports a stack configures differently (dockerTlsPort, basePort, the
  * mirror's port) are known from its own rules' purposes (policy pack) or configuration
  * (validation). Backend services' ports come from the service catalog (config/images.ts).
  */
@@ -103,4 +131,7 @@ export const FIXED_SENSITIVE_PORTS: readonly PortRange[] = [
     what: "Jenkins agents",
   },
   { from: EPHEMERAL_PORTS.first, to: EPHEMERAL_PORTS.last, what: "per-build agents" },
+  { from: METRICS_PORTS.node, to: METRICS_PORTS.node, what: "node_exporter metrics" },
+  { from: METRICS_PORTS.dockerd, to: METRICS_PORTS.dockerd, what: "dockerd metrics" },
+  { from: METRICS_PORTS.registry, to: METRICS_PORTS.registry, what: "registry metrics" },
 ];

@@ -493,6 +493,21 @@ export const berthSchema = {
     },
     limits,
     logs,
+    monitoring: {
+      type: "object",
+      description: "Who may scrape the hosts' metric endpoints (node_exporter, dockerd, registry).",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        cidrs: {
+          type: "array",
+          items: cidr,
+          default: [],
+          description: "sources the security group opens the metric ports to (none: no rule)",
+        },
+        nodeExporterImage: { ...digestPinned, default: DEFAULT_IMAGES.nodeExporter },
+      },
+    },
     previewTtlHours: {
       type: "integer",
       minimum: 1,

@@ -258,6 +258,8 @@ export interface BerthConfig {
      */
     searchDomains: string[];
   };
+  /** `berth:monitoring`: sources allowed to scrape the metric endpoints (empty: no rule). */
+  monitoring: { cidrs: string[]; nodeExporterImage: string };
   extraIgnition: ExtraIgnition[];
   /** `berth:limits`: every container kind's memory and CPU limits, resolved (config/limits.ts). */
   limits: LimitsConfig;

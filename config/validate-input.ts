@@ -19,11 +19,13 @@ import {
   DEFAULT_DOCKER_TLS_PORT,
   EPHEMERAL_PORTS,
   HOST_SSH_PORT,
+  METRICS_PORTS,
   REGISTRY_HTTPS_PORT,
   agentPort,
 } from "./ports.ts";
 import {
   DNSMASQ_CONTAINER,
+  NODE_EXPORTER_CONTAINER,
   REGISTRY_CONTAINER,
   REGISTRY_MIRROR_CONTAINER,
   REGISTRY_NGINX_CONTAINER,
@@ -385,14 +387,24 @@ const portText = (b: Bind) => (b.first === b.last ? `port ${b.first}` : `ports $
 const bindText = (b: Bind) => `${portText(b)} (${b.what}${b.field ? `, ${b.field}` : ""})`;
 
 /**
- * Every TCP port a host binds, from the constants the components use: sshd, the registry (443 and
- * the mirror's port) on the registry host, dockerd's TLS endpoint, the agents' `basePort + n`, the
+ * Every TCP port a host binds, from the constants the components use: sshd, node_exporter and
+ * dockerd's metrics, the registry (443, its metrics and the mirror's port) on the registry host, dockerd's TLS endpoint, the agents' `basePort + n`, the
  * minimal services' default ports, and on per-build hosts the range dockerd publishes build
  * agents' SSH from. A port is counted once per host whatever address it is bound on.
  */
 export function hostPortTable(data: Obj, registryHost: boolean, perBuildHost: boolean): Bind[] {
-  const binds: Bind[] = [{ first: HOST_SSH_PORT, last: HOST_SSH_PORT, what: "the host's sshd", rank: 0 }];
+  const binds: Bind[] = [
+    { first: HOST_SSH_PORT, last: HOST_SSH_PORT, what: "the host's sshd", rank: 0 },
+    { first: METRICS_PORTS.node, last: METRICS_PORTS.node, what: "node_exporter", rank: 0 },
+    { first: METRICS_PORTS.dockerd, last: METRICS_PORTS.dockerd, what: "dockerd's metrics", rank: 0 },
+  ];
   if (registryHost) {
+    binds.push({
+      first: METRICS_PORTS.registry,
+      last: METRICS_PORTS.registry,
+      what: "the registry's metrics",
+      rank: 1,
+    });
     binds.push({
       first: REGISTRY_HTTPS_PORT,
       last: REGISTRY_HTTPS_PORT,
@@ -499,6 +511,7 @@ function containerNameIssues(data: Obj): ConfigIssue[] {
     { name: DNSMASQ_CONTAINER, what: "the production-like set's DNS container" },
     { name: REGISTRY_CONTAINER, what: "the registry's container (registry host)" },
     { name: REGISTRY_NGINX_CONTAINER, what: "the registry's nginx container (registry host)" },
+    { name: NODE_EXPORTER_CONTAINER, what: "node_exporter's container" },
   ];
   if (isObj(get(data, "registry", "pullThroughCache")))
     fixed.push({

@@ -125,6 +125,7 @@ function duplicateIssues(raw: Obj): ConfigIssue[] {
   const lists: [string, unknown][] = [
     ["berth:openstack.adminCidrs", get(raw, "openstack", "adminCidrs")],
     ["berth:openstack.registryClientCidrs", get(raw, "openstack", "registryClientCidrs")],
+    ["berth:monitoring.cidrs", get(raw, "monitoring", "cidrs")],
     // Neutron refuses a subnet naming the same DNS server twice.
     ["berth:openstack.dnsServers", get(raw, "openstack", "dnsServers")],
   ];
@@ -173,9 +174,11 @@ function rulesOf(raw: Obj): IngressRule[] | undefined {
   const mirrorPort = num(get(mirror, "port"));
   const tls = get(raw, "hosts", "dockerTls") === true;
   const tlsPort = num(get(raw, "hosts", "dockerTlsPort"));
+  const monitoringCidrs = cidrList(get(raw, "monitoring", "cidrs"));
   if (typeof networkCidr !== "string" || typeof controllerCidr !== "string") return undefined;
   if (!adminCidrs || !registryClientCidrs || basePort === undefined || agentsPerHost === undefined)
     return undefined;
+  if (!monitoringCidrs) return undefined;
   if ((isObj(mirror) && mirrorPort === undefined) || (tls && tlsPort === undefined)) return undefined;
   return ingressRules({
     networkCidr,
@@ -187,6 +190,7 @@ function rulesOf(raw: Obj): IngressRule[] | undefined {
     agentsPerHost,
     ...(tls && tlsPort !== undefined ? { dockerTlsPort: tlsPort } : {}),
     perBuild: get(raw, "jenkins", "perBuild", "enabled") === true,
+    monitoringCidrs,
   });
 }
 

@@ -60,6 +60,14 @@ import {
   type HostLogForward,
 } from "../renderers/journal-upload.ts";
 
+import {
+  TEXTFILE_METRICS_SCRIPT,
+  renderTextfileMetricsScript,
+  renderTextfileMetricsUnits,
+  type CertSource,
+} from "../renderers/host-metrics.ts";
+import { METRICS_PORTS } from "../renderers/prometheus.ts";
+
 export type { HostOs } from "./os.ts";
 export type { HostLogForward } from "../renderers/journal-upload.ts";
 import {
@@ -123,6 +131,20 @@ export interface HostDockerTls {
   port: number;
 }
 
+/** The host's metric endpoints (see docs/architecture.md, Monitoring). */
+export interface HostMetrics {
+  /**
+   * The host's private address: dockerd's `metrics-addr` listens there only (port
+   * `METRICS_PORTS.dockerd`), and docker.service waits for it before dockerd starts.
+   */
+  address: string;
+  /**
+   * The registry's TLS endpoint, on the registry host: the textfile writer reads the certificate it
+   * serves (the certificate itself lives only in the nginx container).
+   */
+  registryTls?: { address: string; port: number; serverName: string };
+}
+
 /** Everything the host config is rendered from. Plain values only, no Pulumi outputs. */
 export interface HostIgnitionInput {
   /** Host name, e.g. `"staging-ci-1"` (RFC 1123 labels, dots allowed); written to /etc/hostname. */
@@ -180,6 +202,11 @@ export interface HostIgnitionInput {
    * (the default): nothing about journal forwarding is rendered. The client key makes the config secret.
    */
   logForward?: HostLogForward;
+  /**
+   * Metrics: dockerd's metrics endpoint on the private address, and the textfile writer for
+   * node_exporter (which runs as a container of the service layer). Absent: neither.
+   */
+  metrics?: HostMetrics;
 }
 
 /** Nova's limit on user data, counted after base64 encoding. */
@@ -305,6 +332,9 @@ function validate(host: HostIgnitionInput): void {
       assertPort(`${h}: registry.mirrorPort`, host.registry.mirrorPort);
     if (host.registry.caCertPem !== undefined) assertPem(`${h}: registry.caCertPem`, host.registry.caCertPem);
   }
+  if (host.metrics && !IPV4_RE.test(host.metrics.address)) {
+    throw new Error(`${h}: metrics.address must be an IPv4 address, got "${host.metrics.address}"`);
+  }
   if (host.serviceDns) {
     if (!isIp(host.serviceDns.address)) {
       throw new Error(`${h}: serviceDns.address must be an IP address, got "${host.serviceDns.address}"`);
@@ -360,6 +390,8 @@ export function dockerDaemonJson(host: HostIgnitionInput): Record<string, JsonIn
     // starts without --dns-search: on ci-services, in a holder, on the default bridge.
     daemon["dns-search"] = [...host.serviceDns.searchDomains];
   }
+  // Prometheus metrics on the private address only (the security group admits the monitoring CIDRs).
+  if (host.metrics) daemon["metrics-addr"] = `${host.metrics.address}:${METRICS_PORTS.dockerd}`;
   if (host.dockerTls) {
     daemon.hosts = [DOCKER_UNIX_SOCKET, `tcp://0.0.0.0:${host.dockerTls.port}`];
     daemon.tls = true;
@@ -384,6 +416,13 @@ export function dockerServiceDropin(host: HostIgnitionInput): string {
     ...profile.stockEnvironmentToClear.map((name) => `Environment=${name}=`),
     "# All settings live in /etc/docker/daemon.json. dockerd refuses to start when an option is given",
     "# both as a flag and in daemon.json, so the stock command line is replaced by a bare one.",
+    ...(host.metrics
+      ? [
+          "# dockerd refuses to start when it cannot bind metrics-addr: wait (at most 2 min) until the",
+          "# private address is configured.",
+          `ExecStartPre=-/bin/sh -c '${waitForAddressCommand(host.metrics.address)}'`,
+        ]
+      : []),
     "ExecStart=",
     `ExecStart=${profile.dockerdPath}`,
     "# Containers must not reach the cloud's metadata service: it serves this host's user data, which",
@@ -393,6 +432,11 @@ export function dockerServiceDropin(host: HostIgnitionInput): string {
     "",
   ];
   return lines.join("\n");
+}
+
+/** Shell command that waits until `address` is one of the host's IPv4 addresses (120 s at most). */
+export function waitForAddressCommand(address: string): string {
+  return `for i in $(seq 120); do ip -4 -o addr show | grep -qF " inet ${address}/" && exit 0; sleep 1; done; echo "${address} is not configured" >&2; exit 1`;
 }
 
 /** The cloud's metadata service (OpenStack, like EC2): it serves the instance's user data. */
@@ -498,6 +542,19 @@ function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; un
     );
     units.push(
       ...renderRegistryGcUnits(bin, registryUpkeep).map((u) =>
+        unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
+      ),
+    );
+  }
+  if (host.metrics) {
+    // node_exporter's textfile collector reads what this writer leaves in TEXTFILE_DIR.
+    const certs: CertSource[] = [
+      ...(host.dockerTls ? [{ name: "dockerd", file: `${DOCKER_TLS_DIR}/server-cert.pem` }] : []),
+      ...(host.metrics.registryTls ? [{ name: "registry", tls: host.metrics.registryTls }] : []),
+    ];
+    files.push(script(TEXTFILE_METRICS_SCRIPT, renderTextfileMetricsScript()));
+    units.push(
+      ...renderTextfileMetricsUnits({ binDir: bin, certs }).map((u) =>
         unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
       ),
     );

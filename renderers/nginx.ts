@@ -92,6 +92,12 @@ export interface NginxConfigInput {
    * error document naming the end of the window); GET and HEAD pass. Default: no maintenance gate.
    */
   maintenanceDir?: string;
+  /**
+   * Optional plain-HTTP server on `port` passing `GET /metrics` to the registry's debug server
+   * (`upstream`, e.g. `registry:5001`): the registry stays on its internal network, and who may
+   * reach the port is the security group's business (the monitoring CIDRs).
+   */
+  metrics?: { port: number; upstream: string };
 }
 
 export const NGINX_DEFAULTS = {
@@ -274,6 +280,14 @@ export function renderNginxConfig(input: NginxConfigInput): string {
     }
   }
 
+  const metrics = input.metrics;
+  if (metrics !== undefined) {
+    checkPort(R, "metrics.port", metrics.port);
+    if (metrics.port === port || metrics.port === mirror?.port)
+      throw new RenderError(R, "metrics.port", "must differ from listenPort and mirror.port");
+    checkHostPort(R, "metrics.upstream", metrics.upstream);
+  }
+
   const main: string[] = [
     "# Rendered by Berth (renderers/nginx.ts). Run in the foreground: -g 'daemon off;'.",
   ];
@@ -396,6 +410,35 @@ export function renderNginxConfig(input: NginxConfigInput): string {
       "}",
     ];
     http.push("", ...mirrorServer);
+  }
+
+  if (metrics !== undefined) {
+    http.push(
+      "",
+      "# The registry's Prometheus metrics (its debug server), read-only, plain HTTP.",
+      "server {",
+      ...indent(1, [
+        listenDirective(input.listenAddress, metrics.port, false),
+        "access_log off;",
+        "",
+        "location = /metrics {",
+        ...indent(1, [
+          "limit_except GET HEAD {",
+          "    deny all;",
+          "}",
+          upstreamVariable("berth_registry_metrics", metrics.upstream),
+          `proxy_pass http://$berth_registry_metrics/metrics;`,
+          `proxy_connect_timeout ${connectTimeout}s;`,
+          `proxy_read_timeout ${connectTimeout}s;`,
+        ]),
+        "}",
+        "",
+        "location / {",
+        "    return 404;",
+        "}",
+      ]),
+      "}",
+    );
   }
 
   return joinLines([...main, "http {", ...indent(1, http), "}"]);

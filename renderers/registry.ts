@@ -42,6 +42,11 @@ export interface RegistryConfigInput {
    * saying that deleted blobs exist.
    */
   blobDescriptorCache?: "inmemory" | "off";
+  /**
+   * `http.debug.addr`: the debug server, with Prometheus metrics at `/metrics`
+   * (`http.debug.prometheus`), e.g. `:5001`. Default: no debug server.
+   */
+  metricsAddr?: string;
 }
 
 export const REGISTRY_DEFAULTS = {
@@ -95,6 +100,9 @@ function checkNoControl(field: string, value: string): string {
 /** Renders the registry's `config.yml`. Deterministic: the same input gives the same bytes. */
 export function renderRegistryConfig(input: RegistryConfigInput): string {
   const addr = checkAddr(input.addr ?? REGISTRY_DEFAULTS.addr);
+  const metricsAddr = input.metricsAddr === undefined ? undefined : checkAddr(input.metricsAddr);
+  if (metricsAddr !== undefined && metricsAddr === addr)
+    throw new RenderError(R, "metricsAddr", "must differ from addr");
   const root = checkPath(R, "rootDirectory", input.rootDirectory ?? REGISTRY_DEFAULTS.rootDirectory);
   const logLevel = input.logLevel ?? REGISTRY_DEFAULTS.logLevel;
   if (!["error", "warn", "info", "debug"].includes(logLevel)) {
@@ -144,6 +152,15 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     `  secret: ${q(input.httpSecret)}`,
     "  headers:",
     "    X-Content-Type-Options: [nosniff]",
+    ...(metricsAddr === undefined
+      ? []
+      : [
+          "  debug:",
+          `    addr: ${q(metricsAddr)}`,
+          "    prometheus:",
+          "      enabled: true",
+          "      path: /metrics",
+        ]),
     "health:",
     "  storagedriver:",
     "    enabled: true",

@@ -30,6 +30,8 @@
 # Environment: BERTH_E2E_DISK_SIZE (sparse loop file, default 12G), BERTH_E2E_BRIDGE_CIDR,
 # BERTH_E2E_POOL, BERTH_START_TIMEOUT (seconds, default 60), BERTH_E2E_DNS_SEARCH (space-separated
 # domains for daemon.json's "dns-search", as a host's Ignition sets it; default none),
+# BERTH_E2E_METRICS_ADDR (daemon.json metrics-addr, host:port, e.g. on the default bridge's gateway;
+# unset: no metrics endpoint),
 # BERTH_E2E_STORAGE (default btrfs): btrfs (--storage-driver=btrfs on a btrfs loop file, what Berth's
 # hosts run) or overlay2 (--storage-driver=overlay2 on an ext4 loop file, Docker's default, for
 # comparisons such as bench/engine.ts). `up` records the choice in <workdir>/storage and `restart`
@@ -81,7 +83,8 @@ daemon_json() {
   "default-address-pools": [{ "base": "$pool", "size": 24 }],
   "log-driver": "json-file",
   "log-opts": { "max-size": "10m", "max-file": "3" },$dns_search
-  "live-restore": false
+  "live-restore": false${BERTH_E2E_METRICS_ADDR:+,
+  \"metrics-addr\": \"$BERTH_E2E_METRICS_ADDR\"}
 }
 EOF
 }

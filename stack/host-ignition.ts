@@ -8,6 +8,7 @@ import type { BerthConfig } from "../config/types.ts";
 import type { HostIgnitionInput } from "../ignition/host.ts";
 import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
+import { REGISTRY_HTTPS_PORT } from "../config/ports.ts";
 import { defaultWindows, staggeredWindows, type HostUpdatePolicy } from "../renderers/updates.ts";
 
 /**
@@ -27,6 +28,13 @@ export function hostUpdatePolicy(c: BerthConfig, hostName: string): HostUpdatePo
     ...(u.fleetLockUrl !== undefined ? { fleetLockUrl: u.fleetLockUrl } : {}),
     maxBuildWaitHours: u.maxBuildWaitHours,
   };
+}
+
+/** The fixed private address of host `hostName`. */
+function hostAddress(c: BerthConfig, hostName: string): string {
+  const address = c.hosts.addresses[c.hosts.names.indexOf(hostName)];
+  if (address === undefined) throw new Error(`${hostName} is not one of the stack's hosts`);
+  return address;
 }
 
 /** The host-layer Ignition settings every host of a stack shares (service-layer settings stay out). */
@@ -69,6 +77,21 @@ export function hostIgnitionBase(
     ...(hostName === c.registry.host
       ? { registryUpkeep: { ...c.registry.upkeep, protectedTags: [...c.registry.upkeep.protectedTags] } }
       : {}),
+    // Metrics: dockerd's endpoint on the private address, the textfile writer for node_exporter
+    // (always on: turning them on later would change Ignition and replace the hosts; the security
+    // group decides who reaches them, berth:monitoring.cidrs).
+    metrics: {
+      address: hostAddress(c, hostName),
+      ...(hostName === c.registry.host
+        ? {
+            registryTls: {
+              address: c.registry.address,
+              port: REGISTRY_HTTPS_PORT,
+              serverName: c.registry.hostname,
+            },
+          }
+        : {}),
+    },
     // The stack's own Ignition fragments (berth:extraIgnition), merged with conflict detection.
     extraFragments: c.extraIgnition.map((f) => ({ source: f.path, config: f.config })),
   };

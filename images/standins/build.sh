@@ -19,7 +19,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-NAMES=(registry nginx jenkins-agent redis dnsmasq holder mongodb)
+NAMES=(registry nginx jenkins-agent redis dnsmasq holder mongodb node-exporter)
 BASE_TAG=berth-standin/base:bookworm
 
 [[ $# -eq 2 ]] || {

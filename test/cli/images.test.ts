@@ -155,9 +155,10 @@ describeWithTools(
           "mongo:7.0",
           dnsmasq,
           DEFAULT_IMAGES.holder.split("@")[0] ?? "",
+          DEFAULT_IMAGES.nodeExporter.split("@")[0] ?? "",
         ].sort(),
       );
-      expect(r.out).toMatch(/7 pins: 1 current, 1 outdated, 5 missing, 0 lookup errors/);
+      expect(r.out).toMatch(/8 pins: 1 current, 1 outdated, 6 missing, 0 lookup errors/);
     });
 
     it("finds a pin current when its tag still points to it", async () => {
@@ -173,7 +174,7 @@ describeWithTools(
       const closed = `127.0.0.1:${await freePort()}`;
       const r = await cli(root, "images", "check", "testing", "--registry", closed, "--insecure");
       expect(r.code).toBe(1);
-      expect(r.out).toMatch(/7 pins: 0 current, 0 outdated, 0 missing, 7 lookup errors/);
+      expect(r.out).toMatch(/8 pins: 0 current, 0 outdated, 0 missing, 8 lookup errors/);
     });
 
     it("refuses a --registry that is not host[:port]", async () => {

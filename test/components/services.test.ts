@@ -145,6 +145,7 @@ function expectedContainers(c: BerthConfig, host: string): string[] {
     ...c.services.minimal,
     ...c.services.productionLike.map((s) => s.name),
     "dnsmasq",
+    "node-exporter",
     ...c.services.networkHolders,
     ...Array.from({ length: c.jenkins.agentsPerHost }, (_, i) => `jenkins-agent-${i + 1}`),
   ];
@@ -471,9 +472,14 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
           { volumeName: "registry-data", containerPath: "/var/lib/registry" },
         ]);
       }
-      // No container bind-mounts a host directory for its data.
+      // No container bind-mounts a host directory for its data; node_exporter reads the host's
+      // root file system, read-only.
       for (const ctr of g.containers(host)) {
         for (const m of list<VolumeMount>(ctr.inputs.volumes)) {
+          if (ctr.inputs.name === "node-exporter") {
+            expect(m).toEqual({ hostPath: "/", containerPath: "/host", readOnly: true });
+            continue;
+          }
           expect(m.hostPath === undefined || m.hostPath === "/var/run/docker.sock", ctr.name).toBe(true);
         }
       }
@@ -490,7 +496,8 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
     }
     const regIp = c.hosts.addresses[c.hosts.names.indexOf(c.registry.host)];
     const ports = list<Port>(g.container(c.registry.host, "registry-nginx").inputs.ports);
-    const expected = [443, ...(c.registry.pullThroughCache ? [c.registry.pullThroughCache.port] : [])];
+    // 5001: the registry's metrics (its debug server, through nginx).
+    const expected = [443, ...(c.registry.pullThroughCache ? [c.registry.pullThroughCache.port] : []), 5001];
     expect(ports.map((p) => `${p.ip}:${p.external}`).sort()).toEqual(
       expected.map((p) => `${regIp}:${p}`).sort(),
     );

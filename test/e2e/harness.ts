@@ -64,6 +64,11 @@ export interface HarnessOptions {
   /** Host paths a container may bind-mount (e.g. /var/run/docker.sock); any other fails the plan. */
   allowHostPaths?: readonly string[];
   /**
+   * Host paths bind-mounted from another directory here (e.g. node_exporter's `/` from a scratch
+   * directory, so the test machine's own mounts never enter a container); recorded in the mappings.
+   */
+  hostPathMap?: Readonly<Record<string, string>>;
+  /**
    * Upload contents to use instead of the program's, by container name then file path (e.g. real
    * TLS material instead of the mock's). Each named upload must exist in the program's inputs.
    */
@@ -561,6 +566,10 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
         if (!volumes.some((x) => x.name === volumeName))
           v.fail("volumeName", `${volumeName} is not a Volume of this host`);
         mounts.push({ Type: "volume", Source: volumeName, Target: target, ReadOnly: readOnly });
+      } else if (hostPath && !volumeName && opts.hostPathMap?.[hostPath] !== undefined) {
+        const source = opts.hostPathMap[hostPath];
+        mounts.push({ Type: "bind", Source: source, Target: target, ReadOnly: readOnly });
+        mappings.push(`${name}: bind-mount of the host's ${hostPath} → ${source}`);
       } else if (hostPath && !volumeName) {
         if (!(opts.allowHostPaths ?? []).includes(hostPath))
           v.fail("hostPath", `bind-mounts the host's ${hostPath}; the test did not allow it`);

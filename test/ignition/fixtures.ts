@@ -68,6 +68,10 @@ export const fcosFull: HostIgnitionInput = {
     serverKeyPem: DOCKER_SERVER_KEY,
     port: 2376,
   },
+  metrics: {
+    address: "10.20.0.10",
+    registryTls: { address: "10.20.0.10", port: 443, serverName: "registry.ci.internal" },
+  },
 };
 
 /** Flatcar with only what is required. */

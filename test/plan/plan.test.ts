@@ -56,6 +56,7 @@ describe("berth plan", () => {
     expect(h1.containers.find((c) => c.name === "registry-nginx")?.ports).toEqual([
       "10.42.30.11:443->443/tcp",
       "10.42.30.11:8443->8443/tcp",
+      "10.42.30.11:5001->5001/tcp",
     ]);
     expect(plan.hosts.find((h) => h.name === "production-ci-2")!.containers.map((c) => c.name)).not.toContain(
       "registry",

@@ -117,14 +117,14 @@ export interface Engine {
 export function startEngine(
   storage: StorageDriver = E2E_STORAGE,
   prefix = "/tmp/be-",
-  options: { dnsSearch?: readonly string[] } = {},
+  options: { dnsSearch?: readonly string[]; env?: NodeJS.ProcessEnv } = {},
 ): Engine {
   const workdir = mkdtempSync(prefix);
   // daemon.json's dns-search, as a host's Ignition sets it (ignition/host.ts dockerDaemonJson).
   const dns = options.dnsSearch ? { BERTH_E2E_DNS_SEARCH: options.dnsSearch.join(" ") } : {};
   const out = runOk("bash", [E2E_ENV, "up", workdir], {
     timeoutMs: 180_000,
-    env: { BERTH_E2E_STORAGE: storage, ...dns },
+    env: { BERTH_E2E_STORAGE: storage, ...dns, ...options.env },
   });
   const host = out.trim().split("\n").pop() ?? "";
   if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(out)}`);
