@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bcryptSaltFrom, htpasswdEntry, renderHtpasswd } from "../../renderers/htpasswd.ts";
 import { renderNginxConfig, type NginxConfigInput } from "../../renderers/nginx.ts";
 import { RenderError } from "../../renderers/common.ts";
+import { startNginx as startRealNginx } from "../../bench/support/daemons.ts";
 import {
   describeWithTools,
   freePort,
@@ -236,27 +237,15 @@ interface Reply {
 
 /**
  * Starts the real nginx on `conf` (prefix `dir`) and waits until its /healthz answers 200 over TLS;
- * stops it again when it never does.
+ * the shared starter stops it again when it never does.
  */
-async function startNginx(dir: string, conf: string, port: number, ca: string): Promise<Daemon> {
-  const daemon = startDaemon(toolPath(tools.nginx), [
-    "-e",
-    "stderr",
-    "-p",
+function startNginx(dir: string, conf: string, port: number, ca: string): Promise<Daemon> {
+  return startRealNginx(
+    toolPath(tools.nginx),
     dir,
-    "-c",
     conf,
-    "-g",
-    "daemon off;",
-  ]);
-  try {
-    await waitFor("nginx", async () => (await httpsGet(port, "/healthz", ca)).status === 200);
-  } catch (e) {
-    // The caller never gets the daemon: stop it here, by its pid.
-    await daemon.stop();
-    throw new Error(`${String(e)}\n${daemon.output()}`, { cause: e });
-  }
-  return daemon;
+    async () => (await httpsGet(port, "/healthz", ca)).status === 200,
+  );
 }
 
 function httpsGet(
