@@ -66,6 +66,18 @@ describe("renderNginxConfig", () => {
     }
     expect(conf).not.toMatch(/^\s*daemon /m);
     expect(conf).not.toContain("berth_mirror");
+    // Layers stream through unbuffered, in 128 KiB reads rather than one 4 KiB page at a time
+    // (docs/performance.md, "Registry under load").
+    const v2 = conf.slice(conf.indexOf("location /v2/ {"), conf.indexOf("location = /healthz {"));
+    for (const line of [
+      "proxy_request_buffering off;",
+      "proxy_buffering off;",
+      "proxy_buffer_size 128k;",
+      "proxy_http_version 1.1;",
+      'proxy_set_header Connection "";',
+    ]) {
+      expect(v2).toContain(line);
+    }
     expect(conf.endsWith("}\n")).toBe(true);
   });
 
