@@ -4,9 +4,8 @@
  * A missing program skips its tests with the reason in the test name on a developer machine, and
  * fails them when `CI` is set, so CI never passes by skipping.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkTools, findTool as locateTool, toolsDescribe } from "../support/tools.ts";
@@ -82,69 +81,4 @@ export function run(cmd: string, args: readonly string[], timeoutMs = 30_000): R
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === "string") {
-        reject(new Error("no port"));
-        return;
-      }
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
-
-/** A daemon started by a test; `stop()` ends exactly this process (by pid). */
-export interface Daemon {
-  child: ChildProcess;
-  output: () => string;
-  stop: () => Promise<void>;
-}
-
-export function startDaemon(cmd: string, args: readonly string[]): Daemon {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    child.once("exit", () => resolve());
-  });
-  return {
-    child,
-    output: () => out,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-      process.kill(child.pid, "SIGTERM");
-      const timer = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-          process.kill(child.pid, "SIGKILL");
-        }
-      }, 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-/** Polls `probe` until it resolves true or the deadline passes. */
-export async function waitFor(
-  what: string,
-  probe: () => Promise<boolean>,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await probe()) return;
-    } catch {
-      // not ready yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { freePort, startDaemon, waitFor, type Daemon } from "../../bench/support/daemons.ts";

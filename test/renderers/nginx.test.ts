@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bcryptSaltFrom, htpasswdEntry, renderHtpasswd } from "../../renderers/htpasswd.ts";
 import { renderNginxConfig, type NginxConfigInput } from "../../renderers/nginx.ts";
 import { RenderError } from "../../renderers/common.ts";
+import { startNginx as startRealNginx } from "../../bench/support/daemons.ts";
 import {
   describeWithTools,
   freePort,
@@ -65,6 +66,18 @@ describe("renderNginxConfig", () => {
     }
     expect(conf).not.toMatch(/^\s*daemon /m);
     expect(conf).not.toContain("berth_mirror");
+    // Layers stream through unbuffered, in 128 KiB reads rather than one 4 KiB page at a time
+    // (docs/performance.md, "Registry under load").
+    const v2 = conf.slice(conf.indexOf("location /v2/ {"), conf.indexOf("location = /healthz {"));
+    for (const line of [
+      "proxy_request_buffering off;",
+      "proxy_buffering off;",
+      "proxy_buffer_size 128k;",
+      "proxy_http_version 1.1;",
+      'proxy_set_header Connection "";',
+    ]) {
+      expect(v2).toContain(line);
+    }
     expect(conf.endsWith("}\n")).toBe(true);
   });
 
@@ -236,27 +249,15 @@ interface Reply {
 
 /**
  * Starts the real nginx on `conf` (prefix `dir`) and waits until its /healthz answers 200 over TLS;
- * stops it again when it never does.
+ * the shared starter stops it again when it never does.
  */
-async function startNginx(dir: string, conf: string, port: number, ca: string): Promise<Daemon> {
-  const daemon = startDaemon(toolPath(tools.nginx), [
-    "-e",
-    "stderr",
-    "-p",
+function startNginx(dir: string, conf: string, port: number, ca: string): Promise<Daemon> {
+  return startRealNginx(
+    toolPath(tools.nginx),
     dir,
-    "-c",
     conf,
-    "-g",
-    "daemon off;",
-  ]);
-  try {
-    await waitFor("nginx", async () => (await httpsGet(port, "/healthz", ca)).status === 200);
-  } catch (e) {
-    // The caller never gets the daemon: stop it here, by its pid.
-    await daemon.stop();
-    throw new Error(`${String(e)}\n${daemon.output()}`, { cause: e });
-  }
-  return daemon;
+    async () => (await httpsGet(port, "/healthz", ca)).status === 200,
+  );
 }
 
 function httpsGet(

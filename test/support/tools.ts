@@ -6,29 +6,12 @@
  * such suite carries the vitest tag {@link REAL_TOOLS_TAG}, so a runner that cannot have the tools
  * (a hosted GitHub runner) deselects them explicitly instead of skipping them.
  */
-import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
 import { describe, it } from "vitest";
 
-/** Resolves `tool` (an absolute path or a name looked up in PATH) to an executable path, or undefined. */
-export function findTool(tool: string): string | undefined {
-  const candidates = tool.includes("/")
-    ? [tool]
-    : (process.env.PATH ?? "")
-        .split(delimiter)
-        .filter((dir) => dir !== "")
-        .concat(["/usr/sbin", "/sbin"])
-        .map((dir) => join(dir, tool));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here; try the next one
-    }
-  }
-  return undefined;
-}
+import { findTool } from "../../bench/support/daemons.ts";
+
+/** Resolves `tool` (an absolute path or a name looked up in PATH, then the sbin directories) to an executable path, or undefined. */
+export { findTool };
 
 /** One requirement: a tool and the Debian package that provides it (for the error message). */
 export interface ToolRequirement {
