@@ -9,7 +9,8 @@
  *   (`…JenkinsNodeName`) is not in the live node list (`--jenkins-nodes`), as the plugin's own
  *   watchdog treats them;
  * - missing: a declared container, network or volume that does not exist;
- * - stopped: a declared container that exists but does not run;
+ * - stopped: a declared container that exists but does not run (except one the program only
+ *   creates, `start: false`);
  * - differs: a declared container whose image or key settings differ (see {@link compareContainer}).
  *
  * Exit codes follow `pulumi preview --expect-no-changes` (Pulumi CLI ≥ 3.226.1): 0 no drift, 7 drift,
@@ -208,7 +209,8 @@ export async function driftHost(
       continue;
     }
     const details = await compareContainer(engine, d, info);
-    if (at(info, "State", "Running") !== true)
+    // A container the program only creates (never started) is expected not to run.
+    if (d.started && at(info, "State", "Running") !== true)
       findings.push({
         kind: "stopped",
         resource: "container",

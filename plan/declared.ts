@@ -28,6 +28,8 @@ export interface DeclaredContainer {
   mounts: string[];
   /** Restart policy name (`unless-stopped`), or `no`. */
   restart: string;
+  /** False for a container the program only creates (`start: false`, e.g. the build-TLS carrier). */
+  started: boolean;
 }
 
 export interface DeclaredNetwork {
@@ -124,6 +126,7 @@ function declaredContainer(c: CapturedResource, imageOf: (c: CapturedResource) =
     networks: networks.sort(),
     mounts: mounts.sort(),
     restart: String(plain(c.inputs.restart) ?? "no"),
+    started: plain(c.inputs.start) !== false,
   };
 }
 

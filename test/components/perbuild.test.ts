@@ -16,6 +16,7 @@ import { PER_BUILD_NETWORK } from "../../renderers/casc.ts";
 import { resolveOutput, type CapturedResource } from "../../plan/mocks.ts";
 import { runConfig, plain, isSecret, type StackRun } from "../../plan/run.ts";
 import { PLACEHOLDER_NOTE } from "../../plan/casc.ts";
+import { declaredHosts } from "../../plan/declared.ts";
 import { BUILD_TLS_DIR, BUILD_TLS_VOLUME } from "../../renderers/docker-access.ts";
 import { gunzipSync } from "node:zlib";
 
@@ -553,6 +554,17 @@ describe("Docker access for builds (jenkins.dockerAccess)", () => {
         undefined,
         undefined,
       ]);
+    }
+  });
+
+  it("berth drift expects the carrier not to run (declared, never started)", () => {
+    const { run } = get("build tls");
+    for (const [host, declared] of declaredHosts(run)) {
+      const carrier = declared.containers.find((c) => c.name === BUILD_TLS_VOLUME);
+      expect(carrier?.started, host).toBe(false);
+      expect(declared.containers.filter((c) => c.name !== BUILD_TLS_VOLUME).every((c) => c.started)).toBe(
+        true,
+      );
     }
   });
 
