@@ -155,7 +155,14 @@ export class HostServices extends pulumi.ComponentResource {
     // the textfile writer in the host's Ignition.
     this.nodeExporter = new NodeExporter(
       `${h}-node-exporter`,
-      { hostName: h, privateIp: args.privateIp, image: c.monitoring.nodeExporterImage, provider },
+      {
+        hostName: h,
+        privateIp: args.privateIp,
+        image: c.monitoring.nodeExporterImage,
+        limits: c.limits.containers.nodeExporter,
+        containerLogs,
+        provider,
+      },
       child,
     );
 

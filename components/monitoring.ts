@@ -3,7 +3,9 @@ import * as docker from "@pulumi/docker";
 import { NODE_EXPORTER_CONTAINER } from "../config/containers.ts";
 import { METRICS_PORTS } from "../config/ports.ts";
 import { TEXTFILE_DIR } from "../renderers/host-metrics.ts";
-import { PinnedImages, assertPinned, commonContainerArgs } from "./docker-host.ts";
+import { PinnedImages, assertPinned, commonContainerArgs, limitArgs } from "./docker-host.ts";
+import type { ContainerLogs } from "./docker-host.ts";
+import type { ContainerLimit } from "../config/limits.ts";
 
 /** Where the host's root file system appears inside the container (node_exporter's `--path.rootfs`). */
 export const NODE_EXPORTER_ROOTFS = "/host";
@@ -15,6 +17,10 @@ export interface NodeExporterArgs {
   privateIp: string;
   /** node_exporter image, pinned by digest (`prom/node-exporter`, or a stand-in with its interface). */
   image: string;
+  /** Memory and CPU limits (config/limits.ts, kind `nodeExporter`); unlimited when absent. */
+  limits?: ContainerLimit;
+  /** Log driver of Berth's containers (journald when the journal is forwarded). */
+  containerLogs?: ContainerLogs;
   /** This host's Docker provider. */
   provider: docker.Provider;
 }
@@ -45,7 +51,8 @@ export class NodeExporter extends pulumi.ComponentResource {
         name: NODE_EXPORTER_CONTAINER,
         hostname: NODE_EXPORTER_CONTAINER,
         image: images.imageId(args.image),
-        ...commonContainerArgs(),
+        ...commonContainerArgs(args.containerLogs),
+        ...limitArgs(args.limits),
         networkMode: "bridge",
         command: [
           `--path.rootfs=${NODE_EXPORTER_ROOTFS}`,

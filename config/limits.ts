@@ -10,7 +10,7 @@
  * Defaults, with A = flavor memory − `reservedMemoryMiB` (the OS, dockerd, sshd, the upkeep timers)
  * and V = the flavor's vCPUs:
  *
- * - each service kind (and dnsmasq, network holders, the registry, its mirror, nginx) gets a fixed
+ * - each service kind (and dnsmasq, network holders, the registry, its mirror, nginx, node_exporter) gets a fixed
  *   fraction of A and of V, with a floor ({@link SERVICE_SHARES});
  * - what is left of A × overcommit.memory and of V × overcommit.cpu on the fullest host is shared
  *   equally by the builders: every static agent and, on per-build hosts, `perBuild.instanceCap`
@@ -62,6 +62,7 @@ export const LIMIT_KINDS = [
   "registry",
   "registryMirror",
   "nginx",
+  "nodeExporter",
   "agent",
   "perBuild",
 ] as const;
@@ -93,6 +94,7 @@ export const SERVICE_SHARES: Readonly<
   registry: { memory: 1 / 32, minMemoryMiB: 256, cpu: 1 / 16, minCpus: 0.5 },
   registryMirror: { memory: 1 / 32, minMemoryMiB: 256, cpu: 1 / 16, minCpus: 0.5 },
   nginx: { memory: 1 / 64, minMemoryMiB: 64, cpu: 1 / 32, minCpus: 0.25 },
+  nodeExporter: { memory: 1 / 256, minMemoryMiB: 64, cpu: 1 / 64, minCpus: 0.1 },
 };
 
 /** What runs on one host, as far as limits go. */
@@ -156,6 +158,7 @@ export function hostInventory(h: {
   for (const s of h.productionLike) add(s.kind);
   add("dnsmasq");
   add("holder", h.networkHolders);
+  add("nodeExporter");
   if (h.registry) {
     add("registry");
     add("nginx");

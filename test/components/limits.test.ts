@@ -37,6 +37,7 @@ function kindOf(run: StackRun, name: string): LimitKind {
     registry: "registry",
     "registry-mirror": "registryMirror",
     "registry-nginx": "nginx",
+    "node-exporter": "nodeExporter",
   };
   return fixed[name] ?? (name as LimitKind); // the minimal set is named after its kind
 }
@@ -73,6 +74,7 @@ describe("every container carries its kind's limits", () => {
           "holder",
           "mongodb",
           "nginx",
+          "nodeExporter",
           "postgres",
           "redis",
           "registry",
@@ -121,9 +123,9 @@ describe("berth plan shows the limits", () => {
       "| host | private IP | flavor | containers | memory limits | CPU limits | Ignition digest |",
     );
     expect(md).toContain(
-      `| staging-ci-1 | 10.42.20.11 | m1.xlarge | 15 | ${h1.limits.memoryMiB} of 15360 MiB (4 per-build) |`,
+      `| staging-ci-1 | 10.42.20.11 | m1.xlarge | 16 | ${h1.limits.memoryMiB} of 15360 MiB (4 per-build) |`,
     );
-    expect(md).toMatch(/\| jenkins-agent-1 \| .* \| 1580 MiB \| 1\.64 \|/);
+    expect(md).toMatch(/\| jenkins-agent-1 \| .* \| 1571 MiB \| 1\.62 \|/);
     expect(md).toContain("No container has a process-count (pids) limit");
   });
 });

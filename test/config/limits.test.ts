@@ -55,14 +55,14 @@ describe("defaults sized from the flavor", () => {
     expect(c.limits.containers.redis).toEqual({ memoryMiB: 112, cpus: 0.25 }); // 7168/64, floor 0.25
     expect(c.limits.containers.mongodb).toEqual({ memoryMiB: 512, cpus: 0.5 }); // floors
     expect(c.limits.containers.dnsmasq).toEqual({ memoryMiB: 32, cpus: 0.1 });
-    expect(c.limits.containers.agent).toEqual({ memoryMiB: 2744, cpus: 2.77 });
+    expect(c.limits.containers.agent).toEqual({ memoryMiB: 2712, cpus: 2.72 });
     // The registry host is the fullest: its sums are exactly at (or just under) the budget.
     expect(c.limits.hosts[0]!.memoryMiB).toBe(7168);
   });
 
   it("berth validate's summary states the host size, the agents' limits and the fullest host's sums", () => {
     expect(summarize(loadStack(PROJECT_ROOT, "staging", TAG))).toContain(
-      "  limits:    16384 MiB, 8 vCPUs per host; agents 1580 MiB, 1.64 CPUs each; staging-ci-1: 15356 of 15360 MiB, 15.97 of 16 CPUs (overcommit memory 1, cpu 2)",
+      "  limits:    16384 MiB, 8 vCPUs per host; agents 1571 MiB, 1.62 CPUs each; staging-ci-1: 15357 of 15360 MiB, 15.95 of 16 CPUs (overcommit memory 1, cpu 2)",
     );
   });
 
@@ -84,7 +84,7 @@ describe("defaults sized from the flavor", () => {
     expect(c.limits.containers.mongodb).toEqual({ memoryMiB: 1024, cpus: 0.5 });
     expect(c.limits.configured.mongodb).toEqual({ memoryMiB: true });
     // testing runs two mongodb containers (minimal + production-like): 2 × 512 MiB less for 2 agents.
-    expect(c.limits.containers.agent.memoryMiB).toBe(2744 - 512);
+    expect(c.limits.containers.agent.memoryMiB).toBe(2712 - 512);
   });
 });
 
@@ -118,7 +118,7 @@ describe("the over-commit rule", () => {
     expect(m).toContain(
       `${nginx.memoryMiB + memSlack + 1} MiB nginx (berth:limits.containers.nginx.memoryMiB)`,
     );
-    expect(m).toContain("2 × 2744 MiB agent (berth:limits.containers.agent.memoryMiB)");
+    expect(m).toContain("2 × 2712 MiB agent (berth:limits.containers.agent.memoryMiB)");
     expect(m).toContain("2 × 512 MiB mongodb (berth:limits.containers.mongodb.memoryMiB, default)");
     expect(m).toContain(
       "over (8192 MiB of flavor m1.large − 1024 MiB berth:limits.reservedMemoryMiB) × 1 berth:limits.overcommit.memory = 7168 MiB",

@@ -163,6 +163,8 @@ toolsDescribe(tools)("the real Ignition binary applies the config (fetch + files
       [
         "enable docker.service",
         "enable var-lib-docker.mount",
+        // fcosFull has metrics: the textfile writer's timer (renderers/host-metrics.ts).
+        "enable berth-textfile-metrics.timer",
         ...DAY2_ENABLED_UNITS.map((u) => `enable ${u}`),
       ].sort(),
     );
@@ -219,6 +221,7 @@ toolsDescribe(tools)("the real Ignition binary applies the config (fetch + files
         [
           "enable docker.service",
           "enable var-lib-docker.mount",
+          ...(host.metrics ? ["enable berth-textfile-metrics.timer"] : []),
           ...DAY2_ENABLED_UNITS_OVERLAY2.map((u) => `enable ${u}`),
         ].sort(),
       );
