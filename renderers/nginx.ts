@@ -94,6 +94,7 @@ export interface NginxConfigInput {
   maintenanceDir?: string;
   /**
    * Optional plain-HTTP server on `port` passing `GET /metrics` to the registry's debug server
+   * and serving nginx's own status (`GET /nginx_status`, stub_status)
    * (`upstream`, e.g. `registry:5001`): the registry stays on its internal network, and who may
    * reach the port is the security group's business (the monitoring CIDRs).
    */
@@ -438,6 +439,11 @@ export function renderNginxConfig(input: NginxConfigInput): string {
           `proxy_connect_timeout ${connectTimeout}s;`,
           `proxy_read_timeout ${connectTimeout}s;`,
         ]),
+        "}",
+        "",
+        "# nginx's own counters (connections, requests): stub_status, not Prometheus' format.",
+        "location = /nginx_status {",
+        ...indent(1, ["limit_except GET HEAD {", "    deny all;", "}", "stub_status;"]),
         "}",
         "",
         "location / {",

@@ -181,12 +181,14 @@ interface Prepared {
   /** `host:port` of the registry. */
   upstream: string;
   mirrorPort?: number;
+  /** Plain-HTTP port of the metrics server (registry metrics and nginx status). */
+  metricsPort?: number;
   /** DNS server for upstream names (`address:port`); the rendered default otherwise. */
   resolver?: string;
 }
 
 /** TLS material, an htpasswd made by our renderer, and a config pointing into `dir`. */
-function prepare(dir: string, { port, upstream, mirrorPort, resolver }: Prepared): string {
+function prepare(dir: string, { port, upstream, mirrorPort, metricsPort, resolver }: Prepared): string {
   // Workers run as nobody when nginx starts as root: they must read the htpasswd file.
   chmodSync(dir, 0o755);
   const openssl = toolPath(tools.openssl);
@@ -235,6 +237,7 @@ function prepare(dir: string, { port, upstream, mirrorPort, resolver }: Prepared
       : {
           mirror: { port: mirrorPort, upstream, allowCidrs: ["127.0.0.1/32"] },
         }),
+    ...(metricsPort === undefined ? {} : { metrics: { port: metricsPort, upstream } }),
   });
   const path = join(dir, "nginx.conf");
   writeFileSync(path, conf);
@@ -335,6 +338,7 @@ describeWithTools(
     let upstream: Server | undefined;
     let port = 0;
     let mirrorPort = 0;
+    let metricsPort = 0;
     let ca = "";
     const seen: IncomingHttpHeaders[] = [];
     /** Method and URI of each request the upstream received, in order. */
@@ -345,7 +349,11 @@ describeWithTools(
       upstream = createServer((req, res) => {
         seen.push(req.headers);
         paths.push(`${req.method ?? ""} ${req.url ?? ""}`);
-        if (req.url?.startsWith("/v2/")) {
+        if (req.url === "/metrics") {
+          // Stands for the registry's debug server behind nginx: the test is about nginx's proxying.
+          res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4" });
+          res.end("registry_storage_action_seconds_count 1\n");
+        } else if (req.url?.startsWith("/v2/")) {
           res.writeHead(200, {
             "Content-Type": "application/json",
             "Docker-Distribution-Api-Version": "registry/2.0",
@@ -361,7 +369,13 @@ describeWithTools(
       if (address === null || typeof address === "string") throw new Error("upstream has no port");
       port = await freePort();
       mirrorPort = await freePort();
-      const conf = prepare(tmp.path, { port, upstream: `127.0.0.1:${address.port}`, mirrorPort });
+      metricsPort = await freePort();
+      const conf = prepare(tmp.path, {
+        port,
+        upstream: `127.0.0.1:${address.port}`,
+        mirrorPort,
+        metricsPort,
+      });
       ca = readFileSync(join(tmp.path, "tls.crt"), "utf8");
       nginx = await startNginx(tmp.path, conf, port, ca);
     });
@@ -370,6 +384,25 @@ describeWithTools(
       await nginx?.stop();
       await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
       tmp.remove();
+    });
+
+    it("the metrics server passes GET /metrics to the registry, serves nginx's status, and nothing else", async () => {
+      const get = async (path: string, method = "GET") => {
+        const r = await fetch(`http://127.0.0.1:${String(metricsPort)}${path}`, { method });
+        return { status: r.status, body: await r.text() };
+      };
+      expect(await get("/metrics")).toEqual({
+        status: 200,
+        body: "registry_storage_action_seconds_count 1\n",
+      });
+      expect(paths).toContain("GET /metrics");
+      const status = await get("/nginx_status");
+      expect(status.status).toBe(200);
+      expect(status.body).toMatch(/^Active connections: \d+/);
+      expect(status.body).toMatch(/server accepts handled requests\n\s*\d+ \d+ \d+/);
+      expect((await get("/metrics", "POST")).status).toBe(403);
+      expect((await get("/nginx_status", "POST")).status).toBe(403);
+      expect((await get("/v2/")).status).toBe(404);
     });
 
     it("htpasswd (apache2-utils) verifies the bcrypt entry our renderer wrote", () => {
