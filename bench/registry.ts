@@ -64,7 +64,14 @@ import {
 } from "../renderers/htpasswd.ts";
 import { renderNginxConfig } from "../renderers/nginx.ts";
 import { renderRegistryConfig } from "../renderers/registry.ts";
-import { findTool, freePort, startNginx, startRegistry, type Daemon } from "./support/daemons.ts";
+import {
+  findTool,
+  freePort,
+  selfSignedCert,
+  startNginx,
+  startRegistry,
+  type Daemon,
+} from "./support/daemons.ts";
 
 const MiB = 1024 * 1024;
 const SERVER_NAME = "registry.berth.test";
@@ -577,30 +584,12 @@ async function main(): Promise<number> {
   // TLS as the program issues it (ECDSA P-256), valid for the name and for 127.0.0.1 (skopeo dials the address).
   const certs = join(work, "certs");
   mkdirSync(certs);
-  const tls = spawnSync(
-    tool("openssl"),
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      `/CN=${SERVER_NAME}`,
-      "-addext",
-      `subjectAltName=DNS:${SERVER_NAME},IP:127.0.0.1`,
-      "-keyout",
-      join(work, "tls.key"),
-      "-out",
-      join(certs, "ca.crt"),
-    ],
-    { encoding: "utf8" },
-  );
-  if (tls.status !== 0) throw new Error(`openssl: ${tls.stderr}`);
+  selfSignedCert(tool("openssl"), {
+    name: SERVER_NAME,
+    ips: ["127.0.0.1"],
+    keyPath: join(work, "tls.key"),
+    certPath: join(certs, "ca.crt"),
+  });
 
   // A generated password and its htpasswd line, as components/registry.ts makes them.
   const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

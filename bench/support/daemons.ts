@@ -6,7 +6,7 @@
  * daemon that never becomes ready is stopped before the error is thrown, so callers only ever hold
  * daemons that answered. Waits are bounded.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
@@ -154,4 +154,41 @@ export function startRegistry(registry: string, config: string, addr: string): P
     await r.arrayBuffer();
     return r.status === 200;
   });
+}
+
+/**
+ * A self-signed ECDSA P-256 server certificate (the curve the program's certificates use) for
+ * `name` and the given IP addresses, valid two days, made with `openssl req`; the key is written to
+ * `keyPath`, the certificate (which clients trust as its own CA) to `certPath`. Throws with
+ * openssl's message when it fails.
+ */
+export function selfSignedCert(
+  openssl: string,
+  opts: { name: string; ips?: readonly string[]; keyPath: string; certPath: string },
+): void {
+  const san = [`DNS:${opts.name}`, ...(opts.ips ?? []).map((ip) => `IP:${ip}`)].join(",");
+  const r = spawnSync(
+    openssl,
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${opts.name}`,
+      "-addext",
+      `subjectAltName=${san}`,
+      "-keyout",
+      opts.keyPath,
+      "-out",
+      opts.certPath,
+    ],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`openssl req: ${r.stderr}`);
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bcryptSaltFrom, htpasswdEntry, renderHtpasswd } from "../../renderers/htpasswd.ts";
 import { renderNginxConfig, type NginxConfigInput } from "../../renderers/nginx.ts";
 import { RenderError } from "../../renderers/common.ts";
-import { startNginx as startRealNginx } from "../../bench/support/daemons.ts";
+import { selfSignedCert, startNginx as startRealNginx } from "../../bench/support/daemons.ts";
 import {
   describeWithTools,
   freePort,
@@ -192,26 +192,11 @@ function prepare(dir: string, { port, upstream, mirrorPort, metricsPort, resolve
   // Workers run as nobody when nginx starts as root: they must read the htpasswd file.
   chmodSync(dir, 0o755);
   const openssl = toolPath(tools.openssl);
-  const r = run(openssl, [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${HOST}`,
-    "-addext",
-    `subjectAltName=DNS:${HOST}`,
-    "-keyout",
-    join(dir, "tls.key"),
-    "-out",
-    join(dir, "tls.crt"),
-  ]);
-  expect(r.status, r.stderr).toBe(0);
+  selfSignedCert(openssl, {
+    name: HOST,
+    keyPath: join(dir, "tls.key"),
+    certPath: join(dir, "tls.crt"),
+  });
   const htpasswd = renderHtpasswd([
     htpasswdEntry("jenkins", "s3cret-pass", { salt: bcryptSaltFrom("seed:jenkins", 10) }),
     htpasswdEntry("admin", "other-pass", { cost: 4 }),

@@ -41,6 +41,7 @@ import {
   waitFor,
   type Daemon,
 } from "./helpers.ts";
+import { selfSignedCert } from "../../bench/support/daemons.ts";
 
 describe("parseGcSchedule", () => {
   it.each([
@@ -261,26 +262,12 @@ describeWithTools(
       });
 
       // nginx in front, the program's config with the maintenance gate (TLS for the name and 127.0.0.1).
-      const r = run(toolPath(tools.openssl), [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        `/CN=${HOST}`,
-        "-addext",
-        `subjectAltName=DNS:${HOST},IP:127.0.0.1`,
-        "-keyout",
-        join(tmp.path, "tls.key"),
-        "-out",
-        join(certDir, "ca.crt"),
-      ]);
-      expect(r.status, r.stderr).toBe(0);
+      selfSignedCert(toolPath(tools.openssl), {
+        name: HOST,
+        ips: ["127.0.0.1"],
+        keyPath: join(tmp.path, "tls.key"),
+        certPath: join(certDir, "ca.crt"),
+      });
       writeFileSync(
         join(tmp.path, "htpasswd"),
         renderHtpasswd([htpasswdEntry(USER, PASSWORD, { salt: bcryptSaltFrom("seed", 4), cost: 4 })]),
