@@ -29,14 +29,12 @@ import type {
   SecretValue,
   ServiceKind,
 } from "./types.ts";
+import { isObj, type Obj } from "./raw.ts";
 
 export const NAMESPACE = "berth";
 /** Preview stacks: `pr-<N>`, derived from `testing`. */
 export const PREVIEW_STACK = /^pr-([1-9][0-9]{0,6})$/;
 const LONG_LIVED = ["testing", "staging", "production"] as const;
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
 export interface RawStackConfig {
   /** The `berth:*` values, keys without the namespace. */

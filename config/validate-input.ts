@@ -36,13 +36,7 @@ import {
 import { sshKeyProblem } from "./sshkey.ts";
 import type { ServiceKind } from "./types.ts";
 import { editDistance } from "./edit-distance.ts";
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const get = (o: unknown, ...keys: string[]): unknown =>
-  keys.reduce<unknown>((acc, k) => (isObj(acc) ? acc[k] : undefined), o);
-const int = (v: unknown): number | undefined =>
-  typeof v === "number" && Number.isInteger(v) ? v : undefined;
+import { isObj, get, int, type Obj } from "./raw.ts";
 
 /** All checks of this module on the (defaulted) `berth:*` values of stack `stack`. */
 export function inputIssues(stack: string, data: Obj): ConfigIssue[] {

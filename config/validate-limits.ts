@@ -16,14 +16,8 @@ import {
   limitsProblems,
 } from "./limits.ts";
 import type { ServiceKind } from "./types.ts";
+import { isObj, get, int, num, type Obj } from "./raw.ts";
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const get = (o: unknown, ...keys: string[]): unknown =>
-  keys.reduce<unknown>((acc, k) => (isObj(acc) ? acc[k] : undefined), o);
-const int = (v: unknown): number | undefined =>
-  typeof v === "number" && Number.isInteger(v) ? v : undefined;
-const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
 const SERVICE_KINDS = new Set<string>(["redis", "mongodb", "postgres", "memcached", "rabbitmq"]);
 
 /** The flavor's size: declared, or from the table of known flavors; undefined when neither. */

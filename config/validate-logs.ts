@@ -7,9 +7,8 @@
 import type { ConfigIssue } from "./errors.ts";
 import { isJournalRemoteUrl } from "../renderers/journal-upload.ts";
 import { parseCertificates } from "./validate-input.ts";
+import { isObj, type Obj } from "./raw.ts";
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const P = "berth:logs.forward";
 
 /** Problems of `berth:logs` in a stack's raw values (empty when none). */

@@ -19,19 +19,14 @@ import {
 } from "./addresses.ts";
 import { type Cidr, WORLD_THRESHOLD, cidrsOverlap, exposureOf, formatCount, parseCidr } from "./net.ts";
 import { purposeWhat } from "./ports.ts";
+import { isObj, get, int, type Obj } from "./raw.ts";
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const get = (o: unknown, ...keys: string[]): unknown =>
-  keys.reduce<unknown>((acc, k) => (isObj(acc) ? acc[k] : undefined), o);
 const network = (v: unknown): Cidr | undefined => {
   const c = typeof v === "string" ? parseCidr(v) : undefined;
   return c && !c.hostBits ? c : undefined;
 };
 const cidrList = (v: unknown): string[] | undefined =>
   Array.isArray(v) && v.every((c) => typeof c === "string") ? (v as string[]) : undefined;
-const num = (v: unknown): number | undefined =>
-  typeof v === "number" && Number.isInteger(v) ? v : undefined;
 
 /** Every network, address and exposure problem of the raw (defaulted) values. */
 export function networkIssues(raw: Obj): ConfigIssue[] {
@@ -42,7 +37,7 @@ export function networkIssues(raw: Obj): ConfigIssue[] {
 function hostIssues(raw: Obj): ConfigIssue[] {
   const netRaw = get(raw, "openstack", "networkCidr");
   const net = network(netRaw);
-  const count = num(get(raw, "hosts", "count"));
+  const count = int(get(raw, "hosts", "count"));
   if (!net || count === undefined || count < 1 || count <= hostCapacity(net)) return [];
   const hosts = hostRange(net, count);
   const pool = dhcpPoolRange(net);
@@ -168,12 +163,12 @@ function rulesOf(raw: Obj): IngressRule[] | undefined {
   const adminCidrs = cidrList(get(raw, "openstack", "adminCidrs"));
   const registryClientCidrs = cidrList(get(raw, "openstack", "registryClientCidrs"));
   const controllerCidr = get(raw, "jenkins", "controllerCidr");
-  const basePort = num(get(raw, "jenkins", "basePort"));
-  const agentsPerHost = num(get(raw, "jenkins", "agentsPerHost"));
+  const basePort = int(get(raw, "jenkins", "basePort"));
+  const agentsPerHost = int(get(raw, "jenkins", "agentsPerHost"));
   const mirror = get(raw, "registry", "pullThroughCache");
-  const mirrorPort = num(get(mirror, "port"));
+  const mirrorPort = int(get(mirror, "port"));
   const tls = get(raw, "hosts", "dockerTls") === true;
-  const tlsPort = num(get(raw, "hosts", "dockerTlsPort"));
+  const tlsPort = int(get(raw, "hosts", "dockerTlsPort"));
   const monitoringCidrs = cidrList(get(raw, "monitoring", "cidrs"));
   if (typeof networkCidr !== "string" || typeof controllerCidr !== "string") return undefined;
   if (!adminCidrs || !registryClientCidrs || basePort === undefined || agentsPerHost === undefined)

@@ -20,9 +20,8 @@ import {
   weekIntervals,
   type UpdateWindow,
 } from "../renderers/updates.ts";
+import { isObj, type Obj } from "./raw.ts";
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const P = "berth:registry.upkeep";
 
 /** Minutes `zone` is ahead of UTC at `instant`. */

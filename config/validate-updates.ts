@@ -14,9 +14,8 @@ import {
   weekIntervals,
   type UpdateWindow,
 } from "../renderers/updates.ts";
+import { isObj, type Obj } from "./raw.ts";
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const P = "berth:hosts.updates";
 
 /** True when `zone` is an IANA time zone this Node knows (the hosts use the same tz database). */

@@ -15,6 +15,7 @@ import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { inputIssues } from "./validate-input.ts";
 import { editDistance } from "./edit-distance.ts";
 import { limitsIssues } from "./validate-limits.ts";
+import { isObj, get, type Obj } from "./raw.ts";
 
 // ajv-formats is CommonJS; under ESM its default export is the module object.
 type AddFormats = (ajv: Ajv, formats: string[]) => Ajv;
@@ -176,11 +177,6 @@ function translate(errors: ErrorObject[]): ConfigIssue[] {
   }
   return issues;
 }
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const get = (o: unknown, ...keys: string[]): unknown =>
-  keys.reduce<unknown>((acc, k) => (isObj(acc) ? acc[k] : undefined), o);
 
 /**
  * Whether the containers that take a dynamic address on a host's `ci-services` network fit in its
