@@ -3,7 +3,7 @@
  * with BERTH_E2E_STORAGE), their cleanup even on failure, disk readings of the data root, the real
  * TLS material and SSH host keys the mock cannot give, and small statistics.
  */
-import { mkdtempSync, readFileSync, rmSync, statfsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -250,6 +250,8 @@ export async function hostInputs(): Promise<HostInputs> {
     const agent = `jenkins-agent-${String(n)}`;
     substituteUploads[agent] = keysFor(agent);
   }
+  const hostRoot = join(scratch, "host-root");
+  mkdirSync(join(hostRoot, "var/lib/berth/textfile"), { recursive: true });
   return {
     stack,
     scratch,
@@ -258,6 +260,8 @@ export async function hostInputs(): Promise<HostInputs> {
       publishedIps: ["127.0.0.1", DOCKER_BRIDGE_GATEWAY, privateIp],
       substituteUploads,
       healthInterval: "1s",
+      // node_exporter's bind of the host's `/`: an empty directory of the bench's own.
+      hostPathMap: { "/": hostRoot },
     },
   };
 }

@@ -18,7 +18,11 @@ beforeAll(async () => {
   const run = await runStack(REPO_ROOT, "testing");
   resources = run.resources;
   const privateIp = run.config.hosts.addresses[run.config.hosts.names.indexOf(HOST)] as string;
-  opts = { publishedIps: ["127.0.0.1", DOCKER_BRIDGE_GATEWAY, privateIp] };
+  // node_exporter's bind of the host's `/` (applyHostToEngine maps it to an empty directory).
+  opts = {
+    publishedIps: ["127.0.0.1", DOCKER_BRIDGE_GATEWAY, privateIp],
+    hostPathMap: { "/": "/nonexistent/host-root" },
+  };
 }, 120_000);
 
 /** The resources with one container's inputs changed by `edit`. */

@@ -12,7 +12,9 @@
  * cannot be bound here → 127.0.0.1, or the test's hostIp, with free ports, images → stand-ins,
  * substituted uploads, …): tests print it, and each entry is a fact about the program worth knowing.
  */
+import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { DOCKER_BRIDGE_GATEWAY } from "../../config/addresses.ts";
@@ -870,7 +872,15 @@ export async function applyHostToEngine(
   engine: Engine,
   opts: HarnessOptions,
 ): Promise<AppliedHost> {
-  const plan = planHost(run, hostName, opts);
+  // node_exporter bind-mounts the host's `/`: unless the test gives its own, an empty stand-in
+  // under the engine's work directory (removed with it), so the test machine's mounts stay out.
+  let options = opts;
+  if (opts.hostPathMap?.["/"] === undefined) {
+    const root = join(engine.workdir, "host-root");
+    mkdirSync(join(root, "var/lib/berth/textfile"), { recursive: true, mode: 0o755 });
+    options = { ...opts, hostPathMap: { ...opts.hostPathMap, "/": root } };
+  }
+  const plan = planHost(run, hostName, options);
   const api = new DockerApi(engine.socket);
   for (const p of plan.ports) {
     p.hostPort = await freePort(p.hostIp);
