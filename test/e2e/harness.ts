@@ -14,6 +14,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -511,7 +512,12 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
     if (cpus !== undefined) {
       const n = Number(cpus);
       if (!Number.isFinite(n) || n <= 0) rd.fail("cpus", `${JSON.stringify(cpus)} is not a CPU count`);
-      hostConfig.NanoCpus = Math.round(n * 1e9);
+      // dockerd refuses a CPU limit above the machine's CPUs: the flavor's vCPUs (the program's
+      // sizing) can be more than this test machine has.
+      const here = availableParallelism();
+      if (n > here)
+        mappings.push(`${name}: cpus ${cpus} → ${String(here)} (this machine has ${String(here)} CPUs)`);
+      hostConfig.NanoCpus = Math.round(Math.min(n, here) * 1e9);
     }
     put(hostConfig, "Tmpfs", rd.strMap("tmpfs"));
     put(hostConfig, "Sysctls", rd.strMap("sysctls"));
