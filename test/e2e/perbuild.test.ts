@@ -239,6 +239,8 @@ function makePki(dir: string): Pki {
  *     startup error), and the rendered `tcp://0.0.0.0:<port>` is passed as `-H tcp://127.0.0.1:<free>`;
  *   - the TLS file paths moved from /etc/docker/tls to the test's certificates;
  *   - `bip` out (the script gives dockerd a private bridge; bip and bridge are exclusive);
+ *   - `metrics-addr` out: it names the host's private address, which this machine does not have
+ *     (dockerd does not start when it cannot bind it; test/e2e/monitoring.test.ts covers it);
  *   - `live-restore` off, so containers stop with the daemon and teardown leaves no shim behind.
  */
 function testDaemonJson(
@@ -258,6 +260,7 @@ function testDaemonJson(
   const daemon: Record<string, JsonInput> = { ...rendered };
   delete daemon.hosts;
   delete daemon.bip;
+  delete daemon["metrics-addr"];
   daemon["live-restore"] = false;
   daemon.tlscacert = moved("tlscacert", pki.clientCas);
   daemon.tlscert = moved("tlscert", pki.server.cert);
