@@ -12,7 +12,7 @@
  * the engine's bridge gateway; the declaration the comparison uses gets the same substitutions
  * (image → stand-in, published address → where the harness published it), nothing else.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -120,10 +120,14 @@ describe.skipIf(tools.skip)("berth drift on a real Docker engine", () => {
     engine = startEngine();
     buildStandins(engine);
     const gateway = await bridgeGateway(engine);
+    // node_exporter's bind of the host's `/`, from a scratch directory (mapped in the declaration too).
+    const hostRoot = join(scratch, "host-root");
+    mkdirSync(hostRoot);
     applied = await applyHostToEngine(stack, HOST, engine, {
       publishedIps: ["127.0.0.1", DOCKER_BRIDGE_GATEWAY, privateIp],
       hostIp: gateway,
       substituteUploads,
+      hostPathMap: { "/": hostRoot },
     });
     // The declaration with the harness's substitutions (and only those).
     const d = declaredHosts(stack).get(HOST);
@@ -142,6 +146,7 @@ describe.skipIf(tools.skip)("berth drift on a real Docker engine", () => {
             return portKey(p.hostIp, p.hostPort, p.internal, p.protocol);
           })
           .sort(),
+        mounts: c.mounts.map((m) => (m.startsWith("bind:/:") ? `bind:${hostRoot}:${m.slice(7)}` : m)).sort(),
       })),
     };
     console.log(`e2e: drift mappings:\n  ${applied.plan.mappings.join("\n  ")}`);
