@@ -220,25 +220,25 @@ export async function driftHost(
     else if (details.length > 0)
       findings.push({ kind: "differs", resource: "container", name: d.name, details });
   }
+  /** Records an orphan finding and how to remove it (its age counted from `created`). */
+  const orphan = (
+    resource: Finding["resource"],
+    name: string,
+    created: Json | undefined,
+    remove: () => Promise<unknown>,
+    details: string[] = [],
+  ): void => {
+    const finding: Finding = { kind: "orphan", resource, name, details, created: isoOf(created) };
+    findings.push(finding);
+    removals.push({ finding, age: ageSeconds(created, now), remove });
+  };
   const declaredContainers = new Set(declared.containers.map((c) => c.name));
   const mine = `${BERTH_STACK_LABEL}=${stack}`;
   for (const c of arr(await engine.call("GET", `/containers/json?all=1&filters=${filter([mine])}`))) {
     const name = str(arr(at(c, "Names"))[0]).replace(/^\//, "");
     if (declaredContainers.has(name)) continue;
     const id = str(at(c, "Id"));
-    const finding: Finding = {
-      kind: "orphan",
-      resource: "container",
-      name,
-      details: [],
-      created: isoOf(at(c, "Created")),
-    };
-    findings.push(finding);
-    removals.push({
-      finding,
-      age: ageSeconds(at(c, "Created"), now),
-      remove: () => engine.call("DELETE", `/containers/${id}?force=1&v=1`),
-    });
+    orphan("container", name, at(c, "Created"), () => engine.call("DELETE", `/containers/${id}?force=1&v=1`));
   }
 
   // Per-build containers (Docker plugin).
@@ -265,19 +265,13 @@ export async function driftHost(
       }
       if (opts.jenkinsNodes.has(node)) continue;
       const id = str(at(c, "Id"));
-      const finding: Finding = {
-        kind: "orphan",
-        resource: "per-build container",
+      orphan(
+        "per-build container",
         name,
-        details: [`node ${node} is gone`],
-        created: isoOf(at(c, "Created")),
-      };
-      findings.push(finding);
-      removals.push({
-        finding,
-        age: ageSeconds(at(c, "Created"), now),
-        remove: () => engine.call("DELETE", `/containers/${id}?force=1&v=1`),
-      });
+        at(c, "Created"),
+        () => engine.call("DELETE", `/containers/${id}?force=1&v=1`),
+        [`node ${node} is gone`],
+      );
     }
     if (unknown.length > 0)
       notes.push(
@@ -295,20 +289,8 @@ export async function driftHost(
   for (const n of networks) {
     const name = str(at(n, "Name"));
     if (declaredNetworks.has(name)) continue;
-    const finding: Finding = {
-      kind: "orphan",
-      resource: "network",
-      name,
-      details: [],
-      created: isoOf(at(n, "Created")),
-    };
-    findings.push(finding);
     const id = str(at(n, "Id"));
-    removals.push({
-      finding,
-      age: ageSeconds(at(n, "Created"), now),
-      remove: () => engine.call("DELETE", `/networks/${id}`),
-    });
+    orphan("network", name, at(n, "Created"), () => engine.call("DELETE", `/networks/${id}`));
   }
 
   // Volumes.
@@ -320,19 +302,9 @@ export async function driftHost(
   for (const v of volumes) {
     const name = str(at(v, "Name"));
     if (declaredVolumes.has(name)) continue;
-    const finding: Finding = {
-      kind: "orphan",
-      resource: "volume",
-      name,
-      details: [],
-      created: isoOf(at(v, "CreatedAt")),
-    };
-    findings.push(finding);
-    removals.push({
-      finding,
-      age: ageSeconds(at(v, "CreatedAt"), now),
-      remove: () => engine.call("DELETE", `/volumes/${encodeURIComponent(name)}`),
-    });
+    orphan("volume", name, at(v, "CreatedAt"), () =>
+      engine.call("DELETE", `/volumes/${encodeURIComponent(name)}`),
+    );
   }
 
   // Declared resources first (in the program's order), then orphans by kind and name.
