@@ -5,7 +5,7 @@
  * The real registry (Debian's `docker-registry` 2.8, config.yml from renderers/registry.ts) behind
  * the real nginx (nginx.conf from renderers/nginx.ts, an ECDSA P-256 certificate as the program
  * issues, an htpasswd line made the way the program makes it for a generated password: 32 random
- * letters and digits, bcrypt at GENERATED_PASSWORD_BCRYPT_COST), everything on 127.0.0.1.
+ * letters and digits, nginx's {SSHA} as renderers/htpasswd.ts sshaEntry writes it), everything on 127.0.0.1.
  *
  * Clients (--client):
  * - `skopeo` (default): the containers/image library, the registry protocol as docker speaks it
@@ -28,7 +28,7 @@
  * ratios are printed, not asserted (this is a measurement, not a timed test).
  *
  *   npx tsx bench/registry.ts [--client skopeo|http] [--pushers 8] [--images 5] [--big 200] [--rounds 2]
- *       [--location 'directive;']... [--http 'directive;']... [--experiment no-auth|plain-http|keepalive]...
+ *       [--location 'directive;']... [--http 'directive;']... [--experiment no-auth|plain-http|keepalive|bcrypt5]...
  *
  * --location / --http add directives to nginx's `location /v2/` / `http` block, and --experiment
  * changes the rendered config (auth off, TLS off, an `upstream` block with keepalive): for finding
@@ -56,12 +56,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 
-import {
-  GENERATED_PASSWORD_BCRYPT_COST,
-  bcryptSaltFrom,
-  htpasswdEntry,
-  renderHtpasswd,
-} from "../renderers/htpasswd.ts";
+import { bcryptSaltFrom, htpasswdEntry, renderHtpasswd, sshaEntry } from "../renderers/htpasswd.ts";
 import { renderNginxConfig } from "../renderers/nginx.ts";
 import { renderRegistryConfig } from "../renderers/registry.ts";
 import {
@@ -104,7 +99,8 @@ const CLIENT = opts.client;
 if (CLIENT !== "http" && CLIENT !== "skopeo")
   throw new Error(`--client must be http or skopeo, got ${CLIENT}`);
 for (const e of EXPERIMENTS) {
-  if (!["no-auth", "plain-http", "keepalive"].includes(e)) throw new Error(`unknown --experiment ${e}`);
+  if (!["no-auth", "plain-http", "keepalive", "bcrypt5"].includes(e))
+    throw new Error(`unknown --experiment ${e}`);
 }
 const LIMIT_MS = Number(process.env.BENCH_LIMIT_MINUTES ?? 30) * 60_000;
 const COPY_TIMEOUT_MS = 600_000;
@@ -594,12 +590,12 @@ async function main(): Promise<number> {
   // A generated password and its htpasswd line, as components/registry.ts makes them.
   const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   const password = Array.from({ length: 32 }, () => alphabet[randomInt(alphabet.length)]).join("");
-  const salt = bcryptSaltFrom(randomBytes(16).toString("hex"), GENERATED_PASSWORD_BCRYPT_COST);
-  writeFileSync(
-    join(work, "htpasswd"),
-    renderHtpasswd([htpasswdEntry(USER, password, { salt, cost: GENERATED_PASSWORD_BCRYPT_COST })]),
-    { mode: 0o644 },
-  );
+  const seed = randomBytes(16).toString("hex");
+  // --experiment bcrypt5: the line as Berth wrote it before {SSHA} (bcrypt at cost 5), for comparison.
+  const line = EXPERIMENTS.includes("bcrypt5")
+    ? htpasswdEntry(USER, password, { salt: bcryptSaltFrom(seed, 5), cost: 5 })
+    : sshaEntry(USER, password, seed);
+  writeFileSync(join(work, "htpasswd"), renderHtpasswd([line]), { mode: 0o644 });
 
   const registryConfig = join(work, "registry.yml");
   writeFileSync(

@@ -4,9 +4,9 @@ import * as random from "@pulumi/random";
 import type { RegistryTls, RegistryUser, SecretValue } from "../config/types.ts";
 import {
   BCRYPT_DEFAULT_COST,
-  GENERATED_PASSWORD_BCRYPT_COST,
   bcryptSaltFrom,
   htpasswdEntry,
+  sshaEntry,
   renderHtpasswd,
   renderNginxConfig,
   renderRegistryConfig,
@@ -175,12 +175,13 @@ export class Registry extends pulumi.ComponentResource {
               { parent: this },
             ).result,
           );
-      // Generated passwords are long and random: a cheap hash is as safe and nginx checks it on
-      // every request (renderers/htpasswd.ts GENERATED_PASSWORD_BCRYPT_COST).
-      const cost = u.password ? BCRYPT_DEFAULT_COST : GENERATED_PASSWORD_BCRYPT_COST;
-      // The bcrypt salt comes from a random seed kept (secret) in the stack's state: stable between
-      // runs, so the file only changes when a password does, and unrelated to the password, so
-      // whoever reads an htpasswd line must still pay bcrypt's cost for every guess.
+      // Generated passwords are long and random: nginx's salted SHA-1 is as safe as bcrypt for them
+      // and costs nginx nothing on every request; a configured password keeps bcrypt's work factor
+      // (renderers/htpasswd.ts sshaEntry).
+      const generated = !u.password;
+      // The salt comes from a random seed kept (secret) in the stack's state: stable between runs,
+      // so the file only changes when a password does, and unrelated to the password, so whoever
+      // reads an htpasswd line learns nothing from the salt.
       const saltSeed = pulumi.secret(
         new random.RandomPassword(
           `${name}-user-${u.name}-salt`,
@@ -188,7 +189,7 @@ export class Registry extends pulumi.ComponentResource {
           { parent: this },
         ).result,
       );
-      return { user: u.name, password, cost, saltSeed };
+      return { user: u.name, password, generated, saltSeed };
     });
     this.passwords = pulumi.secret(
       pulumi
@@ -203,10 +204,14 @@ export class Registry extends pulumi.ComponentResource {
         ])
         .apply(([pws, seeds]) =>
           renderHtpasswd(
-            passwordEntries.map((e, i) => {
-              const salt = bcryptSaltFrom(seeds[i] as string, e.cost);
-              return htpasswdEntry(e.user, pws[i] as string, { salt, cost: e.cost });
-            }),
+            passwordEntries.map((e, i) =>
+              e.generated
+                ? sshaEntry(e.user, pws[i] as string, seeds[i] as string)
+                : htpasswdEntry(e.user, pws[i] as string, {
+                    salt: bcryptSaltFrom(seeds[i] as string, BCRYPT_DEFAULT_COST),
+                    cost: BCRYPT_DEFAULT_COST,
+                  }),
+            ),
           ),
         ),
     );

@@ -1,6 +1,6 @@
 /**
- * bcrypt htpasswd files for nginx's `auth_basic_user_file` (and the registry's own htpasswd auth,
- * which accepts bcrypt only).
+ * htpasswd files for nginx's `auth_basic_user_file`: bcrypt for passwords a person chose, and
+ * nginx's own salted SHA-1 (`{SSHA}`) for the long random passwords Berth generates.
  *
  * Lines use the `$2y$` prefix: Apache's `htpasswd`, glibc/libxcrypt and musl `crypt(3)` (what
  * nginx calls) and Go's bcrypt all accept it. bcryptjs emits `$2b$`; `$2a$`, `$2b$` and `$2y$`
@@ -9,7 +9,7 @@
  * A random salt changes the file on every run (a diff in every `pulumi up`); pass a salt from
  * {@link bcryptSaltFrom} with a secret seed kept in state to make the line stable.
  */
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import bcrypt from "bcryptjs";
 import { RenderError, compareCodePoints, joinLines } from "./common.ts";
 
@@ -18,13 +18,14 @@ const R = "htpasswd";
 export const BCRYPT_DEFAULT_COST = 10;
 
 /**
- * The cost for passwords Berth generates (32 random letters and digits, about 190 bits): a work
- * factor only slows down guessing a password that can be guessed, and nginx pays it on every
- * request (`auth_basic` keeps no cache; measured with `htpasswd -vb`: about 60 ms of CPU per check
- * at cost 10, 2 ms at 5, docs/performance.md). 5 is Apache `htpasswd -B`'s own default. Passwords a
- * user provides keep {@link BCRYPT_DEFAULT_COST}.
+ * Passwords Berth generates (32 random letters and digits, about 190 bits) are hashed with
+ * {@link sshaEntry}, not bcrypt: nginx checks the hash on every request (`auth_basic` keeps no
+ * cache), and a work factor only slows down guessing a password that can be guessed. No work factor
+ * makes 2^190 guesses feasible or infeasible; bcrypt at cost 5 cost nginx about 2.7 ms of CPU per
+ * request, a third of its CPU on a push of small images (docs/performance.md). Passwords a user
+ * provides keep bcrypt at {@link BCRYPT_DEFAULT_COST}.
  */
-export const GENERATED_PASSWORD_BCRYPT_COST = 5;
+export const GENERATED_PASSWORD_MIN_LENGTH = 24;
 
 export interface HtpasswdOptions {
   /** bcrypt cost (log2 rounds), 4..31. Default 10. Must match the salt's cost when a salt is given. */
@@ -109,14 +110,43 @@ export function htpasswdEntry(user: string, password: string, options: HtpasswdO
   return `${user}:$2y$${hash.slice(4)}`;
 }
 
-/** Checks a bcrypt htpasswd line; returns its user name. */
+/**
+ * `user:{SSHA}…`, one htpasswd line for a password Berth generated: base64 of SHA-1(password ‖
+ * salt) followed by the salt, the scheme nginx implements itself (`ngx_crypt`, every build, Alpine's
+ * included). The 16-byte salt is HMAC-SHA256(seed, "berth/htpasswd-ssha-salt/v1"): stable between
+ * runs for one secret seed, and unrelated to the password.
+ *
+ * Only for long random passwords (at least {@link GENERATED_PASSWORD_MIN_LENGTH} characters): a
+ * password a person chose needs bcrypt's work factor, {@link htpasswdEntry}.
+ */
+export function sshaEntry(user: string, password: string, seed: string): string {
+  checkHtpasswdUser(user);
+  if (password.length < GENERATED_PASSWORD_MIN_LENGTH) {
+    throw new RenderError(
+      R,
+      "password",
+      `the password for user ${user} is shorter than ${GENERATED_PASSWORD_MIN_LENGTH} characters: ` +
+        "{SSHA} is only for generated passwords, use htpasswdEntry (bcrypt)",
+    );
+  }
+  if (seed.length === 0) throw new RenderError(R, "seed", "must not be empty");
+  const salt = createHmac("sha256", seed).update("berth/htpasswd-ssha-salt/v1").digest().subarray(0, 16);
+  const digest = createHash("sha1").update(password, "utf8").update(salt).digest();
+  return `${user}:{SSHA}${Buffer.concat([digest, salt]).toString("base64")}`;
+}
+
+/** Checks an htpasswd line (bcrypt or `{SSHA}` with a 16-byte salt); returns its user name and hash. */
 export function parseHtpasswdLine(line: string): { user: string; hash: string } {
   const colon = line.indexOf(":");
   const user = colon < 0 ? "" : line.slice(0, colon);
   const hash = line.slice(colon + 1);
   checkHtpasswdUser(user);
-  if (!/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) {
-    throw new RenderError(R, "entries", `the entry for ${JSON.stringify(user)} is not a bcrypt hash`);
+  if (!/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash) && !/^\{SSHA\}[A-Za-z0-9+/]{48}$/.test(hash)) {
+    throw new RenderError(
+      R,
+      "entries",
+      `the entry for ${JSON.stringify(user)} is neither a bcrypt nor a {SSHA} hash`,
+    );
   }
   return { user, hash };
 }

@@ -20,7 +20,8 @@ export {
   checkHtpasswdUser,
   parseHtpasswdLine,
   BCRYPT_DEFAULT_COST,
-  GENERATED_PASSWORD_BCRYPT_COST,
+  GENERATED_PASSWORD_MIN_LENGTH,
+  sshaEntry,
   type HtpasswdOptions,
 } from "./htpasswd.ts";
 export { renderAgentSshdConfig, agentHostKeyPaths, SSHD_DEFAULTS, type AgentSshdInput } from "./sshd.ts";

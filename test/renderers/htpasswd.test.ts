@@ -8,6 +8,7 @@ import {
   htpasswdEntry,
   parseHtpasswdLine,
   renderHtpasswd,
+  sshaEntry,
 } from "../../renderers/htpasswd.ts";
 import { describeWithTools, run, tempDir, toolPath, tools } from "./helpers.ts";
 
@@ -83,6 +84,36 @@ describe("htpasswdEntry", () => {
   });
 });
 
+describe("sshaEntry", () => {
+  const generated = "q7Rk2LmZx9VbT4nWc8HsJ3pYd6FgA1eU";
+
+  it("writes nginx's {SSHA}: base64 of SHA-1(password, salt) then the 16-byte salt, stable per seed", () => {
+    const line = sshaEntry("ci", generated, "seed:ci");
+    expect(line).toMatch(/^ci:\{SSHA\}[A-Za-z0-9+/]{48}$/);
+    expect(sshaEntry("ci", generated, "seed:ci")).toBe(line);
+    expect(sshaEntry("ci", generated, "other seed")).not.toBe(line);
+    const raw = Buffer.from(line.slice("ci:{SSHA}".length), "base64");
+    expect(raw).toHaveLength(36);
+    const salt = raw.subarray(20);
+    // Checked independently of the renderer: Python's hashlib over the same bytes.
+    const py = run("python3", [
+      "-c",
+      "import hashlib,sys; print(hashlib.sha1(sys.argv[1].encode() + bytes.fromhex(sys.argv[2])).hexdigest())",
+      generated,
+      salt.toString("hex"),
+    ]);
+    expect(py.status).toBe(0);
+    expect(raw.subarray(0, 20).toString("hex")).toBe(py.stdout.trim());
+    expect(parseHtpasswdLine(line)).toEqual({ user: "ci", hash: line.slice(3) });
+  });
+
+  it("is only for generated passwords: a short one is refused with the fix named", () => {
+    expect(() => sshaEntry("ci", "short-chosen-pw", "s")).toThrow(/shorter than 24 characters.*bcrypt/);
+    expect(() => sshaEntry("ci", generated, "")).toThrow(/seed/);
+    expect(() => sshaEntry("a:b", generated, "s")).toThrow(/must not contain ":"/);
+  });
+});
+
 describe("renderHtpasswd", () => {
   const salt = (u: string) => bcryptSaltFrom(`seed:${u}`, 4);
   const entry = (u: string) => htpasswdEntry(u, `pw-${u}`, { salt: salt(u) });
@@ -97,7 +128,8 @@ describe("renderHtpasswd", () => {
     expect(() => renderHtpasswd([entry("a"), htpasswdEntry("a", "x", { cost: 4 })])).toThrow(
       /"a" appears more than once/,
     );
-    expect(() => renderHtpasswd(["u:{SHA}abc"])).toThrow(/not a bcrypt hash/);
+    expect(() => renderHtpasswd(["u:{SHA}abc"])).toThrow(/neither a bcrypt nor a \{SSHA\} hash/);
+    expect(() => renderHtpasswd(["u:{SSHA}short"])).toThrow(/neither a bcrypt nor a \{SSHA\} hash/);
     expect(() => renderHtpasswd(["no-colon"])).toThrow(RenderError);
   });
 

@@ -4,7 +4,10 @@ import { request } from "node:https";
 import { Resolver } from "node:dns/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bcryptSaltFrom, htpasswdEntry, renderHtpasswd } from "../../renderers/htpasswd.ts";
+import { bcryptSaltFrom, htpasswdEntry, renderHtpasswd, sshaEntry } from "../../renderers/htpasswd.ts";
+
+/** A password as Berth generates them: 32 letters and digits. */
+const GENERATED = "q7Rk2LmZx9VbT4nWc8HsJ3pYd6FgA1eU";
 import { renderNginxConfig, type NginxConfigInput } from "../../renderers/nginx.ts";
 import { RenderError } from "../../renderers/common.ts";
 import { selfSignedCert, startNginx as startRealNginx } from "../../bench/support/daemons.ts";
@@ -200,6 +203,8 @@ function prepare(dir: string, { port, upstream, mirrorPort, metricsPort, resolve
   const htpasswd = renderHtpasswd([
     htpasswdEntry("jenkins", "s3cret-pass", { salt: bcryptSaltFrom("seed:jenkins", 10) }),
     htpasswdEntry("admin", "other-pass", { cost: 4 }),
+    // A generated password's line, as components/registry.ts writes it.
+    sshaEntry("builder", GENERATED, "seed:builder"),
   ]);
   writeFileSync(join(dir, "htpasswd"), htpasswd, { mode: 0o644 });
   mkdirSync(join(dir, "temp"), { recursive: true });
@@ -392,7 +397,7 @@ describeWithTools(
 
     it("htpasswd (apache2-utils) verifies the bcrypt entry our renderer wrote", () => {
       const file = join(tmp.path, "htpasswd");
-      expect(readFileSync(file, "utf8")).toMatch(/^admin:\$2y\$04\$.*\njenkins:\$2y\$10\$/);
+      expect(readFileSync(file, "utf8")).toMatch(/^admin:\$2y\$04\$.*\nbuilder:\{SSHA\}.*\njenkins:\$2y\$10\$/);
       const ok = run(toolPath(tools.htpasswd), ["-vb", file, "jenkins", "s3cret-pass"]);
       expect(ok.stderr).toContain("Password for user jenkins correct");
       expect(ok.status).toBe(0);
@@ -416,6 +421,19 @@ describeWithTools(
       expect(r.status).toBe(401);
       expect(r.headers["www-authenticate"]).toBe('Basic realm="Berth registry"');
       expect(r.headers["docker-distribution-api-version"]).toBe("registry/2.0");
+    });
+
+    it("checks a generated password's {SSHA} line itself: right password in, a one-letter change out", async () => {
+      expect(readFileSync(join(tmp.path, "htpasswd"), "utf8")).toMatch(
+        /\nbuilder:\{SSHA\}[A-Za-z0-9+/]{48}\n/,
+      );
+      seen.length = 0;
+      const ok = await httpsGet(port, "/v2/", ca, { user: "builder", password: GENERATED });
+      expect(ok.status).toBe(200);
+      expect(seen).toHaveLength(1);
+      const wrong = `${GENERATED.slice(0, -1)}V`;
+      expect((await httpsGet(port, "/v2/", ca, { user: "builder", password: wrong })).status).toBe(401);
+      expect((await httpsGet(port, "/v2/", ca, { user: "jenkins", password: GENERATED })).status).toBe(401);
     });
 
     it("refuses a wrong password and an unknown user", async () => {
