@@ -397,7 +397,9 @@ describeWithTools(
 
     it("htpasswd (apache2-utils) verifies the bcrypt entry our renderer wrote", () => {
       const file = join(tmp.path, "htpasswd");
-      expect(readFileSync(file, "utf8")).toMatch(/^admin:\$2y\$04\$.*\nbuilder:\{SSHA\}.*\njenkins:\$2y\$10\$/);
+      expect(readFileSync(file, "utf8")).toMatch(
+        /^admin:\$2y\$04\$.*\nbuilder:\{SSHA\}.*\njenkins:\$2y\$10\$/,
+      );
       const ok = run(toolPath(tools.htpasswd), ["-vb", file, "jenkins", "s3cret-pass"]);
       expect(ok.stderr).toContain("Password for user jenkins correct");
       expect(ok.status).toBe(0);
