@@ -114,277 +114,28 @@ export class Registry extends pulumi.ComponentResource {
     assertPinned(args.image, name);
     assertPinned(args.nginxImage, name);
     super("berth:registry:Registry", name, {}, { ...opts, providers: [args.provider] });
-    const provider = args.provider;
-    const child = { parent: this, provider };
-    const data = { ...child, protect: args.protectData, retainOnDelete: args.protectData };
-    const images = new PinnedImages(name, this, provider);
-    const cache = args.pullThroughCache;
-
-    // Registry ↔ nginx only. Internal: no route out, nothing published from it.
-    const net = new docker.Network(
-      `${name}-net`,
-      { name: "berth-registry", driver: "bridge", internal: true },
-      child,
-    );
-
-    const volume = new docker.Volume(`${name}-data`, { name: "registry-data" }, data);
-    const mirrorVolume = cache
-      ? new docker.Volume(`${name}-mirror-data`, { name: "registry-mirror-data" }, data)
-      : undefined;
-    this.dataVolumes = ["registry-data", ...(cache ? ["registry-mirror-data"] : [])];
-
-    // --- TLS ---------------------------------------------------------------------------------
-    let certPem: pulumi.Output<string>;
-    let keyPem: pulumi.Output<string>;
-    if (args.tls.mode === "self-signed" && args.ca) {
-      const issued = args.ca.issue(
-        `${name}-server`,
-        {
-          commonName: args.hostname,
-          dnsNames: [args.hostname],
-          ipAddresses: [args.privateIp],
-          usage: "server",
-          validityHours: (args.certValidityDays ?? args.tls.validityDays) * 24,
-        },
-        this,
-      );
-      certPem = issued.certPem;
-      keyPem = pulumi.secret(issued.keyPem);
-      this.caCertPem = args.ca.certPem;
-    } else if (args.tls.mode === "provided") {
-      // Only the certificate blocks: a key pasted into the certificate text must not become a
-      // public input (the nginx upload of registry.crt, plan.json); the key has its own secret.
-      certPem = pulumi.output(certificateBlocks(args.tls.certificate));
-      keyPem = secretInput(args.tls.privateKey, "registry-tls-key");
-      this.caCertPem = pulumi.output(args.tls.caCertificate ?? "");
-    } else {
-      throw new Error(`${name}: unreachable: self-signed TLS without a CA`);
-    }
-    this.certPem = certPem;
-
-    // --- users -------------------------------------------------------------------------------
-    this.users = args.users.map((u) => u.name);
-    const passwordEntries = args.users.map((u) => {
-      const password = u.password
-        ? secretInput(u.password, `registry-password-${u.name}`)
-        : pulumi.secret(
-            new random.RandomPassword(
-              `${name}-user-${u.name}`,
-              // No special characters: the password goes into `docker login` and CI credentials stores.
-              { length: 32, special: false, minLower: 2, minUpper: 2, minNumeric: 2 },
-              { parent: this },
-            ).result,
-          );
-      // Generated passwords are long and random: nginx's salted SHA-1 is as safe as bcrypt for them
-      // and costs nginx nothing on every request; a configured password keeps bcrypt's work factor
-      // (renderers/htpasswd.ts sshaEntry).
-      const generated = !u.password;
-      // The salt comes from a random seed kept (secret) in the stack's state: stable between runs,
-      // so the file only changes when a password does, and unrelated to the password, so whoever
-      // reads an htpasswd line learns nothing from the salt.
-      const saltSeed = pulumi.secret(
-        new random.RandomPassword(
-          `${name}-user-${u.name}-salt`,
-          { length: 32, special: false },
-          { parent: this },
-        ).result,
-      );
-      return { user: u.name, password, generated, saltSeed };
-    });
-    this.passwords = pulumi.secret(
-      pulumi
-        .all(passwordEntries.map((e) => e.password))
-        .apply((pws) => Object.fromEntries(passwordEntries.map((e, i) => [e.user, pws[i] as string]))),
-    );
-    const htpasswd = pulumi.secret(
-      pulumi
-        .all([
-          pulumi.all(passwordEntries.map((e) => e.password)),
-          pulumi.all(passwordEntries.map((e) => e.saltSeed)),
-        ])
-        .apply(([pws, seeds]) =>
-          renderHtpasswd(
-            passwordEntries.map((e, i) =>
-              e.generated
-                ? sshaEntry(e.user, pws[i] as string, seeds[i] as string)
-                : htpasswdEntry(e.user, pws[i] as string, {
-                    salt: bcryptSaltFrom(seeds[i] as string, BCRYPT_DEFAULT_COST),
-                    cost: BCRYPT_DEFAULT_COST,
-                  }),
-            ),
-          ),
-        ),
-    );
-
-    // --- registry containers -------------------------------------------------------------------
-    const registryHealth = {
-      tests: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${REGISTRY_PORT}/v2/`],
-      interval: "30s",
-      timeout: "5s",
-      retries: 3,
-      startPeriod: "10s",
+    const step: Step = {
+      name,
+      args,
+      parent: this,
+      child: { parent: this, provider: args.provider },
+      images: new PinnedImages(name, this, args.provider),
     };
-    const httpSecret = (suffix: string) =>
-      pulumi.secret(
-        new random.RandomPassword(`${name}-${suffix}`, { length: 48, special: false }, { parent: this })
-          .result,
-      );
 
-    const registry = new docker.Container(
-      `${name}-registry`,
-      {
-        name: REGISTRY_CONTAINER,
-        hostname: REGISTRY_CONTAINER,
-        image: images.imageId(args.image),
-        ...commonContainerArgs(args.containerLogs),
-        ...limitArgs(args.limits?.registry),
-        // Only on berth-registry (the provider detaches the default bridge when networksAdvanced is set).
-        networkMode: "bridge",
-        networksAdvanced: [{ name: net.name, aliases: [REGISTRY_CONTAINER] }],
-        volumes: [{ volumeName: volume.name, containerPath: REGISTRY_DEFAULTS.rootDirectory }],
-        uploads: [
-          {
-            file: REGISTRY_CONFIG_PATH,
-            // Storage deletes are enabled in the rendered config (storage.delete), not by env.
-            content: pulumi.secret(
-              // No blob descriptor cache: berth-registry-gc collects garbage while this registry runs,
-              // and the cache would go on claiming deleted blobs exist (renderers/registry-gc.ts).
-              // The debug server (Prometheus metrics) listens on berth-registry only; nginx publishes
-              // it on the private address.
-              httpSecret("http-secret").apply((s) =>
-                renderRegistryConfig({
-                  httpSecret: s,
-                  blobDescriptorCache: "off",
-                  metricsAddr: `:${METRICS_PORTS.registry}`,
-                }),
-              ),
-            ),
-            permissions: "0600",
-          },
-        ],
-        healthcheck: registryHealth,
-        wait: true,
-        waitTimeout: 120,
-      },
-      child,
-    );
-
-    const mirror =
-      cache && mirrorVolume
-        ? new docker.Container(
-            `${name}-mirror`,
-            {
-              name: REGISTRY_MIRROR_CONTAINER,
-              hostname: REGISTRY_MIRROR_CONTAINER,
-              image: images.imageId(args.image),
-              ...commonContainerArgs(args.containerLogs),
-              ...limitArgs(args.limits?.registryMirror),
-              // The default bridge gives it a route to the upstream registry; nginx reaches it on berth-registry.
-              networkMode: "bridge",
-              networksAdvanced: [
-                { name: "bridge" },
-                { name: net.name, aliases: [REGISTRY_MIRROR_CONTAINER] },
-              ],
-              volumes: [{ volumeName: mirrorVolume.name, containerPath: REGISTRY_DEFAULTS.rootDirectory }],
-              uploads: [
-                {
-                  file: REGISTRY_CONFIG_PATH,
-                  content: pulumi.secret(
-                    httpSecret("mirror-http-secret").apply((s) =>
-                      renderRegistryConfig({ httpSecret: s, proxy: { remoteUrl: cache.remoteUrl } }),
-                    ),
-                  ),
-                  permissions: "0600",
-                },
-              ],
-              healthcheck: registryHealth,
-              wait: true,
-              waitTimeout: 120,
-            },
-            child,
-          )
-        : undefined;
-
-    // --- nginx ---------------------------------------------------------------------------------
-    const nginxConf = renderNginxConfig({
-      serverName: args.hostname,
-      metrics: {
-        port: METRICS_PORTS.registry,
-        upstream: `${REGISTRY_CONTAINER}:${METRICS_PORTS.registry}`,
-      },
-      listenPort: REGISTRY_HTTPS_PORT,
-      tlsCertificatePath: NGINX_CERT_PATH,
-      tlsKeyPath: NGINX_KEY_PATH,
-      htpasswdPath: NGINX_HTPASSWD_PATH,
-      upstream: `${REGISTRY_CONTAINER}:${REGISTRY_PORT}`,
-      // berth-registry-gc (on the host) puts its refusal here while it collects garbage.
-      maintenanceDir: NGINX_MAINTENANCE_DIR,
-      ...(cache
-        ? {
-            mirror: {
-              port: cache.port,
-              upstream: `${REGISTRY_MIRROR_CONTAINER}:${REGISTRY_PORT}`,
-              allowCidrs: args.mirrorAllowCidrs,
-            },
-          }
-        : {}),
-    });
-    const published = [REGISTRY_HTTPS_PORT, ...(cache ? [cache.port] : []), METRICS_PORTS.registry];
-
-    new docker.Container(
-      `${name}-nginx`,
-      {
-        name: REGISTRY_NGINX_CONTAINER,
-        hostname: REGISTRY_NGINX_CONTAINER,
-        image: images.imageId(args.nginxImage),
-        ...commonContainerArgs(args.containerLogs),
-        ...limitArgs(args.limits?.nginx),
-        // Published ports need a non-internal network: the default bridge; upstreams on berth-registry.
-        networkMode: "bridge",
-        networksAdvanced: [{ name: "bridge" }, { name: net.name }],
-        // Only on the host's CI address (clients coming through the floating IP arrive there too).
-        ports: published.map((p) => ({ internal: p, external: p, ip: args.privateIp, protocol: "tcp" })),
-        // The maintenance directory is a tmpfs: a refusal never outlives the container (a reboot
-        // or restart in the middle of a garbage collection leaves the registry writable).
-        tmpfs: { [NGINX_MAINTENANCE_DIR]: "mode=0755,size=64k" },
-        uploads: [
-          { file: NGINX_CONFIG_PATH, content: nginxConf, permissions: "0644" },
-          { file: NGINX_CERT_PATH, content: certPem, permissions: "0644" },
-          { file: NGINX_KEY_PATH, content: keyPem, permissions: "0600", owner: "0", group: "0" },
-          {
-            file: NGINX_HTPASSWD_PATH,
-            content: htpasswd,
-            permissions: "0640",
-            owner: "0",
-            group: NGINX_WORKER_GID,
-          },
-        ],
-        // /healthz is proxied to the registry's /v2/ (renderers/nginx.ts): nginx is healthy only
-        // while the registry behind it answers, not merely while nginx itself runs.
-        healthcheck: {
-          tests: [
-            "CMD",
-            "wget",
-            "-q",
-            "--no-check-certificate",
-            "-O",
-            "/dev/null",
-            "https://127.0.0.1/healthz",
-          ],
-          interval: "30s",
-          timeout: "5s",
-          retries: 3,
-          startPeriod: "5s",
-        },
-      },
-      // nginx resolves the registries' names per request through Docker's embedded DNS (a replaced
-      // registry is found at its new address), so it starts without them; created after them, its
-      // health check (which goes through to the registry) passes from the start.
-      { ...child, dependsOn: [registry, ...(mirror ? [mirror] : [])] },
-    );
+    // The steps, in the order they register resources.
+    const storage = registryStorage(step);
+    this.dataVolumes = storage.volumeNames;
+    const tls = serverTls(step);
+    this.certPem = tls.certPem;
+    this.caCertPem = tls.caCertPem;
+    const auth = basicAuth(step);
+    this.users = auth.users;
+    this.passwords = auth.passwords;
+    const registries = registryContainers(step, storage);
+    nginxContainer(step, storage.net, tls, auth.htpasswd, registries);
 
     this.url = `https://${args.hostname}`;
-    if (cache) this.mirrorUrl = `https://${args.hostname}:${cache.port}`;
+    if (args.pullThroughCache) this.mirrorUrl = `https://${args.hostname}:${args.pullThroughCache.port}`;
     this.registerOutputs({
       url: this.url,
       mirrorUrl: this.mirrorUrl,
@@ -393,4 +144,333 @@ export class Registry extends pulumi.ComponentResource {
       caCertPem: this.caCertPem,
     });
   }
+}
+
+/** What each step of {@link Registry}'s constructor works with. */
+interface Step {
+  name: string;
+  args: RegistryArgs;
+  /** The Registry: every child's parent. */
+  parent: Registry;
+  /** Options of a Docker resource: the Registry as parent, the host's provider. */
+  child: pulumi.CustomResourceOptions;
+  images: PinnedImages;
+}
+
+interface Storage {
+  net: docker.Network;
+  volume: docker.Volume;
+  mirrorVolume?: docker.Volume;
+  volumeNames: string[];
+}
+
+interface ServerTls {
+  certPem: pulumi.Output<string>;
+  keyPem: pulumi.Output<string>;
+  caCertPem: pulumi.Output<string>;
+}
+
+interface BasicAuth {
+  users: string[];
+  /** Secret: user name → password. */
+  passwords: pulumi.Output<Record<string, string>>;
+  /** Secret: the htpasswd file. */
+  htpasswd: pulumi.Output<string>;
+}
+
+/** berth-registry (registry ↔ nginx only: internal, no route out, nothing published) and the data volumes. */
+function registryStorage({ name, args, child }: Step): Storage {
+  const data = { ...child, protect: args.protectData, retainOnDelete: args.protectData };
+  const cache = args.pullThroughCache;
+  const net = new docker.Network(
+    `${name}-net`,
+    { name: "berth-registry", driver: "bridge", internal: true },
+    child,
+  );
+  const volume = new docker.Volume(`${name}-data`, { name: "registry-data" }, data);
+  const mirrorVolume = cache
+    ? new docker.Volume(`${name}-mirror-data`, { name: "registry-mirror-data" }, data)
+    : undefined;
+  return {
+    net,
+    volume,
+    ...(mirrorVolume ? { mirrorVolume } : {}),
+    volumeNames: ["registry-data", ...(cache ? ["registry-mirror-data"] : [])],
+  };
+}
+
+/** The certificate nginx presents, its key (secret), and the CA clients trust. */
+function serverTls({ name, args, parent }: Step): ServerTls {
+  let caCertPem: pulumi.Output<string>;
+  let certPem: pulumi.Output<string>;
+  let keyPem: pulumi.Output<string>;
+  if (args.tls.mode === "self-signed" && args.ca) {
+    const issued = args.ca.issue(
+      `${name}-server`,
+      {
+        commonName: args.hostname,
+        dnsNames: [args.hostname],
+        ipAddresses: [args.privateIp],
+        usage: "server",
+        validityHours: (args.certValidityDays ?? args.tls.validityDays) * 24,
+      },
+      parent,
+    );
+    certPem = issued.certPem;
+    keyPem = pulumi.secret(issued.keyPem);
+    caCertPem = args.ca.certPem;
+  } else if (args.tls.mode === "provided") {
+    // Only the certificate blocks: a key pasted into the certificate text must not become a
+    // public input (the nginx upload of registry.crt, plan.json); the key has its own secret.
+    certPem = pulumi.output(certificateBlocks(args.tls.certificate));
+    keyPem = secretInput(args.tls.privateKey, "registry-tls-key");
+    caCertPem = pulumi.output(args.tls.caCertificate ?? "");
+  } else {
+    throw new Error(`${name}: unreachable: self-signed TLS without a CA`);
+  }
+
+  return { certPem, keyPem, caCertPem };
+}
+
+/**
+ * Basic auth: each user's password (generated unless configured, secret) and the htpasswd file
+ * nginx checks them against (secret).
+ */
+function basicAuth({ name, args, parent }: Step): BasicAuth {
+  const passwordEntries = args.users.map((u) => {
+    const password = u.password
+      ? secretInput(u.password, `registry-password-${u.name}`)
+      : pulumi.secret(
+          new random.RandomPassword(
+            `${name}-user-${u.name}`,
+            // No special characters: the password goes into `docker login` and CI credentials stores.
+            { length: 32, special: false, minLower: 2, minUpper: 2, minNumeric: 2 },
+            { parent },
+          ).result,
+        );
+    // Generated passwords are long and random: nginx's salted SHA-1 is as safe as bcrypt for them
+    // and costs nginx nothing on every request; a configured password keeps bcrypt's work factor
+    // (renderers/htpasswd.ts sshaEntry).
+    const generated = !u.password;
+    // The salt comes from a random seed kept (secret) in the stack's state: stable between runs,
+    // so the file only changes when a password does, and unrelated to the password, so whoever
+    // reads an htpasswd line learns nothing from the salt.
+    const saltSeed = pulumi.secret(
+      new random.RandomPassword(`${name}-user-${u.name}-salt`, { length: 32, special: false }, { parent })
+        .result,
+    );
+    return { user: u.name, password, generated, saltSeed };
+  });
+  const passwords = pulumi.secret(
+    pulumi
+      .all(passwordEntries.map((e) => e.password))
+      .apply((pws) => Object.fromEntries(passwordEntries.map((e, i) => [e.user, pws[i] as string]))),
+  );
+  const htpasswd = pulumi.secret(
+    pulumi
+      .all([
+        pulumi.all(passwordEntries.map((e) => e.password)),
+        pulumi.all(passwordEntries.map((e) => e.saltSeed)),
+      ])
+      .apply(([pws, seeds]) =>
+        renderHtpasswd(
+          passwordEntries.map((e, i) =>
+            e.generated
+              ? sshaEntry(e.user, pws[i] as string, seeds[i] as string)
+              : htpasswdEntry(e.user, pws[i] as string, {
+                  salt: bcryptSaltFrom(seeds[i] as string, BCRYPT_DEFAULT_COST),
+                  cost: BCRYPT_DEFAULT_COST,
+                }),
+          ),
+        ),
+      ),
+  );
+
+  return { users: args.users.map((u) => u.name), passwords, htpasswd };
+}
+
+/**
+ * The registry on berth-registry only (never published), and the optional read-only pull-through
+ * cache, which also has the default bridge for its route to the upstream registry.
+ */
+function registryContainers(
+  { name, args, parent, child, images }: Step,
+  { net, volume, mirrorVolume }: Storage,
+): docker.Container[] {
+  const cache = args.pullThroughCache;
+  const registryHealth = {
+    tests: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${REGISTRY_PORT}/v2/`],
+    interval: "30s",
+    timeout: "5s",
+    retries: 3,
+    startPeriod: "10s",
+  };
+  const httpSecret = (suffix: string) =>
+    pulumi.secret(
+      new random.RandomPassword(`${name}-${suffix}`, { length: 48, special: false }, { parent }).result,
+    );
+
+  const registry = new docker.Container(
+    `${name}-registry`,
+    {
+      name: REGISTRY_CONTAINER,
+      hostname: REGISTRY_CONTAINER,
+      image: images.imageId(args.image),
+      ...commonContainerArgs(args.containerLogs),
+      ...limitArgs(args.limits?.registry),
+      // Only on berth-registry (the provider detaches the default bridge when networksAdvanced is set).
+      networkMode: "bridge",
+      networksAdvanced: [{ name: net.name, aliases: [REGISTRY_CONTAINER] }],
+      volumes: [{ volumeName: volume.name, containerPath: REGISTRY_DEFAULTS.rootDirectory }],
+      uploads: [
+        {
+          file: REGISTRY_CONFIG_PATH,
+          // Storage deletes are enabled in the rendered config (storage.delete), not by env.
+          content: pulumi.secret(
+            // No blob descriptor cache: berth-registry-gc collects garbage while this registry runs,
+            // and the cache would go on claiming deleted blobs exist (renderers/registry-gc.ts).
+            // The debug server (Prometheus metrics) listens on berth-registry only; nginx publishes
+            // it on the private address.
+            httpSecret("http-secret").apply((s) =>
+              renderRegistryConfig({
+                httpSecret: s,
+                blobDescriptorCache: "off",
+                metricsAddr: `:${METRICS_PORTS.registry}`,
+              }),
+            ),
+          ),
+          permissions: "0600",
+        },
+      ],
+      healthcheck: registryHealth,
+      wait: true,
+      waitTimeout: 120,
+    },
+    child,
+  );
+
+  const mirror =
+    cache && mirrorVolume
+      ? new docker.Container(
+          `${name}-mirror`,
+          {
+            name: REGISTRY_MIRROR_CONTAINER,
+            hostname: REGISTRY_MIRROR_CONTAINER,
+            image: images.imageId(args.image),
+            ...commonContainerArgs(args.containerLogs),
+            ...limitArgs(args.limits?.registryMirror),
+            // The default bridge gives it a route to the upstream registry; nginx reaches it on berth-registry.
+            networkMode: "bridge",
+            networksAdvanced: [{ name: "bridge" }, { name: net.name, aliases: [REGISTRY_MIRROR_CONTAINER] }],
+            volumes: [{ volumeName: mirrorVolume.name, containerPath: REGISTRY_DEFAULTS.rootDirectory }],
+            uploads: [
+              {
+                file: REGISTRY_CONFIG_PATH,
+                content: pulumi.secret(
+                  httpSecret("mirror-http-secret").apply((s) =>
+                    renderRegistryConfig({ httpSecret: s, proxy: { remoteUrl: cache.remoteUrl } }),
+                  ),
+                ),
+                permissions: "0600",
+              },
+            ],
+            healthcheck: registryHealth,
+            wait: true,
+            waitTimeout: 120,
+          },
+          child,
+        )
+      : undefined;
+
+  return [registry, ...(mirror ? [mirror] : [])];
+}
+
+/**
+ * nginx in front: TLS and basic auth on the host's CI address, the registries behind it on
+ * berth-registry, its health check going through to the registry.
+ */
+function nginxContainer(
+  { name, args, child, images }: Step,
+  net: docker.Network,
+  tls: ServerTls,
+  htpasswd: pulumi.Output<string>,
+  registries: docker.Container[],
+): void {
+  const cache = args.pullThroughCache;
+  const nginxConf = renderNginxConfig({
+    serverName: args.hostname,
+    metrics: {
+      port: METRICS_PORTS.registry,
+      upstream: `${REGISTRY_CONTAINER}:${METRICS_PORTS.registry}`,
+    },
+    listenPort: REGISTRY_HTTPS_PORT,
+    tlsCertificatePath: NGINX_CERT_PATH,
+    tlsKeyPath: NGINX_KEY_PATH,
+    htpasswdPath: NGINX_HTPASSWD_PATH,
+    upstream: `${REGISTRY_CONTAINER}:${REGISTRY_PORT}`,
+    // berth-registry-gc (on the host) puts its refusal here while it collects garbage.
+    maintenanceDir: NGINX_MAINTENANCE_DIR,
+    ...(cache
+      ? {
+          mirror: {
+            port: cache.port,
+            upstream: `${REGISTRY_MIRROR_CONTAINER}:${REGISTRY_PORT}`,
+            allowCidrs: args.mirrorAllowCidrs,
+          },
+        }
+      : {}),
+  });
+  const published = [REGISTRY_HTTPS_PORT, ...(cache ? [cache.port] : []), METRICS_PORTS.registry];
+
+  new docker.Container(
+    `${name}-nginx`,
+    {
+      name: REGISTRY_NGINX_CONTAINER,
+      hostname: REGISTRY_NGINX_CONTAINER,
+      image: images.imageId(args.nginxImage),
+      ...commonContainerArgs(args.containerLogs),
+      ...limitArgs(args.limits?.nginx),
+      // Published ports need a non-internal network: the default bridge; upstreams on berth-registry.
+      networkMode: "bridge",
+      networksAdvanced: [{ name: "bridge" }, { name: net.name }],
+      // Only on the host's CI address (clients coming through the floating IP arrive there too).
+      ports: published.map((p) => ({ internal: p, external: p, ip: args.privateIp, protocol: "tcp" })),
+      // The maintenance directory is a tmpfs: a refusal never outlives the container (a reboot
+      // or restart in the middle of a garbage collection leaves the registry writable).
+      tmpfs: { [NGINX_MAINTENANCE_DIR]: "mode=0755,size=64k" },
+      uploads: [
+        { file: NGINX_CONFIG_PATH, content: nginxConf, permissions: "0644" },
+        { file: NGINX_CERT_PATH, content: tls.certPem, permissions: "0644" },
+        { file: NGINX_KEY_PATH, content: tls.keyPem, permissions: "0600", owner: "0", group: "0" },
+        {
+          file: NGINX_HTPASSWD_PATH,
+          content: htpasswd,
+          permissions: "0640",
+          owner: "0",
+          group: NGINX_WORKER_GID,
+        },
+      ],
+      // /healthz is proxied to the registry's /v2/ (renderers/nginx.ts): nginx is healthy only
+      // while the registry behind it answers, not merely while nginx itself runs.
+      healthcheck: {
+        tests: [
+          "CMD",
+          "wget",
+          "-q",
+          "--no-check-certificate",
+          "-O",
+          "/dev/null",
+          "https://127.0.0.1/healthz",
+        ],
+        interval: "30s",
+        timeout: "5s",
+        retries: 3,
+        startPeriod: "5s",
+      },
+    },
+    // nginx resolves the registries' names per request through Docker's embedded DNS (a replaced
+    // registry is found at its new address), so it starts without them; created after them, its
+    // health check (which goes through to the registry) passes from the start.
+    { ...child, dependsOn: registries },
+  );
 }
