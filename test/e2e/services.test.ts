@@ -9,7 +9,9 @@
  * - registry: anonymous push refused, push/pull with the program's credentials over TLS, wrong
  *   password refused; the registry container replaced at a new address keeps the image and nginx,
  *   never restarted, reaches it at once (every pull and push succeeds); nginx turns unhealthy while
- *   the registry behind it is stopped and healthy again when it is back;
+ *   the registry behind it is stopped and healthy again when it is back; the host's
+ *   berth-registry-gc, from the host's Ignition, run against the real containers (docker exec into
+ *   the registry and nginx): retention, garbage collection, pushes refused only during its window;
  * - Jenkins agents: only the configured key logs in (as `jenkins`, git works), the host key is the
  *   same after the container is replaced;
  * - backend services: production-like names resolve through dnsmasq and answer, the minimal set
@@ -20,7 +22,9 @@
  * SSH host keys are not real keys: real ones are generated and uploaded in their place) and the
  * harness prints every mapping it made.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { exchange, mongoPing } from "./support/wire.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
 import { availableParallelism, tmpdir } from "node:os";
@@ -34,6 +38,10 @@ import { loadStack } from "../../config/load.ts";
 import type { CapturedResource } from "../../plan/mocks.ts";
 import { plain, runConfig, type StackRun } from "../../plan/run.ts";
 import { agentHostKeyPaths } from "../../renderers/index.ts";
+import { REGISTRY_GC_CONF_PATH, REGISTRY_GC_SCRIPT } from "../../renderers/registry-gc.ts";
+import { buildHostIgnition } from "../../ignition/host.ts";
+import { hostIgnitionBase } from "../../stack/host-ignition.ts";
+import { fileText } from "../ignition/fixtures.ts";
 import { TYPES, applyHostToEngine, generatedRegistryPasswords, type AppliedHost } from "./harness.ts";
 import {
   REPO_ROOT,
@@ -102,6 +110,7 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     });
   const certDir = () => join(scratch, "certs");
   const image = (tag: string) => `docker://127.0.0.1:${String(registryPort())}/berth/test:${tag}`;
+  const gcImage = (tag: string) => `docker://127.0.0.1:${String(registryPort())}/berth/gc:${tag}`;
   /** `user:password` with the program's password for a registry user. */
   const creds = (user: string) => `${user}:${passwords[user] ?? ""}`;
   /** skopeo inspect of berth/test:1 through nginx, trusting the test CA, as `userPassword`. */
@@ -502,6 +511,118 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
     const inspect = inspectAs(creds("jenkins"));
     expect(inspect.status, inspect.stderr).toBe(0);
   }, 180_000);
+
+  // --- registry upkeep: the host's berth-registry-gc against the real containers -------------------
+
+  it("registry upkeep: the host's berth-registry-gc (docker exec into registry and registry-nginx) keeps the newest tags, frees their blobs' space and refuses pushes only during its window", async () => {
+    // The script and its settings exactly as testing-ci-1's Ignition writes them, keep_tags set to 2
+    // through the stack setting so that four revisions are enough.
+    const config = loadStack(REPO_ROOT, "testing");
+    config.registry.upkeep = { ...config.registry.upkeep, keepTags: 2 };
+    const ign = buildHostIgnition({
+      ...hostIgnitionBase(config, HOST),
+      dockerVolumeId: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    });
+    const script = join(scratch, REGISTRY_GC_SCRIPT);
+    writeFileSync(script, fileText(ign, `/usr/local/bin/${REGISTRY_GC_SCRIPT}`), { mode: 0o755 });
+    const conf = join(scratch, "registry-gc.conf");
+    writeFileSync(conf, fileText(ign, REGISTRY_GC_CONF_PATH));
+    expect(readFileSync(conf, "utf8")).toContain("keep_tags=2\n");
+
+    // Four revisions of berth/gc, each with a layer of its own (1 MiB of random bytes).
+    const digests: string[] = [];
+    for (let r = 1; r <= 4; r++) {
+      const dir = join(scratch, `gc-r${String(r)}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, "payload"), randomBytes(1 << 20));
+      runOk("tar", ["-C", dir, "-cf", `${dir}.tar`, "payload"]);
+      docker("import", `${dir}.tar`, `berth-e2e/gc:r${String(r)}`);
+      docker("save", "-o", `${dir}-image.tar`, `berth-e2e/gc:r${String(r)}`);
+      const digestFile = `${dir}.digest`;
+      const push = skopeo(
+        "copy",
+        "--dest-creds",
+        creds("jenkins"),
+        "--dest-cert-dir",
+        certDir(),
+        "--digestfile",
+        digestFile,
+        `docker-archive:${dir}-image.tar`,
+        gcImage(`r${String(r)}`),
+      );
+      expect(push.status, push.stderr).toBe(0);
+      digests.push(readFileSync(digestFile, "utf8").trim());
+      // Retention orders tags by push time (the tag link's mtime): one second apart.
+      await new Promise((res) => setTimeout(res, 1100));
+    }
+
+    // The run, as the timer's service starts it on the host (only the engine's socket and a short
+    // grace differ); a push is tried while its refusal is in place.
+    const env = {
+      ...process.env,
+      DOCKER_HOST: engine?.host ?? "",
+      BERTH_REGISTRY_GC_CONF: conf,
+      BERTH_REGISTRY_GC_GRACE_SECONDS: "6",
+    };
+    const t0 = Date.now();
+    const gc = spawn("bash", [script], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    gc.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    gc.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((res) => gc.on("close", (code) => res(code)));
+    const deadline = Date.now() + 30_000;
+    while (!out.includes("writes are refused") && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(out, "the script must switch maintenance on").toContain("writes are refused");
+    const duringWindow = skopeo(
+      "copy",
+      "--dest-creds",
+      creds("jenkins"),
+      "--dest-cert-dir",
+      certDir(),
+      `docker-archive:${join(scratch, "gc-r1-image.tar")}`,
+      gcImage("during-window"),
+    );
+    const pullDuring = inspectAs(creds("developer"));
+    const code = await Promise.race([
+      exited,
+      new Promise<"timeout">((res) => setTimeout(() => res("timeout"), 120_000)),
+    ]);
+    if (code === "timeout") gc.kill("SIGKILL");
+    console.log(`e2e: berth-registry-gc on the real containers in ${String(Date.now() - t0)} ms:\n${out}`);
+    expect(code, out).toBe(0);
+    expect(duringWindow.status, "a push during the window is refused").not.toBe(0);
+    expect(duringWindow.stderr).toMatch(/maintenance/);
+    expect(pullDuring.status, `a pull during the window works: ${pullDuring.stderr}`).toBe(0);
+
+    // r1 and r2 deleted, r3 and r4 kept with their digests; the space went back.
+    for (const gone of ["r1", "r2"]) {
+      const r = skopeo("inspect", "--creds", creds("jenkins"), "--cert-dir", certDir(), gcImage(gone));
+      expect(r.status, `${gone} must be deleted`).not.toBe(0);
+      expect(r.stderr).toMatch(/manifest unknown|not found/i);
+    }
+    for (const [i, kept] of ["r3", "r4"].entries()) {
+      const r = skopeo("inspect", "--creds", creds("jenkins"), "--cert-dir", certDir(), gcImage(kept));
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).Digest).toBe(digests[i + 2]);
+    }
+    expect(out).toMatch(/retention: 2 manifests deleted/);
+    const m = /storage: (\d+) MiB before, (\d+) MiB after/.exec(out);
+    expect(m, out).not.toBeNull();
+    expect(Number(m?.[2])).toBeLessThan(Number(m?.[1]));
+    // The refusal is gone: the push refused during the window now succeeds.
+    const after = skopeo(
+      "copy",
+      "--dest-creds",
+      creds("jenkins"),
+      "--dest-cert-dir",
+      certDir(),
+      `docker-archive:${join(scratch, "gc-r1-image.tar")}`,
+      gcImage("after-window"),
+    );
+    expect(after.status, after.stderr).toBe(0);
+  }, 300_000);
 
   // --- Jenkins agents -----------------------------------------------------------------------------
 
