@@ -15,10 +15,10 @@ import {
   hostInventory,
   limitsProblems,
 } from "./limits.ts";
-import type { ServiceKind } from "./types.ts";
+import { SERVICE_KINDS, type ServiceKind } from "./images.ts";
 import { isObj, get, int, num, type Obj } from "./raw.ts";
 
-const SERVICE_KINDS = new Set<string>(["redis", "mongodb", "postgres", "memcached", "rabbitmq"]);
+const SERVICE_KIND_SET = new Set<string>(SERVICE_KINDS);
 
 /** The flavor's size: declared, or from the table of known flavors; undefined when neither. */
 export function flavorSizeOf(flavor: string, declared: unknown): FlavorSize | undefined {
@@ -61,7 +61,9 @@ export function limitsInputOf(stack: string, data: Obj): LimitsInput | ConfigIss
     configured[kind] = c;
   }
   const kinds = (v: unknown): ServiceKind[] =>
-    Array.isArray(v) ? v.filter((k): k is ServiceKind => typeof k === "string" && SERVICE_KINDS.has(k)) : [];
+    Array.isArray(v)
+      ? v.filter((k): k is ServiceKind => typeof k === "string" && SERVICE_KIND_SET.has(k))
+      : [];
   const minimal = kinds(get(data, "services", "minimal"));
   const productionLike = kinds(
     (Array.isArray(get(data, "services", "productionLike"))
