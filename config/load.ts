@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { ConfigError, internalError, type ConfigIssue } from "./errors.ts";
 import { validateRaw } from "./validate.ts";
 import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
 import { ciNetworkPlan, servicesPlan } from "./addresses.ts";
@@ -339,11 +339,11 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
   // Validation refused a stack whose limits cannot be computed; this is a bug check.
   const limitsInput = limitsInputOf(stack, d);
   if (limitsInput === undefined || !("size" in limitsInput))
-    throw new Error(`bug: the limits of stack ${stack} cannot be computed (validation missed it)`);
+    throw internalError(`the limits of stack ${stack} cannot be computed`);
   const registryHost = names[0];
   const registryAddress = addresses[0];
   if (registryHost === undefined || registryAddress === undefined)
-    throw new Error(`bug: stack ${stack} has no first host (validation requires at least one)`);
+    throw internalError(`stack ${stack} has no first host`);
   const cfg: BerthConfig = {
     stack,
     environment,
