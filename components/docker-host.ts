@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { internalError } from "../config/errors.ts";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import { IMAGE_DIGEST_PATTERN } from "../config/images.ts";
@@ -131,7 +132,7 @@ export class DockerHost extends pulumi.ComponentResource {
 /** Throws unless `ref` is pinned by digest (`name[:tag]@sha256:<64 hex>`). */
 export function assertPinned(ref: string, what: string): void {
   if (!IMAGE_DIGEST_PATTERN.test(ref)) {
-    throw new Error(
+    throw internalError(
       `${what}: image ${JSON.stringify(ref)} is not pinned by digest (name[:tag]@sha256:<64 hex>)`,
     );
   }
@@ -221,7 +222,7 @@ export function limitArgs(
 ): Pick<docker.ContainerArgs, "memory" | "memorySwap" | "cpus"> {
   if (!limit) return {};
   if (!Number.isInteger(limit.memoryMiB) || limit.memoryMiB < 6 || !(limit.cpus >= 0.01))
-    throw new Error(`bug: container limit ${JSON.stringify(limit)} was not validated`);
+    throw internalError(`container limit ${JSON.stringify(limit)} was not validated`);
   return { memory: limit.memoryMiB, memorySwap: limit.memoryMiB, cpus: String(limit.cpus) };
 }
 

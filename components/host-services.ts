@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { internalError } from "../config/errors.ts";
 import type { BerthConfig } from "../config/types.ts";
 import { DockerHost, berthLabels } from "./docker-host.ts";
 import { BuildDockerTls, JenkinsAgents } from "./jenkins.ts";
@@ -59,7 +60,7 @@ export class HostServices extends pulumi.ComponentResource {
     super("berth:services:HostServices", name, {}, opts);
     const c = args.config;
     const h = args.hostName;
-    if (!c.hosts.names.includes(h)) throw new Error(`${name}: ${h} is not one of the stack's hosts`);
+    if (!c.hosts.names.includes(h)) throw internalError(`${name}: ${h} is not one of the stack's hosts`);
 
     this.dockerHost = new DockerHost(
       `${h}-dockerd`,

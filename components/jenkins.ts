@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { internalError } from "../config/errors.ts";
 import * as docker from "@pulumi/docker";
 import * as tls from "@pulumi/tls";
 import { agentHostKeyPaths, renderAgentSshdConfig } from "../renderers/index.ts";
@@ -80,7 +81,7 @@ export interface AgentEndpoint {
  */
 export function knownHostsLine(address: string, port: number, publicKeyOpenssh: string | undefined): string {
   const [type, data] = (publicKeyOpenssh ?? "").trim().split(/\s+/);
-  if (!type || !data) throw new Error(`known_hosts: no OpenSSH public key for [${address}]:${port}`);
+  if (!type || !data) throw internalError(`known_hosts: no OpenSSH public key for [${address}]:${port}`);
   return `[${address}]:${port} ${type} ${data}\n`;
 }
 
@@ -106,15 +107,15 @@ export class JenkinsAgents extends pulumi.ComponentResource {
   constructor(name: string, args: JenkinsAgentsArgs, opts?: pulumi.ComponentResourceOptions) {
     // Refuse bad input before anything is registered.
     if (!Number.isInteger(args.count) || args.count < 0) {
-      throw new Error(`${name}: count must be an integer ≥ 0`);
+      throw internalError(`${name}: count must be an integer ≥ 0`);
     }
     if (!args.agentPublicKey.startsWith("ssh-")) {
-      throw new Error(`${name}: the agent image only accepts a public key starting with "ssh-"`);
+      throw internalError(`${name}: the agent image only accepts a public key starting with "ssh-"`);
     }
     assertPinned(args.image, name);
     if (args.dockerAccess === "tls" && args.buildTlsVolume === undefined) {
-      throw new Error(
-        `${name}: Berth bug: Docker access "tls" without the host's build credentials volume (validation lets "tls" through only with berth:hosts.dockerTls)`,
+      throw internalError(
+        `${name}: Docker access "tls" without the host's build credentials volume (validation lets "tls" through only with berth:hosts.dockerTls)`,
       );
     }
     super("berth:jenkins:JenkinsAgents", name, {}, { ...opts, providers: [args.provider] });

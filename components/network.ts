@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { internalError } from "../config/errors.ts";
 import * as openstack from "@pulumi/openstack";
 import {
   type IngressInput,
@@ -96,7 +97,7 @@ export class CiNetwork extends pulumi.ComponentResource {
     rules.forEach((r, i) => {
       const ruleResource = `${name}-${ruleName(r)}`;
       // Validation refuses identical rules (config/validate-network.ts); this is a bug check.
-      if (names.has(ruleResource)) throw new Error(`bug: two ingress rules named ${ruleResource}`);
+      if (names.has(ruleResource)) throw internalError(`two ingress rules named ${ruleResource}`);
       names.add(ruleResource);
       new openstack.networking.SecGroupRule(
         ruleResource,

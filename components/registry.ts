@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { internalError } from "../config/errors.ts";
 import * as docker from "@pulumi/docker";
 import * as random from "@pulumi/random";
 import type { RegistryTls, RegistryUser, SecretValue } from "../config/types.ts";
@@ -109,7 +110,7 @@ export class Registry extends pulumi.ComponentResource {
   constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
     // Refuse bad input before anything is registered.
     if (args.tls.mode === "self-signed" && !args.ca) {
-      throw new Error(`${name}: tls.mode self-signed needs the stack's registry CA (args.ca)`);
+      throw internalError(`${name}: tls.mode self-signed needs the stack's registry CA (args.ca)`);
     }
     assertPinned(args.image, name);
     assertPinned(args.nginxImage, name);
@@ -226,7 +227,7 @@ function serverTls({ name, args, parent }: Step): ServerTls {
     keyPem = secretInput(args.tls.privateKey, "registry-tls-key");
     caCertPem = pulumi.output(args.tls.caCertificate ?? "");
   } else {
-    throw new Error(`${name}: unreachable: self-signed TLS without a CA`);
+    throw internalError(`${name}: unreachable: self-signed TLS without a CA`);
   }
 
   return { certPem, keyPem, caCertPem };

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { internalError } from "../config/errors.ts";
 import * as docker from "@pulumi/docker";
 import * as random from "@pulumi/random";
 import { DEFAULT_IMAGES, SERVICE_CATALOG } from "../config/images.ts";
@@ -368,7 +369,7 @@ export function checkServiceAddresses(
 ): string {
   const subnet = parseCidr(args.subnet);
   if (!subnet || subnet.hostBits || subnet.prefix > MIN_SERVICES_PREFIX)
-    throw new Error(
+    throw internalError(
       `services subnet ${args.subnet} must be an IPv4 CIDR of /${MIN_SERVICES_PREFIX} or larger`,
     );
   const half = servicesDynamicRange(subnet);
@@ -381,18 +382,18 @@ export function checkServiceAddresses(
   for (const f of fixed) {
     const ip = parseIpv4(f.address);
     if (ip === undefined || !cidrContains(subnet, ip)) {
-      throw new Error(`${f.what}: ${f.address} is not in the services subnet ${args.subnet}`);
+      throw internalError(`${f.what}: ${f.address} is not in the services subnet ${args.subnet}`);
     }
     if (cidrContains(half, ip)) {
-      throw new Error(
+      throw internalError(
         `${f.what}: ${f.address} is in ${ipRange}, the range ci-services hands out dynamically`,
       );
     }
     if (f.address === args.gateway || ip === subnet.network) {
-      throw new Error(`${f.what}: ${f.address} is the subnet's network or gateway address`);
+      throw internalError(`${f.what}: ${f.address} is the subnet's network or gateway address`);
     }
     const other = seen.get(f.address);
-    if (other) throw new Error(`${f.what}: ${f.address} is also the address of ${other}`);
+    if (other) throw internalError(`${f.what}: ${f.address} is also the address of ${other}`);
     seen.set(f.address, f.what);
   }
   return ipRange;
@@ -411,7 +412,7 @@ function checkContainerNames(
   const seen = new Set<string>();
   for (const n of names) {
     if (seen.has(n))
-      throw new Error(`container name ${JSON.stringify(n)} is used twice on the host's services`);
+      throw internalError(`container name ${JSON.stringify(n)} is used twice on the host's services`);
     seen.add(n);
   }
 }

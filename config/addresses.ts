@@ -17,6 +17,7 @@
  * Per-build agents' SSH ports are the host's ephemeral ports (config/ports.ts).
  */
 import { type Cidr, formatIpv4, parseCidr } from "./net.ts";
+import { internalError } from "./errors.ts";
 import {
   EPHEMERAL_PORTS,
   METRICS_PORTS,
@@ -71,11 +72,9 @@ export interface CiNetworkPlan {
 /** The CI network's plan. Throws (a bug check: validation refuses this first) when hosts do not fit. */
 export function ciNetworkPlan(networkCidr: string, hostCount: number): CiNetworkPlan {
   const net = parseCidr(networkCidr);
-  if (!net || net.hostBits) throw new Error(`bug: ${networkCidr} is not a network (validation missed it)`);
+  if (!net || net.hostBits) throw internalError(`${networkCidr} is not a network`);
   if (hostCount > hostCapacity(net))
-    throw new Error(
-      `bug: ${hostCount} hosts do not fit below the DHCP pool of ${networkCidr} (validation missed it)`,
-    );
+    throw internalError(`${hostCount} hosts do not fit below the DHCP pool of ${networkCidr}`);
   const pool = dhcpPoolRange(net);
   return {
     hosts: Array.from({ length: hostCount }, (_, i) => formatIpv4(net.network + HOST_OFFSET + i)),
@@ -134,7 +133,7 @@ export interface ServicesPlan {
 export function servicesPlan(subnet: string, dnsAddress?: string): ServicesPlan {
   const s = parseCidr(subnet);
   if (!s || s.hostBits || s.prefix > MIN_SERVICES_PREFIX)
-    throw new Error(`bug: services subnet ${subnet} must be an IPv4 network of /29 or larger`);
+    throw internalError(`services subnet ${subnet} must be an IPv4 network of /29 or larger`);
   const dynamic = servicesDynamicRange(s);
   return {
     gateway: formatIpv4(s.network + 1),

@@ -25,3 +25,20 @@ export class ConfigError extends Error {
     this.issues = sorted;
   }
 }
+
+/**
+ * A check that fails only when Berth itself is wrong: everything a user can cause is refused by
+ * validation (a {@link ConfigError} naming the field), so what is left in components and the layers
+ * below them are bug checks. Their message says so and what validation should have refused.
+ */
+export class InternalError extends Error {
+  constructor(what: string) {
+    super(`bug in Berth: ${what} (validation should have refused this; please report it)`);
+    this.name = "InternalError";
+  }
+}
+
+/** A bug check's error: `throw internalError("...")`. */
+export function internalError(what: string): InternalError {
+  return new InternalError(what);
+}

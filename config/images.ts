@@ -56,5 +56,14 @@ export const SERVICE_CATALOG = {
   },
 } as const;
 
+/** A backend service kind: one of the catalog's keys. */
+export type ServiceKind = keyof typeof SERVICE_CATALOG;
+/** The service kinds, in the catalog's order: the one list the schema, validation and limits use. */
+export const SERVICE_KINDS = Object.keys(SERVICE_CATALOG) as ServiceKind[];
+/** Whether a raw value is one of the catalog's service kinds. */
+export function isServiceKind(v: unknown): v is ServiceKind {
+  return typeof v === "string" && Object.hasOwn(SERVICE_CATALOG, v);
+}
+
 export const IMAGE_DIGEST_PATTERN =
   /^[a-z0-9]+([._\-/:][a-z0-9]+)*(:[A-Za-z0-9_.-]{1,128})?@sha256:[a-f0-9]{64}$/;

@@ -22,7 +22,7 @@
  * be limited through the Pulumi Docker provider (@pulumi/docker 5.2.0 has no pidsLimit) nor the
  * Jenkins Docker plugin's template; docs/configuration.md says so.
  */
-import type { ServiceKind } from "./types.ts";
+import { SERVICE_KINDS, type ServiceKind } from "./images.ts";
 
 /** Docker refuses a memory limit below 6 MiB. */
 export const DOCKER_MIN_MEMORY_MIB = 6;
@@ -52,11 +52,8 @@ export interface FlavorSize {
 
 /** Container kinds that carry limits, as keys of `berth:limits.containers`. */
 export const LIMIT_KINDS = [
-  "redis",
-  "mongodb",
-  "postgres",
-  "memcached",
-  "rabbitmq",
+  // Every backend service kind of the catalog (config/images.ts), then Berth's own containers.
+  ...SERVICE_KINDS,
   "dnsmasq",
   "holder",
   "registry",

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { ConfigError, internalError, type ConfigIssue } from "./errors.ts";
 import { validateRaw } from "./validate.ts";
 import { fragmentPathProblem, namespaceIssues } from "./validate-input.ts";
 import { ciNetworkPlan, servicesPlan } from "./addresses.ts";
@@ -21,13 +21,12 @@ import { PROJECT_ROOT } from "./root.ts";
 import { IGNITION_SPEC_VERSION, type IgnitionConfig } from "../ignition/model.ts";
 import type {
   BerthConfig,
+  BerthValidated,
   Environment,
   ExtraIgnition,
   PerBuildConfig,
-  PullStrategy,
-  RegistryUpkeepSettings,
+  RegistryTls,
   SecretValue,
-  ServiceKind,
 } from "./types.ts";
 import { isObj, type Obj } from "./raw.ts";
 
@@ -154,10 +153,21 @@ function environmentOf(stack: string): Environment {
   return (LONG_LIVED as readonly string[]).includes(stack) ? (stack as Environment) : "testing";
 }
 
-function secretValue(v: unknown): SecretValue {
-  if (typeof v === "string") return { kind: "plain", value: v };
-  const secure = isObj(v) ? v.secure : undefined;
-  return { kind: "encrypted", ciphertext: String(secure) };
+/** A secret as the schema accepts it: a plain string, or `{ secure: <ciphertext> }`. */
+function secretValue(v: string | { secure: string }): SecretValue {
+  return typeof v === "string" ? { kind: "plain", value: v } : { kind: "encrypted", ciphertext: v.secure };
+}
+
+/** The registry's TLS settings, with the private key as a secret value; keys in a fixed order. */
+function registryTls(tls: BerthValidated["registry"]["tls"]): RegistryTls {
+  return tls.mode === "provided"
+    ? {
+        mode: "provided",
+        certificate: tls.certificate,
+        privateKey: secretValue(tls.privateKey),
+        ...(tls.caCertificate !== undefined ? { caCertificate: tls.caCertificate } : {}),
+      }
+    : { mode: "self-signed", validityDays: tls.validityDays };
 }
 
 /** The per-build agent image the stack builds itself (images/jenkins-agent), in its own registry. */
@@ -248,7 +258,7 @@ export function dockerAccessIssues(raw: Obj): ConfigIssue[] {
 }
 
 /** Schema validation plus the per-build checks, reported as one ConfigError. */
-function validateAll(stack: string, raw: RawStackConfig): Obj {
+function validateAll(stack: string, raw: RawStackConfig): BerthValidated {
   const extra = [
     ...perBuildIssues(stack, raw.values),
     ...dockerAccessIssues(raw.values),
@@ -257,7 +267,7 @@ function validateAll(stack: string, raw: RawStackConfig): Obj {
     ...logsIssues(raw.values),
     ...(raw.issues ?? []),
   ];
-  let d: Obj;
+  let d: BerthValidated;
   try {
     d = validateRaw(stack, raw.source, raw.values);
   } catch (e) {
@@ -272,14 +282,14 @@ function validateAll(stack: string, raw: RawStackConfig): Obj {
 function resolvePerBuild(
   stack: string,
   source: string,
-  p: Obj,
+  p: BerthValidated["jenkins"]["perBuild"],
   names: string[],
   registryHostname: string,
   options: ResolveOptions,
 ): PerBuildConfig {
-  const enabled = p.enabled === true;
-  const configured = p.image as string;
-  const prefix = typeof p.credentialsIdPrefix === "string" ? p.credentialsIdPrefix : stack;
+  const enabled = p.enabled;
+  const configured = p.image;
+  const prefix = p.credentialsIdPrefix ?? stack;
   let image = configured;
   if (configured === "registry") {
     const tag =
@@ -293,15 +303,15 @@ function resolvePerBuild(
       ]);
     image = `${registryHostname}/${AGENT_IMAGE_REPOSITORY}:${tag}`;
   }
-  const listed = Array.isArray(p.hosts) ? (p.hosts as string[]) : names;
+  const listed = p.hosts ?? names;
   return {
     enabled,
     hosts: names.filter((n) => listed.includes(n)),
-    instanceCap: p.instanceCap as number,
-    labels: p.labels as string[],
+    instanceCap: p.instanceCap,
+    labels: p.labels,
     image,
     imageSource: configured === "registry" ? "registry" : "pinned",
-    pullStrategy: p.pullStrategy as PullStrategy,
+    pullStrategy: p.pullStrategy,
     dockerCredentialsId: `${prefix}-dockerd-tls`,
     registryCredentialsId: `${prefix}-registry`,
   };
@@ -309,18 +319,7 @@ function resolvePerBuild(
 
 /** Validates raw values and builds the typed configuration. Throws one ConfigError on bad input. */
 export function resolveConfig(stack: string, raw: RawStackConfig, options: ResolveOptions = {}): BerthConfig {
-  const d = validateAll(stack, raw) as {
-    openstack: Obj & { networkCidr: string; dnsServers: string[] };
-    hosts: Obj & { count: number };
-    registry: Obj & { tls: Obj; users: Obj[]; pullThroughCache?: Obj };
-    jenkins: Obj;
-    services: Obj & { subnet: string; productionLike: Obj[] };
-    dns: { searchDomains: string[] };
-    monitoring: { cidrs: string[]; nodeExporterImage: string };
-    extraIgnition: { path: string; secret?: boolean }[];
-    previewTtlHours: number;
-    logs: { forward?: { url: string; serverCa: string } };
-  };
+  const d = validateAll(stack, raw);
   const environment = environmentOf(stack);
   const pr = PREVIEW_STACK.exec(stack)?.[1];
   const names = Array.from({ length: d.hosts.count }, (_, i) => `${stack}-ci-${i + 1}`);
@@ -334,20 +333,17 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
     labels["berth-pr"] = pr;
     labels["berth-ttl-hours"] = String(d.previewTtlHours);
   }
-  const tls = d.registry.tls;
-  const o = d.openstack as unknown as BerthConfig["openstack"];
-  const s = d.services as unknown as Omit<
-    BerthConfig["services"],
-    "gateway" | "dnsAddress" | "upstreamDns"
-  > & {
-    dnsAddress?: string;
-    upstreamDns?: string[];
-  };
+  const o = d.openstack;
+  const s = d.services;
   const servicesAddresses = servicesPlan(s.subnet, s.dnsAddress);
   // Validation refused a stack whose limits cannot be computed; this is a bug check.
   const limitsInput = limitsInputOf(stack, d);
   if (limitsInput === undefined || !("size" in limitsInput))
-    throw new Error(`bug: the limits of stack ${stack} cannot be computed (validation missed it)`);
+    throw internalError(`the limits of stack ${stack} cannot be computed`);
+  const registryHost = names[0];
+  const registryAddress = addresses[0];
+  if (registryHost === undefined || registryAddress === undefined)
+    throw internalError(`stack ${stack} has no first host`);
   const cfg: BerthConfig = {
     stack,
     environment,
@@ -357,60 +353,42 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       floatingIpPool: o.floatingIpPool ?? o.externalNetwork,
     },
     hosts: {
-      ...(d.hosts as unknown as Omit<BerthConfig["hosts"], "names" | "addresses" | "flavorSize">),
+      ...d.hosts,
       flavorSize: limitsInput.size,
       names,
       addresses,
     },
     registry: {
-      hostname: d.registry.hostname as string,
-      tls:
-        tls.mode === "provided"
-          ? {
-              mode: "provided",
-              certificate: tls.certificate as string,
-              privateKey: secretValue(tls.privateKey),
-              ...(typeof tls.caCertificate === "string" ? { caCertificate: tls.caCertificate } : {}),
-            }
-          : {
-              mode: "self-signed",
-              validityDays: typeof tls.validityDays === "number" ? tls.validityDays : 365,
-            },
+      hostname: d.registry.hostname,
+      tls: registryTls(d.registry.tls),
       users: d.registry.users.map((u) => ({
-        name: u.name as string,
+        name: u.name,
         ...(u.password !== undefined ? { password: secretValue(u.password) } : {}),
       })),
       ...(d.registry.pullThroughCache
         ? {
             pullThroughCache: {
-              remoteUrl: d.registry.pullThroughCache.remoteUrl as string,
-              port: d.registry.pullThroughCache.port as number,
+              remoteUrl: d.registry.pullThroughCache.remoteUrl,
+              port: d.registry.pullThroughCache.port,
             },
           }
         : {}),
-      image: d.registry.image as string,
-      nginxImage: d.registry.nginxImage as string,
-      upkeep: d.registry.upkeep as RegistryUpkeepSettings,
-      host: names[0] as string,
-      address: addresses[0] as string,
+      image: d.registry.image,
+      nginxImage: d.registry.nginxImage,
+      upkeep: d.registry.upkeep,
+      host: registryHost,
+      address: registryAddress,
     },
     jenkins: {
-      ...(d.jenkins as unknown as Omit<BerthConfig["jenkins"], "perBuild">),
-      perBuild: resolvePerBuild(
-        stack,
-        raw.source,
-        d.jenkins.perBuild as Obj,
-        names,
-        d.registry.hostname as string,
-        options,
-      ),
+      ...d.jenkins,
+      perBuild: resolvePerBuild(stack, raw.source, d.jenkins.perBuild, names, d.registry.hostname, options),
     },
     services: {
       subnet: s.subnet,
       gateway: servicesAddresses.gateway,
       dnsAddress: servicesAddresses.dnsAddress,
       upstreamDns: s.upstreamDns ?? o.dnsServers,
-      minimal: s.minimal as ServiceKind[],
+      minimal: s.minimal,
       productionLike: s.productionLike,
       networkHolders: s.networkHolders,
     },
@@ -445,7 +423,7 @@ function loadFragments(
   stack: string,
   source: string,
   cfg: BerthConfig,
-  entries: { path: string; secret?: boolean }[],
+  entries: BerthValidated["extraIgnition"],
   root: string,
 ): ExtraIgnition[] {
   const issues: ConfigIssue[] = [];
@@ -477,7 +455,7 @@ function loadFragments(
       });
       return;
     }
-    fragments.push({ path, secret: secret === true, config: parsed as IgnitionConfig });
+    fragments.push({ path, secret, config: parsed as IgnitionConfig });
   });
   if (issues.length > 0) throw new ConfigError(stack, source, issues);
   return fragments;

@@ -3,7 +3,8 @@
  * Pulumi config key (`berth:hosts`, `berth:registry`, …). Defaults live here, so validation and
  * defaulting are one step (ajv `useDefaults`). Custom formats are registered in `validate.ts`.
  */
-import { DEFAULT_IMAGES } from "./images.ts";
+import { DEFAULT_IMAGES, SERVICE_KINDS } from "./images.ts";
+import { HOST_OSES } from "../renderers/host-os.ts";
 import {
   DEFAULT_AGENT_BASE_PORT,
   DEFAULT_DOCKER_TLS_PORT,
@@ -14,7 +15,13 @@ import { DOCKER_ACCESS_MODES } from "../renderers/docker-access.ts";
 import { UPDATE_DEFAULTS, WEEKDAYS } from "../renderers/updates.ts";
 import { UPKEEP_DEFAULTS } from "../renderers/upkeep.ts";
 import { REGISTRY_UPKEEP_DEFAULTS } from "../renderers/registry-gc.ts";
-import { DOCKER_MIN_CPUS, DOCKER_MIN_MEMORY_MIB, LIMIT_DEFAULTS, LIMIT_KINDS } from "./limits.ts";
+import {
+  DOCKER_MIN_CPUS,
+  DOCKER_MIN_MEMORY_MIB,
+  LIMIT_DEFAULTS,
+  LIMIT_KINDS,
+  type LimitKind,
+} from "./limits.ts";
 import { DEFAULT_STORAGE_DRIVER, STORAGE_DRIVERS } from "../renderers/storage.ts";
 
 const secret = {
@@ -46,7 +53,8 @@ export const MAX_SEARCH_DOMAINS = 6;
  * into a 256-byte buffer and ignores a longer one, and glibc before 2.26 keeps 256 bytes of the list.
  */
 export const MAX_SEARCH_LIST_CHARS = 247;
-const serviceKind = { enum: ["redis", "mongodb", "postgres", "memcached", "rabbitmq"] } as const;
+/** The service catalog's kinds (config/images.ts). */
+const serviceKind = { enum: SERVICE_KINDS } as const;
 
 // ---- Day 2: berth:hosts.updates and berth:hosts.upkeep (cross-field checks: validate-updates.ts) ----
 const timeZone = { type: "string", pattern: "^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$" } as const;
@@ -226,7 +234,11 @@ const limits = {
       type: "object",
       additionalProperties: false,
       default: {},
-      properties: Object.fromEntries(LIMIT_KINDS.map((k) => [k, containerLimit])),
+      // One key per limit kind; typed as such so that the derived types (config/schema-types.ts) name them.
+      properties: Object.fromEntries(LIMIT_KINDS.map((k) => [k, containerLimit])) as Record<
+        LimitKind,
+        typeof containerLimit
+      >,
     },
   },
 } as const;
@@ -292,7 +304,7 @@ export const berthSchema = {
       properties: {
         count: { type: "integer", minimum: 1, maximum: 200 },
         flavor: { type: "string", minLength: 1 },
-        os: { enum: ["fcos", "flatcar"], default: "fcos" },
+        os: { enum: [...HOST_OSES], default: "fcos" },
         dockerVolumeSize: { type: "integer", minimum: 10, maximum: 16384, default: 100 },
         dockerVolumeType: { type: "string", minLength: 1 },
         sshKeys: { type: "array", items: sshKey, minItems: 1 },
@@ -329,7 +341,7 @@ export const berthSchema = {
             {
               properties: {
                 mode: { const: "self-signed" },
-                validityDays: { type: "integer", minimum: 1, maximum: 3650 },
+                validityDays: { type: "integer", minimum: 1, maximum: 3650, default: 365 },
               },
               additionalProperties: false,
             },

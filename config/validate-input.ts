@@ -13,7 +13,7 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import { existsSync, realpathSync } from "node:fs";
 import { isAbsolute, relative, resolve as resolvePath } from "node:path";
 import type { ConfigIssue } from "./errors.ts";
-import { SERVICE_CATALOG } from "./images.ts";
+import { SERVICE_CATALOG, isServiceKind } from "./images.ts";
 import { MAX_SEARCH_LIST_CHARS } from "./schema.ts";
 import {
   DEFAULT_DOCKER_TLS_PORT,
@@ -418,7 +418,7 @@ export function hostPortTable(data: Obj, registryHost: boolean, perBuildHost: bo
   const minimal = get(data, "services", "minimal");
   if (Array.isArray(minimal))
     minimal.forEach((kind, i) => {
-      const spec = typeof kind === "string" ? SERVICE_CATALOG[kind as ServiceKind] : undefined;
+      const spec = isServiceKind(kind) ? SERVICE_CATALOG[kind] : undefined;
       if (spec)
         binds.push({
           first: spec.port,

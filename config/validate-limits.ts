@@ -15,10 +15,8 @@ import {
   hostInventory,
   limitsProblems,
 } from "./limits.ts";
-import type { ServiceKind } from "./types.ts";
+import { isServiceKind, type ServiceKind } from "./images.ts";
 import { isObj, get, int, num, type Obj } from "./raw.ts";
-
-const SERVICE_KINDS = new Set<string>(["redis", "mongodb", "postgres", "memcached", "rabbitmq"]);
 
 /** The flavor's size: declared, or from the table of known flavors; undefined when neither. */
 export function flavorSizeOf(flavor: string, declared: unknown): FlavorSize | undefined {
@@ -60,8 +58,7 @@ export function limitsInputOf(stack: string, data: Obj): LimitsInput | ConfigIss
     if (cp !== undefined) c.cpus = cp;
     configured[kind] = c;
   }
-  const kinds = (v: unknown): ServiceKind[] =>
-    Array.isArray(v) ? v.filter((k): k is ServiceKind => typeof k === "string" && SERVICE_KINDS.has(k)) : [];
+  const kinds = (v: unknown): ServiceKind[] => (Array.isArray(v) ? v.filter(isServiceKind) : []);
   const minimal = kinds(get(data, "services", "minimal"));
   const productionLike = kinds(
     (Array.isArray(get(data, "services", "productionLike"))

@@ -6,7 +6,7 @@
  * values that may also have schema errors (wrong types are left to the schema).
  */
 import type { ConfigIssue } from "./errors.ts";
-import { isKnownTimeZone } from "./validate-updates.ts";
+import { hostOsOf, hostTimeZoneOf, isKnownTimeZone } from "./validate-updates.ts";
 import {
   REGISTRY_UPKEEP_DEFAULTS,
   parseGcSchedule,
@@ -111,10 +111,10 @@ export function registryUpkeepIssues(stack: string, raw: Obj): ConfigIssue[] {
   // The registry host (the first host) and its OS update windows (index 0: not staggered).
   const u2 = isObj(hosts.updates) ? hosts.updates : {};
   if ((u2.strategy ?? UPDATE_DEFAULTS.strategy) !== "periodic") return issues;
-  const os = hosts.os === "flatcar" ? "flatcar" : "fcos";
+  const os = hostOsOf(hosts.os);
   const windows: unknown[] = Array.isArray(u2.windows) ? u2.windows : defaultWindows(os);
   if (!windows.every(isWindow)) return issues;
-  const hostZone = typeof hosts.timezone === "string" ? hosts.timezone : "UTC";
+  const hostZone = hostTimeZoneOf(hosts.timezone);
   const updateZone = typeof u2.timeZone === "string" ? u2.timeZone : hostZone;
   if (!isKnownTimeZone(hostZone) || !isKnownTimeZone(updateZone)) return issues;
   const host = `${stack}-ci-1`;

@@ -15,6 +15,21 @@ import {
   type UpdateWindow,
 } from "../renderers/updates.ts";
 import { isObj, type Obj } from "./raw.ts";
+import { berthSchema } from "./schema.ts";
+import { HOST_OSES, type HostOs } from "../renderers/host-os.ts";
+
+/** `berth:hosts`' schema: its defaults fill in what the raw values leave out. */
+const HOSTS = berthSchema.properties.hosts.properties;
+
+/** The hosts' OS in raw values: the schema's default when absent or not one of Berth's. */
+export function hostOsOf(os: unknown): HostOs {
+  return HOST_OSES.find((o) => o === os) ?? HOSTS.os.default;
+}
+
+/** The hosts' time zone in raw values: the schema's default when absent or not a string. */
+export function hostTimeZoneOf(zone: unknown): string {
+  return typeof zone === "string" ? zone : HOSTS.timezone.default;
+}
 
 const P = "berth:hosts.updates";
 
@@ -51,7 +66,7 @@ export function updatesIssues(stack: string, raw: Obj): ConfigIssue[] {
   const hosts = isObj(raw.hosts) ? raw.hosts : {};
   const u = isObj(hosts.updates) ? hosts.updates : {};
   const strategy = u.strategy ?? UPDATE_DEFAULTS.strategy;
-  const os = hosts.os ?? "fcos";
+  const os = hostOsOf(hosts.os);
 
   if (strategy === "fleet_lock" && u.fleetLockUrl === undefined)
     issues.push({
@@ -77,7 +92,7 @@ export function updatesIssues(stack: string, raw: Obj): ConfigIssue[] {
         message:
           "Flatcar's locksmithd takes its lock from etcd, not from a fleet_lock server; use periodic or immediate on Flatcar",
       });
-    const hostZone = typeof hosts.timezone === "string" ? hosts.timezone : "UTC";
+    const hostZone = hostTimeZoneOf(hosts.timezone);
     if (typeof u.timeZone === "string" && u.timeZone !== hostZone)
       issues.push({
         path: `${P}.timeZone`,
@@ -86,9 +101,7 @@ export function updatesIssues(stack: string, raw: Obj): ConfigIssue[] {
   }
 
   if (strategy !== "periodic") return issues;
-  const windows: unknown[] = Array.isArray(u.windows)
-    ? u.windows
-    : defaultWindows(os === "flatcar" ? "flatcar" : "fcos");
+  const windows: unknown[] = Array.isArray(u.windows) ? u.windows : defaultWindows(os);
   if (!windows.every(isWindow)) return issues; // the schema reports the bad fields
   if (os === "flatcar") {
     if (windows.length !== 1)

@@ -16,6 +16,7 @@ import { inputIssues } from "./validate-input.ts";
 import { editDistance } from "./edit-distance.ts";
 import { limitsIssues } from "./validate-limits.ts";
 import { isObj, get, type Obj } from "./raw.ts";
+import type { BerthValidated } from "./schema-types.ts";
 
 // ajv-formats is CommonJS; under ESM its default export is the module object.
 type AddFormats = (ajv: Ajv, formats: string[]) => Ajv;
@@ -27,7 +28,8 @@ addFormats(ajv, ["ipv4", "hostname", "uri"]);
 ajv.addFormat("cidr4", { type: "string", validate: (s: string) => parseCidr(s)?.hostBits === false });
 ajv.addFormat("ssh-public-key", { type: "string", validate: isSshPublicKey });
 ajv.addFormat("image-digest", { type: "string", validate: (s: string) => IMAGE_DIGEST_PATTERN.test(s) });
-const validateSchema = ajv.compile(berthSchema);
+/** A type guard: what passes is the schema's type, with its defaults applied (config/schema-types.ts). */
+const validateSchema = ajv.compile<BerthValidated>(berthSchema);
 
 /** `/hosts/sshKeys/0` → `berth:hosts.sshKeys[0]`. */
 export function userPath(instancePath: string, child?: string): string {
@@ -315,9 +317,9 @@ function semanticIssues(raw: Obj): ConfigIssue[] {
 
 /**
  * Validates and defaults the raw `berth:*` values (keys without the `berth:` prefix). Returns the
- * defaulted copy; throws one `ConfigError` listing every problem.
+ * defaulted copy, typed by the schema; throws one `ConfigError` listing every problem.
  */
-export function validateRaw(stack: string, source: string, raw: unknown): Obj {
+export function validateRaw(stack: string, source: string, raw: unknown): BerthValidated {
   const data: unknown = structuredClone(raw ?? {});
   const renamed = renamedKeyIssues(data);
   const valid = validateSchema(data);
@@ -329,7 +331,7 @@ export function validateRaw(stack: string, source: string, raw: unknown): Obj {
       ...inputIssues(stack, data),
       ...limitsIssues(stack, data),
     );
-  if (!isObj(data) || issues.length > 0) {
+  if (!valid || issues.length > 0) {
     if (!isObj(data)) issues.push({ path: "berth", message: "the stack has no berth:* configuration" });
     throw new ConfigError(stack, source, dedupe(issues));
   }

@@ -12,6 +12,7 @@ import {
   type IgnitionFragment,
   type SystemdUnit,
 } from "./model.ts";
+import { NOVA_USER_DATA_LIMIT_BYTES } from "./user-data.ts";
 import { osProfile, type HostOs } from "./os.ts";
 import { serializeIgnition, stableStringify, type JsonInput } from "./serialize.ts";
 import {
@@ -209,8 +210,7 @@ export interface HostIgnitionInput {
   metrics?: HostMetrics;
 }
 
-/** Nova's limit on user data, counted after base64 encoding. */
-export const NOVA_USER_DATA_LIMIT_BYTES = 65535;
+export { NOVA_USER_DATA_LIMIT_BYTES } from "./user-data.ts";
 
 /** Mount point of the Docker volume. */
 export const DOCKER_DATA_ROOT = "/var/lib/docker";

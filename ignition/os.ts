@@ -10,8 +10,9 @@
  * images themselves.
  */
 
-/** Host operating systems Berth can provision. */
-export type HostOs = "fcos" | "flatcar";
+import type { HostOs } from "../renderers/host-os.ts";
+/** Host operating systems Berth can provision (one list: renderers/host-os.ts). */
+export type { HostOs } from "../renderers/host-os.ts";
 
 /** What the host config needs to know about an OS image. */
 export interface OsProfile {

@@ -4,8 +4,9 @@
  * `validateResource` / `validateStack` directly, without starting the pack's gRPC server.
  *
  * This directory is loaded by Pulumi's policy runner (ts-node, CommonJS, `policy/package.json`). It
- * takes ports, rule purposes, the service catalog and the exposure judgement from the program's own
- * modules (config/ports.ts, config/images.ts, config/net.ts), which have no imports of their own so
+ * takes ports, rule purposes, the service catalog, the exposure judgement and Nova's user-data limit
+ * from the program's own modules (config/ports.ts, config/images.ts, config/net.ts,
+ * ignition/user-data.ts), which have no imports of their own so
  * that the runner loads them as they are; imports here are extension-less (CommonJS).
  *
  * Values Pulumi cannot know during a preview (computed outputs) make `@pulumi/policy` throw when
@@ -23,6 +24,7 @@ import type {
 import { SERVICE_CATALOG } from "../config/images";
 import { WORLD_THRESHOLD, exposureOf, formatCount } from "../config/net";
 import { FIXED_SENSITIVE_PORTS, type PortRange, purposeOfDescription, purposeWhat } from "../config/ports";
+import { NOVA_USER_DATA_LIMIT_BYTES } from "../ignition/user-data";
 
 export const TYPES = {
   secGroupRule: "openstack:networking/secGroupRule:SecGroupRule",
@@ -45,8 +47,8 @@ export const SENSITIVE_PORTS: readonly PortRange[] = [
   ...Object.entries(SERVICE_CATALOG).map(([kind, spec]) => ({ from: spec.port, to: spec.port, what: kind })),
 ];
 
-/** Nova's limit on user data, base64-encoded. */
-export const MAX_USER_DATA_BASE64 = 65535;
+/** Nova's limit on user data, base64-encoded: the host layer's own limit (ignition/user-data.ts). */
+export const MAX_USER_DATA_BASE64 = NOVA_USER_DATA_LIMIT_BYTES;
 
 export const DIGEST_PINNED = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
 /** A local image ID (`docker inspect` ID): content-addressed, so as pinned as a digest. */

@@ -13,6 +13,7 @@
  *   reboot goes ahead at the next attempt in a window).
  */
 import { stringify as stringifyToml } from "smol-toml";
+import type { HostOs } from "./host-os.ts";
 
 /** Zincati's update strategies Berth offers (`immediate` is Zincati's own default). */
 export type UpdateStrategy = "periodic" | "fleet_lock" | "immediate";
@@ -56,7 +57,7 @@ export const UPDATE_DEFAULTS = {
  * Default windows: weekend nights, from 02:00 for an hour. Fedora CoreOS (Zincati) gets Saturday
  * and Sunday; Flatcar's locksmithd takes one window on one day (or every day), so Sunday only.
  */
-export function defaultWindows(os: "fcos" | "flatcar"): UpdateWindow[] {
+export function defaultWindows(os: HostOs): UpdateWindow[] {
   return [{ days: os === "flatcar" ? ["Sun"] : ["Sat", "Sun"], startTime: "02:00", lengthMinutes: 60 }];
 }
 

@@ -5,6 +5,7 @@
  * the rendered checks of stack/validate.ts.
  */
 import type { BerthConfig } from "../config/types.ts";
+import { internalError } from "../config/errors.ts";
 import type { HostIgnitionInput } from "../ignition/host.ts";
 import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
@@ -33,7 +34,7 @@ export function hostUpdatePolicy(c: BerthConfig, hostName: string): HostUpdatePo
 /** The fixed private address of host `hostName`. */
 function hostAddress(c: BerthConfig, hostName: string): string {
   const address = c.hosts.addresses[c.hosts.names.indexOf(hostName)];
-  if (address === undefined) throw new Error(`${hostName} is not one of the stack's hosts`);
+  if (address === undefined) throw internalError(`${hostName} is not one of the stack's hosts`);
   return address;
 }
 

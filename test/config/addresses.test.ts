@@ -35,7 +35,7 @@ describe("the CI network: hosts from .11 up, the DHCP pool in the upper half", (
       // The last host is the address just below the pool.
       expect(plan.hosts.at(-1)).toBe(formatIpv4(pool.first - 1));
     }
-    expect(() => ciNetworkPlan(cidr, fit + 1)).toThrow(/^bug: .* do not fit below the DHCP pool/);
+    expect(() => ciNetworkPlan(cidr, fit + 1)).toThrow(/^bug in Berth: .* do not fit below the DHCP pool/);
   });
 
   it.each([
@@ -68,7 +68,7 @@ describe("the ci-services network", () => {
     expect(servicesPlan(subnet, "172.30.0.3").dnsAddress).toBe("172.30.0.3");
   });
   it("refuses a subnet smaller than /29 as a bug (validation refuses it first)", () => {
-    expect(() => servicesPlan("172.30.0.0/30")).toThrow(/^bug: /);
+    expect(() => servicesPlan("172.30.0.0/30")).toThrow(/^bug in Berth: /);
   });
 });
 
