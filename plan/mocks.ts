@@ -147,7 +147,11 @@ export interface MockOptions {
    * end-to-end tests that need real material where the mock has placeholders, e.g. real SSH host
    * keys for `tls:index/privateKey:PrivateKey`, so outputs computed from them (agentKnownHosts) are real.
    */
-  outputs?: (type: string, name: string, inputs: Record<string, unknown>) => Record<string, unknown> | undefined;
+  outputs?: (
+    type: string,
+    name: string,
+    inputs: Record<string, unknown>,
+  ) => Record<string, unknown> | undefined;
 }
 
 /**

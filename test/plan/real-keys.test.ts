@@ -30,14 +30,16 @@ describe("real keys under the mocks (opt-in)", () => {
     // Two hosts × agentsPerHost agents × two key types, each a real key.
     expect(lines).toHaveLength(2 * config.jenkins.agentsPerHost * 2);
     expect(made.filter((n) => n.includes("hostkey"))).toHaveLength(lines.length);
-    for (const l of lines) expect(l).toMatch(/^\[[\d.]+\]:\d+ (ssh-ed25519 AAAAC3NzaC1lZDI1NTE5|ssh-rsa AAAAB3NzaC1yc2E)\S+$/);
+    for (const l of lines)
+      expect(l).toMatch(/^\[[\d.]+\]:\d+ (ssh-ed25519 AAAAC3NzaC1lZDI1NTE5|ssh-rsa AAAAB3NzaC1yc2E)\S+$/);
     expect(new Set(lines.map((l) => l.split(" ")[2])).size).toBe(lines.length);
 
     const dir = mkdtempSync(join(tmpdir(), "berth-real-keys-"));
     try {
       const paths = agentHostKeyPaths();
       const agents = run.resources.filter(
-        (r) => r.type === "docker:index/container:Container" && /^jenkins-agent-\d+$/.test(String(r.inputs.name)),
+        (r) =>
+          r.type === "docker:index/container:Container" && /^jenkins-agent-\d+$/.test(String(r.inputs.name)),
       );
       expect(agents).toHaveLength(2 * config.jenkins.agentsPerHost);
       for (const a of agents) {

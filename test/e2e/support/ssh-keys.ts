@@ -118,7 +118,11 @@ export function realPrivateKeyOutputs(algorithm: "ED25519" | "RSA", rsaBits = 20
  * e.g. ECDSA CA keys, keep the mock's); `made` collects the resource names it generated keys for.
  */
 export function realKeyOutputs(made: string[] = []) {
-  return (type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> | undefined => {
+  return (
+    type: string,
+    name: string,
+    inputs: Record<string, unknown>,
+  ): Record<string, unknown> | undefined => {
     if (type !== PRIVATE_KEY) return undefined;
     const algorithm = inputs.algorithm;
     if (algorithm !== "ED25519" && algorithm !== "RSA") return undefined;
