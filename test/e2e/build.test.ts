@@ -60,10 +60,11 @@ import { issueRegistryTls } from "./support/certs.ts";
 import { makeStackDockerTls } from "./support/docker-tls.ts";
 import {
   at,
-  buildStandins,
+  E2E_CACHE,
   REPO_ROOT,
   requireE2eTools,
   runOk,
+  STANDINS_BUILD,
   tarArchive,
   type Engine,
   type RunResult,
@@ -103,7 +104,7 @@ interface Host {
 }
 
 /** Runs a command without blocking the event loop (two builds at once). */
-function runAsync(cmd: string, args: string[], input: Buffer, timeoutMs = 600_000): Promise<RunResult> {
+function runAsync(cmd: string, args: string[], input: Buffer, timeoutMs = 1_500_000): Promise<RunResult> {
   return new Promise((resolvePromise) => {
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
@@ -324,11 +325,18 @@ describe.skipIf(tools.skip)(
       }
       figures.push(`engines up: ${String(Date.now() - t)} ms`);
       t = Date.now();
-      for (const h of hosts) buildStandins(h.engine as Engine);
+      // Both engines load the cached stand-ins at once (images/standins/build.sh).
+      const loads = await Promise.all(
+        hosts.map((h) =>
+          runAsync("bash", [STANDINS_BUILD, h.engine?.socket ?? "", E2E_CACHE], Buffer.alloc(0), 45 * 60_000),
+        ),
+      );
+      for (const l of loads)
+        if (l.status !== 0) throw new Error(`images/standins/build.sh failed:\n${l.stderr}`);
       figures.push(`stand-ins loaded into both: ${String(Date.now() - t)} ms`);
 
       t = Date.now();
-      for (const [i, h] of hosts.entries()) {
+      const apply = async (i: number, h: Host) => {
         const used = new Map<string, Set<number>>();
         let next = 20000;
         // Each namespace is empty: a binding keeps its port unless another took it on the same address.
@@ -366,8 +374,9 @@ describe.skipIf(tools.skip)(
           healthInterval: "1s",
           hostPort,
         });
-      }
-      for (const h of hosts) await h.applied?.waitAllHealthy(180_000);
+        await h.applied.waitAllHealthy(600_000);
+      };
+      await Promise.all(hosts.map((h, i) => apply(i, h)));
       figures.push(`both hosts applied and healthy: ${String(Date.now() - t)} ms`);
 
       // dockerd trusts the registry's CA for the registry's address (certs.d), as the hosts' Ignition does.
@@ -455,7 +464,42 @@ describe.skipIf(tools.skip)(
       ]);
       expect(refused.status).toBe(255);
       expect(refused.stderr).toMatch(/Host key verification failed/);
-    }, 180_000);
+    }, 600_000);
+
+    it("every container of both hosts carries the program's memory and CPU limits", async () => {
+      const table: string[] = [];
+      for (const [i, h] of hosts.entries()) {
+        for (const c of applied(i).plan.containers) {
+          if (!c.start) continue;
+          const want = c.body.HostConfig as Record<string, unknown>;
+          const got = at(await applied(i).api.inspect(c.name), "HostConfig");
+          expect(want.Memory, `${h.name} ${c.name}: the program sets no memory limit`).toBeGreaterThan(0);
+          expect(at(got, "Memory"), c.name).toBe(want.Memory);
+          expect(at(got, "MemorySwap"), c.name).toBe(want.MemorySwap);
+          expect(at(got, "NanoCpus"), c.name).toBe(want.NanoCpus);
+          table.push(
+            `${h.name} ${c.name}: ${String(Number(at(got, "Memory")) / 2 ** 20)} MiB, swap ${String(Number(at(got, "MemorySwap")) / 2 ** 20)} MiB, ${String(Number(at(got, "NanoCpus")) / 1e9)} CPUs`,
+          );
+        }
+      }
+      console.log(`e2e: limits in docker inspect:\n  ${table.join("\n  ")}`);
+    }, 600_000);
+
+    it("host 1's build credentials are refused by host 2's dockerd, and host 2's by host 1's", () => {
+      for (const [from, to] of [
+        [0, 1],
+        [1, 0],
+      ] as const) {
+        const target = `tcp://${host(to).ns.privateIp}:${String(config.hosts.dockerTlsPort)}`;
+        const r = ssh(host(from), 1, `DOCKER_HOST=${target} docker version --format '{{.Server.Os}}'`);
+        expect(r.status, `${host(from).name} → ${host(to).name}: ${r.stdout}`).not.toBe(0);
+        expect(r.stdout).not.toContain("linux");
+        expect(r.stderr).toMatch(/certificate|tls|bad/i);
+        // Its own host's dockerd accepts the same credentials.
+        const own = ssh(host(from), 1, "docker version --format '{{.Server.Os}}'");
+        expect(own.stdout.trim(), own.stderr).toBe("linux");
+      }
+    }, 600_000);
 
     it("a job on an agent of host 1 runs the whole sequence with the agent's own Docker access", async () => {
       const h = host(0);
@@ -515,7 +559,7 @@ describe.skipIf(tools.skip)(
       console.log(
         `e2e: ${figures.at(-1) ?? ""}\ne2e: holder limits (memory, memory+swap, NanoCpus): ${f.get("HOLDER_LIMITS")}`,
       );
-    }, 600_000);
+    }, 1_500_000);
 
     it("two builds at once on one host do not clash, and their holders are gone afterwards", async () => {
       const h = host(0);
@@ -541,7 +585,7 @@ describe.skipIf(tools.skip)(
         "",
       );
       expect(docker(h, "ps", "-a", "--filter", "name=sample-app-", "--format", "{{.Names}}")).toBe("");
-    }, 900_000);
+    }, 1_800_000);
 
     it("a job on host 2 builds the same way and pushes to host 1's registry over the CI network", async () => {
       const t = Date.now();
@@ -554,41 +598,6 @@ describe.skipIf(tools.skip)(
         `build sample-h2 on ${host(1).name}: ${String(Date.now() - t)} ms wall: ` +
           f.steps.map(([s, ms]) => `${s} ${String(ms)} ms`).join(", "),
       );
-    }, 600_000);
-
-    it("every container of both hosts carries the program's memory and CPU limits", async () => {
-      const table: string[] = [];
-      for (const [i, h] of hosts.entries()) {
-        for (const c of applied(i).plan.containers) {
-          if (!c.start) continue;
-          const want = c.body.HostConfig as Record<string, unknown>;
-          const got = at(await applied(i).api.inspect(c.name), "HostConfig");
-          expect(want.Memory, `${h.name} ${c.name}: the program sets no memory limit`).toBeGreaterThan(0);
-          expect(at(got, "Memory"), c.name).toBe(want.Memory);
-          expect(at(got, "MemorySwap"), c.name).toBe(want.MemorySwap);
-          expect(at(got, "NanoCpus"), c.name).toBe(want.NanoCpus);
-          table.push(
-            `${h.name} ${c.name}: ${String(Number(at(got, "Memory")) / 2 ** 20)} MiB, swap ${String(Number(at(got, "MemorySwap")) / 2 ** 20)} MiB, ${String(Number(at(got, "NanoCpus")) / 1e9)} CPUs`,
-          );
-        }
-      }
-      console.log(`e2e: limits in docker inspect:\n  ${table.join("\n  ")}`);
-    });
-
-    it("host 1's build credentials are refused by host 2's dockerd, and host 2's by host 1's", () => {
-      for (const [from, to] of [
-        [0, 1],
-        [1, 0],
-      ] as const) {
-        const target = `tcp://${host(to).ns.privateIp}:${String(config.hosts.dockerTlsPort)}`;
-        const r = ssh(host(from), 1, `DOCKER_HOST=${target} docker version --format '{{.Server.Os}}'`);
-        expect(r.status, `${host(from).name} → ${host(to).name}: ${r.stdout}`).not.toBe(0);
-        expect(r.stdout).not.toContain("linux");
-        expect(r.stderr).toMatch(/certificate|tls|bad/i);
-        // Its own host's dockerd accepts the same credentials.
-        const own = ssh(host(from), 1, "docker version --format '{{.Server.Os}}'");
-        expect(own.stdout.trim(), own.stderr).toBe("linux");
-      }
-    });
+    }, 1_500_000);
   },
 );
