@@ -2,8 +2,8 @@ import { defineConfig } from "vitest/config";
 
 /**
  * The files that also run on overlay2 (hosts.storageDriver: overlay2): the engine basics and the
- * whole service layer of a host. The rest (holders, per-build agents, dev, metadata) does not depend
- * on the storage driver, and CI time is short.
+ * whole service layer of a host. The rest (holders, per-build agents, dev, metadata, and the
+ * two-host build of build.test.ts) does not depend on the storage driver, and CI time is short.
  */
 export const OVERLAY2_FILES = ["test/e2e/engine.test.ts", "test/e2e/services.test.ts"];
 

@@ -138,6 +138,22 @@ type Monitor = {
   newUrn?(parent: string, type: string, name: string): string;
 };
 
+/** Options of {@link runUnderMocks}. */
+export interface MockOptions {
+  project?: string;
+  preview?: boolean;
+  /**
+   * Outputs to use instead of the mock's own for one resource (undefined: the mock's). Opt-in, for
+   * end-to-end tests that need real material where the mock has placeholders, e.g. real SSH host
+   * keys for `tls:index/privateKey:PrivateKey`, so outputs computed from them (agentKnownHosts) are real.
+   */
+  outputs?: (
+    type: string,
+    name: string,
+    inputs: Record<string, unknown>,
+  ) => Record<string, unknown> | undefined;
+}
+
 /**
  * Runs `program` under mocks for `stack` and returns every registered resource in registration
  * order, once all registrations have settled.
@@ -145,7 +161,7 @@ type Monitor = {
 export async function runUnderMocks<T>(
   stack: string,
   program: () => T,
-  opts: { project?: string; preview?: boolean } = {},
+  opts: MockOptions = {},
 ): Promise<CapturedRun<T>> {
   const project = opts.project ?? "berth";
   const states = new Map<string, { id: string; state: Record<string, unknown> }>();
@@ -153,9 +169,11 @@ export async function runUnderMocks<T>(
     {
       newResource(args) {
         const id = args.custom ? mockId(args.type, args.name) : "";
+        const inputs = args.inputs as Record<string, unknown>;
         const state = {
-          ...(args.inputs as Record<string, unknown>),
-          ...providerOutputs(args.type, args.name, args.inputs),
+          ...inputs,
+          ...(opts.outputs?.(args.type, args.name, inputs) ??
+            providerOutputs(args.type, args.name, args.inputs)),
         };
         states.set(`${args.type}::${args.name}`, { id, state });
         return { id: args.custom ? id : undefined, state };

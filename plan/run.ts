@@ -2,7 +2,7 @@
 import { loadCheckedStack } from "../stack/validate.ts";
 import type { BerthConfig } from "../config/types.ts";
 import { berthProgram, type BerthOutputs } from "../program.ts";
-import { runUnderMocks, type CapturedResource } from "./mocks.ts";
+import { runUnderMocks, type CapturedResource, type MockOptions } from "./mocks.ts";
 
 export interface StackRun {
   config: BerthConfig;
@@ -10,9 +10,12 @@ export interface StackRun {
   outputs: BerthOutputs;
 }
 
-/** Runs the program for `config` (already validated). */
-export async function runConfig(config: BerthConfig): Promise<StackRun> {
-  const run = await runUnderMocks(config.stack, () => berthProgram(config));
+/** Runs the program for `config` (already validated); `mocks.outputs`: see {@link MockOptions}. */
+export async function runConfig(
+  config: BerthConfig,
+  mocks: Pick<MockOptions, "outputs"> = {},
+): Promise<StackRun> {
+  const run = await runUnderMocks(config.stack, () => berthProgram(config), mocks);
   return { config, resources: run.resources, outputs: run.result };
 }
 

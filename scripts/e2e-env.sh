@@ -32,6 +32,9 @@
 # domains for daemon.json's "dns-search", as a host's Ignition sets it; default none),
 # BERTH_E2E_METRICS_ADDR (daemon.json metrics-addr, host:port, e.g. on the default bridge's gateway;
 # unset: no metrics endpoint),
+# BERTH_E2E_DOCKERD_ARGS (more dockerd flags, split on whitespace, e.g. a TLS endpoint
+# "--tlsverify --tlscacert=… --tlscert=… --tlskey=… -H tcp://0.0.0.0:2376" for an engine in a
+# network namespace of its own; `restart` reuses them),
 # BERTH_E2E_STORAGE (default btrfs): btrfs (--storage-driver=btrfs on a btrfs loop file, what Berth's
 # hosts run) or overlay2 (--storage-driver=overlay2 on an ext4 loop file, Docker's default, for
 # comparisons such as bench/engine.ts). `up` records the choice in <workdir>/storage and `restart`
@@ -63,6 +66,13 @@ storage_env() {
       exit 2
       ;;
   esac
+}
+
+# BERTH_DOCKERD_ARGS=<the storage choice's flags> <the recorded BERTH_E2E_DOCKERD_ARGS>, as one word.
+extra_args() {
+  local flags=${1##*BERTH_DOCKERD_ARGS=} more=""
+  [[ -f $workdir/dockerd-args ]] && more=$(cat "$workdir/dockerd-args")
+  echo "BERTH_DOCKERD_ARGS=$flags${more:+ $more}"
 }
 
 answers() { [[ -S $sock ]] && timeout 20 docker -H "unix://$sock" version >/dev/null 2>&1; }
@@ -108,12 +118,13 @@ up() {
   mkdir -p "$workdir"
   daemon_json >"$workdir/daemon.json"
   echo "$storage" >"$workdir/storage"
+  printf '%s' "${BERTH_E2E_DOCKERD_ARGS:-}" >"$workdir/dockerd-args"
   # shellcheck disable=SC2086 # choice is NAME=value words
   if ! env BERTH_LABEL=berth-e2e \
     BERTH_DISK_SIZE=${BERTH_E2E_DISK_SIZE:-12G} \
     BERTH_BRIDGE_CIDR=${BERTH_E2E_BRIDGE_CIDR:-10.213.8.1/24} \
     BERTH_NETFILTER=1 \
-    $choice \
+    $choice "$(extra_args "$choice")" \
     bash "$dockerd_btrfs" start "$workdir"; then
     log "dockerd did not start; cleaning up"
     down || true
@@ -149,7 +160,7 @@ restart() {
   [[ -f $workdir/storage ]] && storage=$(cat "$workdir/storage")
   choice=$(storage_env "$storage")
   # shellcheck disable=SC2086 # choice is NAME=value words
-  env BERTH_LABEL=berth-e2e $choice bash "$dockerd_btrfs" restart "$workdir"
+  env BERTH_LABEL=berth-e2e $choice "$(extra_args "$choice")" bash "$dockerd_btrfs" restart "$workdir"
   echo "unix://$sock"
 }
 

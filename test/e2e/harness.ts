@@ -81,6 +81,12 @@ export interface HarnessOptions {
    * seconds, not the production interval. Recorded in the mappings when it changes anything.
    */
   healthInterval?: string;
+  /**
+   * Chooses the port each binding gets on its hostIp (default: a free port probed in this process's
+   * network namespace). For an engine in a network namespace of its own, whose addresses this
+   * process cannot bind to probe (test/e2e/support/netns.ts).
+   */
+  hostPort?: (published: PublishedPort) => number | Promise<number>;
 }
 
 export interface PublishedPort {
@@ -889,7 +895,7 @@ export async function applyHostToEngine(
   const plan = planHost(run, hostName, options);
   const api = new DockerApi(engine.socket);
   for (const p of plan.ports) {
-    p.hostPort = await freePort(p.hostIp);
+    p.hostPort = opts.hostPort ? await opts.hostPort(p) : await freePort(p.hostIp);
     plan.mappings.push(
       `${p.container}: port ${p.ip}:${String(p.external)}/${p.protocol} → ${p.hostIp}:${String(p.hostPort)}`,
     );

@@ -249,7 +249,13 @@ describe.skipIf(tools.skip)("a network holder per build (berth-holder) on a real
       "bridge",
       "ci-services",
     ]);
-    expect(at(info, "Image")).toBe(at(await applied.api.inspect("app-holder"), "Image"));
+    const template = await applied.api.inspect("app-holder");
+    expect(at(info, "Image")).toBe(at(template, "Image"));
+    // The template's limits (the program's holder limits), copied: memory, memory+swap, CPUs.
+    for (const k of ["Memory", "MemorySwap", "NanoCpus"]) {
+      expect(at(template, "HostConfig", k), k).toBeGreaterThan(0);
+      expect(at(info, "HostConfig", k), k).toBe(at(template, "HostConfig", k));
+    }
 
     // It is the host's minimal redis: a key set through the published port is read back on localhost.
     const port = applied.port("redis", SERVICE_CATALOG.redis.port, DOCKER_BRIDGE_GATEWAY);
