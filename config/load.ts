@@ -15,6 +15,7 @@ import { registryUpkeepIssues } from "./validate-registry-upkeep.ts";
 import { limitsInputOf } from "./validate-limits.ts";
 import { resolveLimits } from "./limits.ts";
 import { logsIssues } from "./validate-logs.ts";
+import { resolveProductionLike, restoreIssues } from "./validate-restore.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -248,8 +249,9 @@ export function dockerAccessIssues(raw: Obj): ConfigIssue[] {
 }
 
 /** Schema validation plus the per-build checks, reported as one ConfigError. */
-function validateAll(stack: string, raw: RawStackConfig): Obj {
+function validateAll(stack: string, raw: RawStackConfig, root: string): Obj {
   const extra = [
+    ...restoreIssues(raw.values, root),
     ...perBuildIssues(stack, raw.values),
     ...dockerAccessIssues(raw.values),
     ...updatesIssues(stack, raw.values),
@@ -309,7 +311,7 @@ function resolvePerBuild(
 
 /** Validates raw values and builds the typed configuration. Throws one ConfigError on bad input. */
 export function resolveConfig(stack: string, raw: RawStackConfig, options: ResolveOptions = {}): BerthConfig {
-  const d = validateAll(stack, raw) as {
+  const d = validateAll(stack, raw, options.root ?? PROJECT_ROOT) as {
     openstack: Obj & { networkCidr: string; dnsServers: string[] };
     hosts: Obj & { count: number };
     registry: Obj & { tls: Obj; users: Obj[]; pullThroughCache?: Obj };
@@ -411,7 +413,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       dnsAddress: servicesAddresses.dnsAddress,
       upstreamDns: s.upstreamDns ?? o.dnsServers,
       minimal: s.minimal as ServiceKind[],
-      productionLike: s.productionLike,
+      productionLike: resolveProductionLike(d.services.productionLike, options.root ?? PROJECT_ROOT),
       networkHolders: s.networkHolders,
     },
     dns: d.dns,
