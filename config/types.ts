@@ -195,40 +195,9 @@ export interface NamedService {
 }
 
 // ---- Fresh production data: berth:services.productionLike[i].restore (config/validate-restore.ts) ----
-/** Where a dump comes from. Temporary URLs and Swift passwords are secrets. */
-export type RestoreSource =
-  | { kind: "url"; url: string }
-  | { kind: "swiftTempUrl"; tempUrl: SecretValue }
-  | {
-      kind: "swift";
-      /** Keystone v3 endpoint (`…/v3`): a token is asked for with the password below. */
-      authUrl: string;
-      /** The project's object-store endpoint (`https://swift…/v1/AUTH_<project>`). */
-      storageUrl: string;
-      container: string;
-      object: string;
-      username: string;
-      userDomain: string;
-      projectName: string;
-      projectDomain: string;
-      password: SecretValue;
-    };
-
-export interface RestoreSettings {
-  source: RestoreSource;
-  /** The dump's format; it suits the service's kind. */
-  format: "redis-rdb" | "mongodump-archive" | "pg-custom" | "sql";
-  /** The dump's expected SHA-256: a literal, or an https URL of a sha256 file (first field). */
-  checksum?: { sha256: string } | { url: string };
-  /** systemd OnCalendar= expression, in the host's time zone. */
-  schedule: string;
-  /** Longest a restore may run (download included), minutes. Default 60. */
-  timeoutMinutes: number;
-  /** postgres: the database the dump is restored into (through a fresh one swapped in). */
-  database?: string;
-  /** Masking step run on the restored data before the service is used again: the file's text. */
-  masking?: { path: string; text: string };
-}
+// Defined with their renderer (renderers/restore.ts), like RegistryUpkeepSettings.
+export type { RestoreSettings, RestoreSource } from "../renderers/restore.ts";
+import type { RestoreSettings } from "../renderers/restore.ts";
 
 export interface ServicesConfig {
   /** Subnet of the `ci-services` bridge network on every host. */

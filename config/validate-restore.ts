@@ -14,16 +14,16 @@ import { resolve as resolvePath } from "node:path";
 import type { ConfigIssue } from "./errors.ts";
 import { fragmentPathProblem } from "./validate-input.ts";
 import { isObj, type Obj } from "./raw.ts";
-import type { NamedService, RestoreSettings, RestoreSource, SecretValue, ServiceKind } from "./types.ts";
+import type { NamedService, SecretValue, ServiceKind } from "./types.ts";
+import {
+  RESTORE_FORMATS,
+  describeSource,
+  type RestoreFormat,
+  type RestoreSettings,
+  type RestoreSource,
+} from "../renderers/restore.ts";
 
-/** Dump formats, by the service kinds that can restore them. */
-export const RESTORE_FORMATS = {
-  "redis-rdb": "redis",
-  "mongodump-archive": "mongodb",
-  "pg-custom": "postgres",
-  sql: "postgres",
-} as const satisfies Record<string, ServiceKind>;
-export type RestoreFormat = keyof typeof RESTORE_FORMATS;
+export { RESTORE_FORMATS, describeSource };
 
 /** The masking file's extension per kind, and what runs it. */
 export const MASKING_EXTENSIONS: Partial<Record<ServiceKind, { ext: string; runner: string }>> = {
@@ -287,20 +287,6 @@ export function resolveProductionLike(list: Obj[], root: string): NamedService[]
     void _raw;
     return { ...(rest as unknown as NamedService), ...(restore ? { restore } : {}) };
   });
-}
-
-/** A source for people: the URL without query string (a temporary URL's signature) or credentials. */
-export function describeSource(source: RestoreSource): string {
-  switch (source.kind) {
-    case "url":
-      return source.url.replace(/[?#].*$/, "");
-    case "swiftTempUrl":
-      return source.tempUrl.kind === "plain"
-        ? `swift temporary URL ${source.tempUrl.value.replace(/[?#].*$/, "")}?temp_url_sig=[secret]`
-        : "swift temporary URL [secret]";
-    case "swift":
-      return `swift ${source.storageUrl}/${source.container}/${source.object} (user ${source.username}, password [secret], via ${source.authUrl})`;
-  }
 }
 
 /** Whether a restore setting carries a secret (the host's user data then becomes a Pulumi secret). */

@@ -36,10 +36,71 @@
  *    also goes to the journal (`journalctl -u berth-restore-<service>`); a failure exits non-zero,
  *    so the unit shows failed.
  */
-import type { NamedService, RestoreSettings, SecretValue } from "../config/types.ts";
-import { describeSource } from "../config/validate-restore.ts";
-import { SERVICE_CATALOG } from "../config/images.ts";
 import { TEXTFILE_DIR } from "./host-metrics.ts";
+
+/** A configured secret (config/types.ts SecretValue): `encrypted` only in offline runs. */
+export type RestoreSecret = { kind: "plain"; value: string } | { kind: "encrypted"; ciphertext: string };
+
+/** Where a dump comes from. Temporary URLs and Swift passwords are secrets. */
+export type RestoreSource =
+  | { kind: "url"; url: string }
+  | { kind: "swiftTempUrl"; tempUrl: RestoreSecret }
+  | {
+      kind: "swift";
+      /** Keystone v3 endpoint (`…/v3`): a token is asked for with the password below. */
+      authUrl: string;
+      /** The project's object-store endpoint (`https://swift…/v1/AUTH_<project>`). */
+      storageUrl: string;
+      container: string;
+      object: string;
+      username: string;
+      userDomain: string;
+      projectName: string;
+      projectDomain: string;
+      password: RestoreSecret;
+    };
+
+/** Dump formats, by the service kind that can restore them. */
+export const RESTORE_FORMATS = {
+  "redis-rdb": "redis",
+  "mongodump-archive": "mongodb",
+  "pg-custom": "postgres",
+  sql: "postgres",
+} as const;
+export type RestoreFormat = keyof typeof RESTORE_FORMATS;
+/** The service kinds that take a restore. */
+export type RestoreKind = (typeof RESTORE_FORMATS)[RestoreFormat];
+
+/** `berth:services.productionLike[i].restore`, resolved (config/validate-restore.ts). */
+export interface RestoreSettings {
+  source: RestoreSource;
+  /** The dump's format; it suits the service's kind. */
+  format: RestoreFormat;
+  /** The dump's expected SHA-256: a literal, or an https URL of a sha256 file (first field). */
+  checksum?: { sha256: string } | { url: string };
+  /** systemd OnCalendar= expression, in the host's time zone. */
+  schedule: string;
+  /** Longest a restore may run (download included), minutes. Default 60. */
+  timeoutMinutes: number;
+  /** postgres: the database the dump is restored into (through a fresh one swapped in). */
+  database?: string;
+  /** Masking step run on the restored data before the service is used again: the file's text. */
+  masking?: { path: string; text: string };
+}
+
+/** A source for people: the URL without query string (a temporary URL's signature) or credentials. */
+export function describeSource(source: RestoreSource): string {
+  switch (source.kind) {
+    case "url":
+      return source.url.replace(/[?#].*$/, "");
+    case "swiftTempUrl":
+      return source.tempUrl.kind === "plain"
+        ? `swift temporary URL ${source.tempUrl.value.replace(/[?#].*$/, "")}?temp_url_sig=[secret]`
+        : "swift temporary URL [secret]";
+    case "swift":
+      return `swift ${source.storageUrl}/${source.container}/${source.object} (user ${source.username}, password [secret], via ${source.authUrl})`;
+  }
+}
 
 export const RESTORE_SCRIPT = "berth-restore";
 /** Unit names: `berth-restore-<service>.service` and `.timer`. */
@@ -53,7 +114,9 @@ export const RESTORE_OFFLINE_SECRET = "berth-offline-placeholder-not-a-real-secr
 export interface RestoreJob {
   /** The service's container name (its production name). */
   service: string;
-  kind: NamedService["kind"];
+  kind: RestoreKind;
+  /** The service's data directory in its container (SERVICE_CATALOG[kind].dataDir). */
+  dataDir: string;
   settings: RestoreSettings;
 }
 
@@ -62,7 +125,7 @@ export function shQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-const secretText = (v: SecretValue): string => (v.kind === "plain" ? v.value : RESTORE_OFFLINE_SECRET);
+const secretText = (v: RestoreSecret): string => (v.kind === "plain" ? v.value : RESTORE_OFFLINE_SECRET);
 
 /** The Keystone v3 password-auth request body for a Swift source. */
 export function keystoneAuthBody(s: Extract<RestoreSettings["source"], { kind: "swift" }>): string {
@@ -90,7 +153,7 @@ export function renderRestoreConf(job: RestoreJob): string {
     ["SERVICE", job.service],
     ["KIND", job.kind],
     ["FORMAT", s.format],
-    ["DATA_DIR", SERVICE_CATALOG[job.kind].dataDir ?? ""],
+    ["DATA_DIR", job.dataDir],
     ["SOURCE_KIND", src.kind],
     ["SOURCE_SHOWN", describeSource(src)],
     ["URL", src.kind === "url" ? src.url : src.kind === "swiftTempUrl" ? secretText(src.tempUrl) : ""],

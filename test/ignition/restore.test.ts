@@ -42,11 +42,13 @@ const host: HostIgnitionInput = {
     {
       service: "redis-cache-1",
       kind: "redis",
+      dataDir: "/data",
       settings: settings({ masking: { path: "m.redis", text: "DEL session:1\n" } }),
     },
     {
       service: "postgres-main-1",
       kind: "postgres",
+      dataDir: "/var/lib/postgresql/data",
       settings: settings({
         source: { kind: "swiftTempUrl", tempUrl: { kind: "plain", value: TEMP_URL } },
         format: "pg-custom",

@@ -28,7 +28,7 @@ const base: RestoreSettings = {
   timeoutMinutes: 45,
   masking: { path: "stacks/masking/r.redis", text: "DEL session:1\n" },
 };
-const redisJob: RestoreJob = { service: "redis-cache-1", kind: "redis", settings: base };
+const redisJob: RestoreJob = { service: "redis-cache-1", kind: "redis", dataDir: "/data", settings: base };
 
 /** The settings a shell gets from the file (evaluated by bash as the script sources it, printed back). */
 function sourced(conf: string, names: string[]): Record<string, string> {
@@ -50,6 +50,7 @@ describe("settings file", () => {
     const conf = renderRestoreConf({
       service: "postgres-main-1",
       kind: "postgres",
+      dataDir: "/var/lib/postgresql/data",
       settings: {
         ...base,
         format: "pg-custom",
