@@ -168,7 +168,8 @@ export function renderRestoreConf(job: RestoreJob): string {
     ["CHECKSUM_SHA256", s.checksum && "sha256" in s.checksum ? s.checksum.sha256 : ""],
     ["CHECKSUM_URL", s.checksum && "url" in s.checksum ? s.checksum.url : ""],
     ["DATABASE", s.database ?? ""],
-    ["MASKING", s.masking ? `${RESTORE_CONF_DIR}/${job.service}.mask` : ""],
+    // A file name next to this one (the script reads it from its settings directory).
+    ["MASKING", s.masking ? `${job.service}.mask` : ""],
     ["MASKING_SHOWN", s.masking?.path ?? ""],
     ["TIMEOUT_SECONDS", String(s.timeoutMinutes * 60)],
   ];
@@ -260,6 +261,7 @@ conf=$conf_dir/$1.conf
 [[ -r $conf ]] || { echo "berth-restore: no settings for $1 ($conf)" >&2; exit 2; }
 # shellcheck source=/dev/null
 . "$conf"
+[[ -z $MASKING ]] || MASKING=$conf_dir/$MASKING
 mkdir -p "$state_dir" && chmod 0755 "$state_dir" # the work directories in it are 0700
 work=$(mktemp -d "$state_dir/.$SERVICE.XXXXXX")
 scratch=berth-restore-$SERVICE
@@ -404,7 +406,7 @@ restore_redis() {
   docker start "$scratch" >/dev/null || fail "the scratch redis did not start"
   until [[ $(docker exec "$scratch" redis-cli ping 2>/dev/null) == PONG ]]; do
     if [[ $(docker inspect -f '{{.State.Running}}' "$scratch") != true ]]; then
-      fail "redis could not load the dump: $(docker logs --tail 3 "$scratch" 2>&1 | tr '\\n' ' ')"
+      fail "redis could not load the dump: $(docker logs --tail 20 "$scratch" 2>&1 | grep -iE 'error|bad|short|unexpected|wrong|corrupt|abort' | tail -n 2 | tr '\\n' ' ')"
     fi
     ((n++ < 600)) || fail "the scratch redis did not finish loading the dump in 10 minutes"
     sleep 1
@@ -481,7 +483,7 @@ SQL
 SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database
   WHERE datname = '$old' AND EXISTS (SELECT 1 FROM pg_database WHERE datname = '$db') \\gexec
 SELECT format('ALTER DATABASE %I WITH ALLOW_CONNECTIONS false', datname) FROM pg_database WHERE datname = '$db' \\gexec
-SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '$db' AND pid <> pg_backend_pid();
+SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE datname = '$db' AND pid <> pg_backend_pid();
 SELECT format('ALTER DATABASE %I RENAME TO %I', datname, '$old') FROM pg_database WHERE datname = '$db' \\gexec
 ALTER DATABASE "$fresh" RENAME TO "$db";
 SQL

@@ -90,7 +90,7 @@ describe("settings file", () => {
       CHECKSUM_SHA256: "a".repeat(64),
       CHECKSUM_URL: "",
       DATABASE: "app",
-      MASKING: "/etc/berth/restore/postgres-main-1.mask",
+      MASKING: "postgres-main-1.mask",
       TIMEOUT_SECONDS: "2700",
     });
   });
