@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import type { BerthConfig } from "../config/types.ts";
 import { hostIgnitionBase } from "../stack/host-ignition.ts";
+import { restoreHasSecret } from "../config/validate-restore.ts";
 import { CiNetwork } from "./network.ts";
 import { CiHost } from "./host.ts";
 import { StackCa } from "./pki.ts";
@@ -182,7 +183,10 @@ export class CiEnvironment extends pulumi.ComponentResource {
           protectData: c.hosts.protectData,
           serverGroupId: serverGroup?.id,
           ignition: hostIgnitionBase(c, hostName),
-          userDataSecret: c.extraIgnition.some((f) => f.secret),
+          // A restore source's temporary URL or Swift password is in the user data too.
+          userDataSecret:
+            c.extraIgnition.some((f) => f.secret) ||
+            c.services.productionLike.some((s) => s.restore !== undefined && restoreHasSecret(s.restore)),
           registryCaPem: registryCa?.certPem,
           ...(forward && logsClient
             ? {

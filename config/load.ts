@@ -15,6 +15,7 @@ import { registryUpkeepIssues } from "./validate-registry-upkeep.ts";
 import { limitsInputOf } from "./validate-limits.ts";
 import { resolveLimits } from "./limits.ts";
 import { logsIssues } from "./validate-logs.ts";
+import { resolveProductionLike, restoreIssues } from "./validate-restore.ts";
 import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { FORMAT_HINTS } from "./schema.ts";
 import { PROJECT_ROOT } from "./root.ts";
@@ -258,8 +259,9 @@ export function dockerAccessIssues(raw: Obj): ConfigIssue[] {
 }
 
 /** Schema validation plus the per-build checks, reported as one ConfigError. */
-function validateAll(stack: string, raw: RawStackConfig): BerthValidated {
+function validateAll(stack: string, raw: RawStackConfig, root: string): BerthValidated {
   const extra = [
+    ...restoreIssues(raw.values, root),
     ...perBuildIssues(stack, raw.values),
     ...dockerAccessIssues(raw.values),
     ...updatesIssues(stack, raw.values),
@@ -319,7 +321,7 @@ function resolvePerBuild(
 
 /** Validates raw values and builds the typed configuration. Throws one ConfigError on bad input. */
 export function resolveConfig(stack: string, raw: RawStackConfig, options: ResolveOptions = {}): BerthConfig {
-  const d = validateAll(stack, raw);
+  const d = validateAll(stack, raw, options.root ?? PROJECT_ROOT);
   const environment = environmentOf(stack);
   const pr = PREVIEW_STACK.exec(stack)?.[1];
   const names = Array.from({ length: d.hosts.count }, (_, i) => `${stack}-ci-${i + 1}`);
@@ -389,7 +391,7 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       dnsAddress: servicesAddresses.dnsAddress,
       upstreamDns: s.upstreamDns ?? o.dnsServers,
       minimal: s.minimal,
-      productionLike: s.productionLike,
+      productionLike: resolveProductionLike(s.productionLike, options.root ?? PROJECT_ROOT),
       networkHolders: s.networkHolders,
     },
     dns: d.dns,

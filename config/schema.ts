@@ -56,6 +56,54 @@ export const MAX_SEARCH_LIST_CHARS = 247;
 /** The service catalog's kinds (config/images.ts). */
 const serviceKind = { enum: SERVICE_KINDS } as const;
 
+// ---- Fresh production data: berth:services.productionLike[i].restore (config/validate-restore.ts) ----
+const httpsUrl = { type: "string", minLength: 1, description: "an https:// URL" } as const;
+const restoreSchema = {
+  type: "object",
+  description:
+    "Fresh production data for this service: a dump fetched, verified, restored and masked on a schedule.",
+  additionalProperties: false,
+  required: ["source", "format", "schedule"],
+  properties: {
+    source: {
+      type: "object",
+      description: "one of url, swiftTempUrl or swift",
+      additionalProperties: false,
+      properties: {
+        url: httpsUrl,
+        swiftTempUrl: secret,
+        swift: {
+          type: "object",
+          additionalProperties: false,
+          required: ["authUrl", "storageUrl", "container", "object", "username", "projectName", "password"],
+          properties: {
+            authUrl: httpsUrl,
+            storageUrl: httpsUrl,
+            container: { type: "string", minLength: 1, pattern: "^[^/]+$" },
+            object: { type: "string", minLength: 1 },
+            username: { type: "string", minLength: 1 },
+            userDomain: { type: "string", minLength: 1, default: "Default" },
+            projectName: { type: "string", minLength: 1 },
+            projectDomain: { type: "string", minLength: 1, default: "Default" },
+            password: secret,
+          },
+        },
+      },
+    },
+    format: { enum: ["redis-rdb", "mongodump-archive", "pg-custom", "sql"] },
+    checksum: {
+      type: "object",
+      description: "one of url (an https URL of a sha256 file) or sha256",
+      additionalProperties: false,
+      properties: { url: httpsUrl, sha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$" } },
+    },
+    schedule: { type: "string", minLength: 1, description: "a systemd OnCalendar expression" },
+    timeoutMinutes: { type: "integer", minimum: 5, maximum: 1440, default: 60 },
+    database: { type: "string", pattern: "^[a-z_][a-z0-9_]{0,47}$" },
+    masking: { type: "string", minLength: 1, description: "a file in the project (.redis, .sql or .js)" },
+  },
+} as const;
+
 // ---- Day 2: berth:hosts.updates and berth:hosts.upkeep (cross-field checks: validate-updates.ts) ----
 const timeZone = { type: "string", pattern: "^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$" } as const;
 
@@ -477,6 +525,7 @@ export const berthSchema = {
               name: { type: "string", pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" },
               kind: serviceKind,
               address: ipv4,
+              restore: restoreSchema,
             },
           },
         },

@@ -106,11 +106,24 @@ export type PerBuildConfig = Omit<V["jenkins"]["perBuild"], "hosts" | "image" | 
   registryCredentialsId: string;
 };
 
-/** A production-like service: production's name, a kind, a fixed address on `ci-services`. */
-export type NamedService = V["services"]["productionLike"][number];
+/**
+ * A production-like service: production's name, a kind, a fixed address on `ci-services`, and
+ * optionally where its fresh production data comes from (resolved: secrets and the masking file read).
+ */
+export type NamedService = Omit<V["services"]["productionLike"][number], "restore"> & {
+  /** Fresh production data: where the dump comes from and when (renderers/restore.ts). */
+  restore?: RestoreSettings;
+};
+
+// ---- Fresh production data: berth:services.productionLike[i].restore (config/validate-restore.ts) ----
+// Defined with their renderer (renderers/restore.ts), like RegistryUpkeepSettings.
+export type { RestoreSettings, RestoreSource } from "../renderers/restore.ts";
+import type { RestoreSettings } from "../renderers/restore.ts";
 
 /** `berth:services`. */
-export type ServicesConfig = Omit<V["services"], "dnsAddress" | "upstreamDns"> & {
+export type ServicesConfig = Omit<V["services"], "dnsAddress" | "upstreamDns" | "productionLike"> & {
+  /** The production-like set, resolved ({@link NamedService}). */
+  productionLike: NamedService[];
   /** Gateway of the subnet (derived: first address). */
   gateway: string;
   /** Address of the dnsmasq container (derived: second address unless given). */

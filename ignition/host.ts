@@ -68,6 +68,13 @@ import {
   type CertSource,
 } from "../renderers/host-metrics.ts";
 import { METRICS_PORTS } from "../renderers/prometheus.ts";
+import {
+  RESTORE_SCRIPT,
+  renderRestoreFiles,
+  renderRestoreScript,
+  renderRestoreUnits,
+  type RestoreJob,
+} from "../renderers/restore.ts";
 
 export type { HostOs } from "./os.ts";
 export type { HostLogForward } from "../renderers/journal-upload.ts";
@@ -208,6 +215,12 @@ export interface HostIgnitionInput {
    * node_exporter (which runs as a container of the service layer). Absent: neither.
    */
   metrics?: HostMetrics;
+  /**
+   * Fresh production data (renderers/restore.ts): one timer and service per production-like service
+   * with a restore source. Its settings are written 0600 root; a Swift temporary URL or password
+   * makes the config secret.
+   */
+  restore?: RestoreJob[];
 }
 
 export { NOVA_USER_DATA_LIMIT_BYTES } from "./user-data.ts";
@@ -250,7 +263,10 @@ export function assertUserDataSize(hostName: string, json: string): void {
 /** True when the rendered config contains secret material (the Docker TLS server key). */
 export function hostIgnitionHasSecrets(host: HostIgnitionInput): boolean {
   return (
-    host.dockerTls !== undefined || host.logForward !== undefined || host.extraFragmentsHaveSecrets === true
+    host.dockerTls !== undefined ||
+    host.logForward !== undefined ||
+    host.extraFragmentsHaveSecrets === true ||
+    (host.restore ?? []).some((j) => j.settings.source.kind !== "url")
   );
 }
 
@@ -558,6 +574,18 @@ function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; un
         unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
       ),
     );
+  }
+  const restore = host.restore ?? [];
+  if (restore.length > 0) {
+    files.push(script(RESTORE_SCRIPT, renderRestoreScript()));
+    for (const job of restore) {
+      files.push(...renderRestoreFiles(job).map((f) => file(f.path, f.contents, { mode: f.mode })));
+      units.push(
+        ...renderRestoreUnits(bin, job).map((u) =>
+          unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
+        ),
+      );
+    }
   }
   return { files, units };
 }

@@ -2,6 +2,7 @@
  * `berth plan`: the real program run under mocks, written for reviewers. Deterministic: the same
  * commit gives the same bytes (mock IDs derive from names; everything is sorted).
  */
+import { describeSource } from "../config/validate-restore.ts";
 import { createHash, createHmac } from "node:crypto";
 import { containersByHost, imageReferences, providerUrn } from "./containers.ts";
 import type { CapturedResource } from "./mocks.ts";
@@ -65,6 +66,19 @@ export interface Plan {
   hosts: PlanHost[];
   /** How jobs reach Docker per agent kind (`berth:jenkins.dockerAccess`), when any kind does. */
   dockerAccess?: { static: string; perBuild: string };
+  /** Fresh production data per production-like service (sources shown without secrets). */
+  restores?: PlanRestore[];
+}
+
+/** One restore job, as `berth plan` shows it: on every host, credentials masked. */
+export interface PlanRestore {
+  service: string;
+  kind: string;
+  source: string;
+  format: string;
+  checksum: string;
+  schedule: string;
+  masking: string;
 }
 
 /**
@@ -188,12 +202,32 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
     };
   });
   const access = run.config.jenkins.dockerAccess;
+  const restores = run.config.services.productionLike.flatMap<PlanRestore>((svc) => {
+    const r = svc.restore;
+    if (!r) return [];
+    return [
+      {
+        service: svc.name,
+        kind: svc.kind,
+        source: describeSource(r.source),
+        format: r.format,
+        checksum: !r.checksum
+          ? "none"
+          : "sha256" in r.checksum
+            ? `sha256 ${r.checksum.sha256}`
+            : r.checksum.url,
+        schedule: r.schedule,
+        masking: r.masking?.path ?? "none",
+      },
+    ];
+  });
   return {
     stack: run.config.stack,
     environment: run.config.environment,
     resources,
     hosts,
     ...(access.static !== "none" || access.perBuild !== "none" ? { dockerAccess: { ...access } } : {}),
+    ...(restores.length > 0 ? { restores } : {}),
   };
 }
 
@@ -306,6 +340,27 @@ export function renderPlanMarkdown(plan: Plan): string {
           "## Docker access from jobs",
           "",
           `Static agents: \`${plan.dockerAccess.static}\`; per-build agents: \`${plan.dockerAccess.perBuild}\`. **Docker access is root on that host**: any job that can run \`docker\` there can take the machine. With \`tls\`, a job's credentials are its host's build certificate, which every other host's dockerd refuses.`,
+          "",
+        ]
+      : []),
+    ...(plan.restores
+      ? [
+          "## Fresh production data",
+          "",
+          "On every host, a timer (host time zone) restores each service from its latest dump, verified and masked before the service is used again (docs/configuration.md, `restore`). Credentials and temporary URLs are secrets and not shown.",
+          "",
+          table(
+            ["service", "kind", "source", "format", "checksum", "schedule", "masking"],
+            plan.restores.map((r) => [
+              r.service,
+              r.kind,
+              r.source,
+              r.format,
+              r.checksum,
+              `\`${r.schedule}\``,
+              r.masking,
+            ]),
+          ),
           "",
         ]
       : []),

@@ -10,6 +10,8 @@ import type { HostIgnitionInput } from "../ignition/host.ts";
 import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
 import { REGISTRY_HTTPS_PORT } from "../config/ports.ts";
+import { RESTORE_FORMATS, type RestoreJob } from "../renderers/restore.ts";
+import { SERVICE_CATALOG } from "../config/images.ts";
 import { defaultWindows, staggeredWindows, type HostUpdatePolicy } from "../renderers/updates.ts";
 
 /**
@@ -29,6 +31,19 @@ export function hostUpdatePolicy(c: BerthConfig, hostName: string): HostUpdatePo
     ...(u.fleetLockUrl !== undefined ? { fleetLockUrl: u.fleetLockUrl } : {}),
     maxBuildWaitHours: u.maxBuildWaitHours,
   };
+}
+
+/** The restore jobs of a stack's hosts (every host runs the whole production-like set). */
+function restoreJobs(c: BerthConfig): { restore?: RestoreJob[] } {
+  const jobs = c.services.productionLike.flatMap<RestoreJob>((s) => {
+    const kind = RESTORE_FORMATS[s.restore?.format ?? "sql"];
+    const dataDir = SERVICE_CATALOG[s.kind].dataDir;
+    // Validation has checked that the format suits the kind, and only kinds with data take one.
+    return s.restore && kind === s.kind && dataDir !== undefined
+      ? [{ service: s.name, kind, dataDir, settings: s.restore }]
+      : [];
+  });
+  return jobs.length > 0 ? { restore: jobs } : {};
 }
 
 /** The fixed private address of host `hostName`. */
@@ -93,6 +108,8 @@ export function hostIgnitionBase(
           }
         : {}),
     },
+    // Fresh production data: a restore timer per production-like service with a source.
+    ...restoreJobs(c),
     // The stack's own Ignition fragments (berth:extraIgnition), merged with conflict detection.
     extraFragments: c.extraIgnition.map((f) => ({ source: f.path, config: f.config })),
   };

@@ -19,7 +19,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-NAMES=(registry nginx jenkins-agent redis dnsmasq holder mongodb node-exporter)
+NAMES=(registry nginx jenkins-agent redis dnsmasq holder mongodb node-exporter postgres)
 BASE_TAG=berth-standin/base:bookworm
 
 [[ $# -eq 2 ]] || {

@@ -239,7 +239,10 @@ describe("host layer vs service layer", () => {
     changed.jenkins.agentsPerHost = base.jenkins.agentsPerHost + 2;
     changed.jenkins.labels = ["other"];
     changed.services.minimal = ["postgres"];
+    // Restore jobs are host-layer (timers in Ignition, docs/configuration.md): services with a
+    // `restore` stay as they are here; changing one is the test below.
     changed.services.productionLike = [
+      ...base.services.productionLike.filter((s) => s.restore !== undefined),
       { name: "mongodb-cluster-b-node-1", kind: "mongodb", address: "172.30.0.99" },
     ];
     changed.registry.users = [{ name: "someone-else" }];
@@ -252,6 +255,15 @@ describe("host layer vs service layer", () => {
         .filter((x) => String(plain(x.inputs.description)).startsWith("jenkins-agents from "))
         .map((x) => plain(x.inputs.portRangeMax));
     expect(agentRule(b)).not.toEqual(agentRule(a));
+  });
+
+  it("changing a restore setting (host-layer: a timer in Ignition) does change the servers' user data", async () => {
+    const base = loadStack(PROJECT_ROOT, "staging");
+    const changed: BerthConfig = structuredClone(base);
+    const r = changed.services.productionLike.find((s) => s.restore)?.restore;
+    if (!r) throw new Error("staging has no restore setting");
+    r.schedule = "*-*-* 05:00:00";
+    expect(serverInputs(await runConfig(changed))).not.toEqual(serverInputs(await runConfig(base)));
   });
 
   it("changing a host-layer setting does change the servers' user data", async () => {

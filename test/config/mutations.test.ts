@@ -272,6 +272,8 @@ describe("seeded mutations of the shipped stacks", () => {
     roots.push(root);
     cpSync(join(PROJECT_ROOT, "snippets"), join(root, "snippets"), { recursive: true });
     mkdirSync(join(root, "stacks"));
+    // The masking files the stacks' restore settings name (berth:services.productionLike[].restore).
+    cpSync(join(PROJECT_ROOT, "stacks", "masking"), join(root, "stacks", "masking"), { recursive: true });
 
     const failures: string[] = [];
     let refused = 0;

@@ -1,5 +1,5 @@
 /** Temporary project roots holding a shipped stack file, edited by a test. */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
@@ -22,6 +22,8 @@ export function editedStackRoot(edit: (c: StackConfigMap) => void, stack = "test
   const root = mkdtempSync(join(tmpdir(), `berth-${stack}-`));
   roots.push(root);
   mkdirSync(join(root, "stacks"));
+  // The masking files the stacks' restore settings name (berth:services.productionLike[].restore).
+  cpSync(join(PROJECT_ROOT, "stacks", "masking"), join(root, "stacks", "masking"), { recursive: true });
   const file = `Pulumi.${stack}.yaml`;
   const doc = parse(readFileSync(join(PROJECT_ROOT, "stacks", file), "utf8")) as { config: StackConfigMap };
   edit(doc.config);
