@@ -413,6 +413,8 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       minimal: s.minimal as ServiceKind[],
       productionLike: s.productionLike,
       networkHolders: s.networkHolders,
+      slots: s.slots ?? [],
+      slotCidrs: s.slotCidrs ?? [],
     },
     dns: d.dns,
     monitoring: { cidrs: [...d.monitoring.cidrs], nodeExporterImage: d.monitoring.nodeExporterImage },

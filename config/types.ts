@@ -207,6 +207,22 @@ export interface ServicesConfig {
   productionLike: NamedService[];
   /** Names of "network holder" containers: app and test containers share their network namespace. */
   networkHolders: string[];
+  /** Application slots (`berth:services.slots`; checks: config/validate-slots.ts). */
+  slots?: AppSlot[];
+  /** Developers' sources of the slots' ports (`berth:services.slotCidrs`); empty or absent: no rule. */
+  slotCidrs?: string[];
+}
+
+/** One application slot: the latest build's container of an application, on every host. */
+export interface AppSlot {
+  /** DNS-safe name: containers `slot-<name>` (front) and `slot-<name>-app` (the application). */
+  name: string;
+  /** The port the application listens on, published on each host's private address. */
+  port: number;
+  /** Exactly one of `http` (a path, GET from the front) and `command` (run in the application's container). */
+  health: { http?: string; command?: string[]; timeoutSeconds: number };
+  memoryMiB: number;
+  cpus: number;
 }
 
 export interface ExtraIgnition {

@@ -15,6 +15,7 @@ import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { inputIssues } from "./validate-input.ts";
 import { editDistance } from "./edit-distance.ts";
 import { limitsIssues } from "./validate-limits.ts";
+import { slotIssues } from "./validate-slots.ts";
 import { isObj, get, type Obj } from "./raw.ts";
 
 // ajv-formats is CommonJS; under ESM its default export is the module object.
@@ -328,6 +329,7 @@ export function validateRaw(stack: string, source: string, raw: unknown): Obj {
       ...networkIssues(data),
       ...inputIssues(stack, data),
       ...limitsIssues(stack, data),
+      ...slotIssues(data),
     );
   if (!isObj(data) || issues.length > 0) {
     if (!isObj(data)) issues.push({ path: "berth", message: "the stack has no berth:* configuration" });

@@ -7,6 +7,7 @@ import { containersByHost, imageReferences, providerUrn } from "./containers.ts"
 import type { CapturedResource } from "./mocks.ts";
 import { PRIVATE_KEY_PEM } from "../renderers/pem.ts";
 import { isSecret, plain, type StackRun } from "./run.ts";
+import { planSlots, renderPlanSlots, type PlanSlot } from "./slots.ts";
 
 export const MASK = "[secret]";
 
@@ -65,6 +66,8 @@ export interface Plan {
   hosts: PlanHost[];
   /** How jobs reach Docker per agent kind (`berth:jenkins.dockerAccess`), when any kind does. */
   dockerAccess?: { static: string; perBuild: string };
+  /** Application slots (`berth:services.slots`), when the stack has any. */
+  slots?: PlanSlot[];
 }
 
 /**
@@ -194,6 +197,7 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
     resources,
     hosts,
     ...(access.static !== "none" || access.perBuild !== "none" ? { dockerAccess: { ...access } } : {}),
+    ...((run.config.services.slots ?? []).length > 0 ? { slots: planSlots(run.config) } : {}),
   };
 }
 
@@ -309,6 +313,7 @@ export function renderPlanMarkdown(plan: Plan): string {
           "",
         ]
       : []),
+    ...renderPlanSlots(plan.slots),
     "## Networks",
     "",
     table(["kind", "name", "subnet"], networks),
