@@ -24,6 +24,7 @@ import { BERTH_HOST_LABEL, BERTH_STACK_LABEL } from "../../config/containers.ts"
 import { loadStack } from "../../config/load.ts";
 import type { AppSlot, BerthConfig } from "../../config/types.ts";
 import { judgeSlots } from "../../cli/drift-slots.ts";
+import { driftHost } from "../../cli/drift.ts";
 import { Engine as DriftEngine } from "../../cli/engine.ts";
 import { declaredHosts } from "../../plan/declared.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
@@ -325,6 +326,20 @@ describe.skipIf(tools.skip)("application slots (berth-slot) on a real Docker eng
       expect(j.foreign[0]?.details.join(" ")).toContain("not made by berth-slot");
       expect(j.stopped).toEqual([]);
       expect(j.notes).toContain(
+        `slot ${slot.name}: ${slotAppName(slot.name)} runs e2e-app:v2 (deployed by berth-slot)`,
+      );
+      // In the whole report: no orphan for the live application, the undeclared one an orphan, the
+      // squatter foreign (other findings come from the harness's mappings and are not judged here).
+      const report = await driftHost(e, "testing", declared);
+      const of = (name: string) =>
+        report.findings.filter((f) => f.name === name).map((f) => `${f.kind} ${f.resource}`);
+      expect(of(slotAppName(slot.name))).toEqual([]);
+      expect(
+        of(slotFrontName(slot.name)).filter((f) => f.startsWith("orphan") || f.startsWith("missing")),
+      ).toEqual([]);
+      expect(of("slot-gone-app")).toEqual(["orphan slot container"]);
+      expect(of(`slot-${slot.name}-old`)).toEqual(["foreign slot container"]);
+      expect(report.notes).toContain(
         `slot ${slot.name}: ${slotAppName(slot.name)} runs e2e-app:v2 (deployed by berth-slot)`,
       );
       // Another stack's judgement: the same application is foreign there.
