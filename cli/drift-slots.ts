@@ -13,8 +13,13 @@
  *   Berth's to remove, and it stands in the slot's way).
  */
 import { BERTH_HOST_LABEL, BERTH_STACK_LABEL } from "../config/containers.ts";
-import { SLOT_APP, SLOT_FRONT, SLOT_LABEL, slotAppName } from "../components/slots.ts";
-import { slotContainerNames } from "../config/validate-slots.ts";
+import {
+  SLOT_APP,
+  SLOT_FRONT,
+  SLOT_LABEL,
+  slotAppName,
+  slotContainerNames,
+} from "../config/validate-slots.ts";
 import type { DeclaredHost } from "../plan/declared.ts";
 import { at, type Engine, type Json } from "./engine.ts";
 

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import { DEFAULT_IMAGES } from "../config/images.ts";
 import type { AppSlot } from "../config/types.ts";
-import { SLOT_CONTAINER_PREFIX } from "../config/validate-slots.ts";
+import { SLOT_FRONT, SLOT_LABEL, slotAppName, slotFrontName } from "../config/validate-slots.ts";
 import type { ContainerLimit } from "../config/limits.ts";
 import {
   PinnedImages,
@@ -12,21 +12,7 @@ import {
   type ContainerLogs,
 } from "./docker-host.ts";
 
-/** Label on slot containers: {@link SLOT_FRONT} on the program's front, {@link SLOT_APP} on what `berth-slot` starts. */
-export const SLOT_LABEL = "org.berth.slot";
-/** {@link SLOT_LABEL} value of a slot's front (declared by the program). */
-export const SLOT_FRONT = "front";
-/** {@link SLOT_LABEL} value of a slot's application containers (`berth-slot deploy`, also while one is checked as `-next`). */
-export const SLOT_APP = "app";
-
-/** A slot's front: `slot-<name>`. */
-export function slotFrontName(slot: string): string {
-  return `${SLOT_CONTAINER_PREFIX}${slot}`;
-}
-/** A slot's live application: `slot-<name>-app`. */
-export function slotAppName(slot: string): string {
-  return `${SLOT_CONTAINER_PREFIX}${slot}-app`;
-}
+export { SLOT_APP, SLOT_FRONT, SLOT_LABEL, slotAppName, slotFrontName } from "../config/validate-slots.ts";
 
 /**
  * The labels that carry a slot's definition to `berth-slot` (images/jenkins-agent/berth-slot reads
@@ -57,6 +43,11 @@ export function slotFrontCommand(slot: Pick<AppSlot, "name" | "port">): string[]
     `TCP4-LISTEN:${slot.port},fork,reuseaddr`,
     `TCP:${slotAppName(slot.name)}:${slot.port},connect-timeout=5`,
   ];
+}
+
+/** The front's health check: its own listener accepts a connection. */
+export function slotFrontCheck(slot: Pick<AppSlot, "port">): string[] {
+  return ["socat", "-u", "OPEN:/dev/null", `TCP4:127.0.0.1:${slot.port},connect-timeout=2`];
 }
 
 export interface AppSlotsArgs {
@@ -119,6 +110,14 @@ export class AppSlots extends pulumi.ComponentResource {
           dns: [args.dnsAddress],
           dnsSearches: [...args.searchDomains],
           ports: [{ internal: slot.port, external: slot.port, ip: args.privateIp, protocol: "tcp" }],
+          // The front listens (whether an application is live is berth-slot's and drift's business).
+          healthcheck: {
+            tests: ["CMD", ...slotFrontCheck(slot)],
+            interval: "30s",
+            timeout: "5s",
+            retries: 3,
+            startPeriod: "5s",
+          },
         },
         child,
       );

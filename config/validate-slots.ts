@@ -24,6 +24,22 @@ const SLOT_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 /** Where suggestions for a free port start. */
 const SUGGEST_FROM = 8080;
 
+/** Label on slot containers: {@link SLOT_FRONT} on the program's front, {@link SLOT_APP} on what `berth-slot` starts. */
+export const SLOT_LABEL = "org.berth.slot";
+/** {@link SLOT_LABEL} value of a slot's front (declared by the program). */
+export const SLOT_FRONT = "front";
+/** {@link SLOT_LABEL} value of a slot's application containers (`berth-slot deploy`, also while one is checked as `-next`). */
+export const SLOT_APP = "app";
+
+/** A slot's front: `slot-<name>`. */
+export function slotFrontName(slot: string): string {
+  return `${SLOT_CONTAINER_PREFIX}${slot}`;
+}
+/** A slot's live application: `slot-<name>-app`. */
+export function slotAppName(slot: string): string {
+  return `${SLOT_CONTAINER_PREFIX}${slot}-app`;
+}
+
 /** Containers a slot's name gives on every host. */
 export function slotContainerNames(name: string): string[] {
   return SLOT_CONTAINER_SUFFIXES.map((s) => `${SLOT_CONTAINER_PREFIX}${name}${s}`);

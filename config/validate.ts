@@ -200,6 +200,10 @@ function capacityIssues(raw: Obj, subnetRaw: string, dynamic: Cidr & { room: num
     { count: agents, what: "agent", key: "berth:jenkins.agentsPerHost" },
     { count: holders.length, what: "network holder", key: "berth:services.networkHolders" },
   );
+  // Each application slot: its front, its live application and, during a deploy, the new one.
+  const slots = get(raw, "services", "slots");
+  if (Array.isArray(slots) && slots.length > 0)
+    claims.push({ count: 3 * slots.length, what: "slot container", key: "berth:services.slots (3 each)" });
   const need = claims.reduce((sum, c) => sum + c.count, 0);
   if (need <= dynamic.room) return [];
   // The smallest subnet whose upper half, less its broadcast address, holds `need`.

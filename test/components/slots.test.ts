@@ -110,6 +110,13 @@ describe("application slots under mocks (testing stack, two slots)", () => {
       ]);
       expect(plain(f.inputs.dns)).toEqual(["172.30.0.2"]);
       expect(plain(f.inputs.entrypoints)).toEqual(["socat"]);
+      expect((plain(f.inputs.healthcheck) as { tests: string[] }).tests).toEqual([
+        "CMD",
+        "socat",
+        "-u",
+        "OPEN:/dev/null",
+        `TCP4:127.0.0.1:${labels[`${SLOT_LABEL}.port`] ?? ""},connect-timeout=2`,
+      ]);
       expect(String(plain(f.inputs.image))).toMatch(/^sha256:|^[a-z]/);
     }
     const shop = fronts.find((f) => f.inputs.name === "slot-shop");
