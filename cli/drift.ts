@@ -26,6 +26,7 @@ import {
   type DeclaredHost,
 } from "../plan/declared.ts";
 import { runStack } from "../plan/run.ts";
+import { judgeSlots } from "./drift-slots.ts";
 import { at, Engine, EngineError, type EngineTls, type Json } from "./engine.ts";
 
 /** Exit codes (as `pulumi preview --expect-no-changes`: 7 when it finds changes). */
@@ -41,10 +42,11 @@ export const PLUGIN_NODE_NAME_LABEL = "com.nirima.jenkins.plugins.docker.Jenkins
 /** Default grace period: orphans younger than this are reported but never pruned. */
 export const DEFAULT_GRACE_MINUTES = 60;
 
-export type ResourceKind = "container" | "network" | "volume" | "per-build container";
+export type ResourceKind = "container" | "network" | "volume" | "per-build container" | "slot container";
 
 export interface Finding {
-  kind: "orphan" | "missing" | "stopped" | "differs";
+  /** `foreign`: a container in a declared slot's name that is not Berth's (never removed). */
+  kind: "orphan" | "missing" | "stopped" | "differs" | "foreign";
   resource: ResourceKind;
   name: string;
   /** What differs, one line each (`differs`); why it is an orphan (per-build containers). */
@@ -233,10 +235,24 @@ export async function driftHost(
     removals.push({ finding, age: ageSeconds(created, now), remove });
   };
   const declaredContainers = new Set(declared.containers.map((c) => c.name));
+  // Application slots (cli/drift-slots.ts): the builds' application containers are not orphans.
+  const slots = await judgeSlots(engine, stack, declared);
+  for (const s of slots.undeclared)
+    orphan(
+      "slot container",
+      s.name,
+      s.created,
+      () => engine.call("DELETE", `/containers/${s.id}?force=1&v=1`),
+      [`slot ${s.slot} is not declared on this host`],
+    );
+  for (const f of slots.stopped) findings.push({ kind: "stopped", resource: "slot container", ...f });
+  for (const f of slots.foreign) findings.push({ kind: "foreign", resource: "slot container", ...f });
+  notes.push(...slots.notes);
+  const slotHandled = new Set([...slots.applications, ...slots.undeclared.map((s) => s.name)]);
   const mine = `${BERTH_STACK_LABEL}=${stack}`;
   for (const c of arr(await engine.call("GET", `/containers/json?all=1&filters=${filter([mine])}`))) {
     const name = str(arr(at(c, "Names"))[0]).replace(/^\//, "");
-    if (declaredContainers.has(name)) continue;
+    if (declaredContainers.has(name) || slotHandled.has(name)) continue;
     const id = str(at(c, "Id"));
     orphan("container", name, at(c, "Created"), () => engine.call("DELETE", `/containers/${id}?force=1&v=1`));
   }
@@ -308,7 +324,7 @@ export async function driftHost(
   }
 
   // Declared resources first (in the program's order), then orphans by kind and name.
-  const order: ResourceKind[] = ["container", "per-build container", "network", "volume"];
+  const order: ResourceKind[] = ["container", "per-build container", "slot container", "network", "volume"];
   const rank = (f: Finding) => (f.kind === "orphan" ? 1 + order.indexOf(f.resource) : 0);
   findings.sort((a, b) => rank(a) - rank(b) || (rank(a) > 0 ? a.name.localeCompare(b.name) : 0));
   if (opts.prune) {

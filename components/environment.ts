@@ -82,6 +82,8 @@ export class CiEnvironment extends pulumi.ComponentResource {
           ...(c.hosts.dockerTls ? { dockerTlsPort: c.hosts.dockerTlsPort } : {}),
           perBuild: j.perBuild.enabled,
           monitoringCidrs: c.monitoring.cidrs,
+          slotPorts: (c.services.slots ?? []).map((s) => s.port),
+          slotCidrs: c.services.slotCidrs ?? [],
         },
         tags,
       },

@@ -7,6 +7,7 @@ import type { StackCa } from "./pki.ts";
 import { Registry } from "./registry.ts";
 import { NodeExporter } from "./monitoring.ts";
 import { BackendServices } from "./services.ts";
+import { AppSlots } from "./slots.ts";
 
 export interface HostServicesArgs {
   /** The validated stack configuration. */
@@ -97,6 +98,25 @@ export class HostServices extends pulumi.ComponentResource {
       },
       child,
     );
+
+    // Application slots: each slot's front (the application containers are the builds', berth-slot).
+    const slots = c.services.slots ?? [];
+    if (slots.length > 0)
+      new AppSlots(
+        `${h}-slots`,
+        {
+          hostName: h,
+          slots,
+          privateIp: args.privateIp,
+          servicesNetwork: this.services.networkName,
+          dnsAddress: c.services.dnsAddress,
+          searchDomains: c.dns.searchDomains,
+          limits: c.limits.containers.holder,
+          containerLogs,
+          provider,
+        },
+        child,
+      );
 
     if (h === c.registry.host) {
       this.registry = new Registry(

@@ -27,6 +27,7 @@ import {
   SSH_PORT,
   registryPurpose,
   ruleDescription,
+  slotPurpose,
 } from "./ports.ts";
 
 // --- the OpenStack CI network --------------------------------------------------------------------
@@ -165,6 +166,10 @@ export interface IngressInput {
   perBuild: boolean;
   /** Sources of the metric endpoints (`berth:monitoring.cidrs`); none, no rule. */
   monitoringCidrs?: readonly string[];
+  /** Application slots' ports (`berth:services.slots[].port`), opened to {@link slotCidrs} only. */
+  slotPorts?: readonly number[];
+  /** Developers' sources of the slots' ports (`berth:services.slotCidrs`); none, no rule. */
+  slotCidrs?: readonly string[];
 }
 
 /** One ingress rule of the CI hosts' security group (TCP, IPv4). */
@@ -237,6 +242,11 @@ export function ingressRules(i: IngressInput): IngressRule[] {
   for (const port of [METRICS_PORTS.node, METRICS_PORTS.dockerd, METRICS_PORTS.registry])
     (i.monitoringCidrs ?? []).forEach((c, n) =>
       add(metricsPurpose(port), port, port, c, `berth:monitoring.cidrs[${n}]`, "berth:monitoring.cidrs"),
+    );
+  // One rule per slot port and developer source (named slot-<port>-from-<cidr>).
+  for (const port of i.slotPorts ?? [])
+    (i.slotCidrs ?? []).forEach((c, n) =>
+      add(slotPurpose(port), port, port, c, `berth:services.slotCidrs[${n}]`, "berth:services.slotCidrs"),
     );
   return rules;
 }

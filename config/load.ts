@@ -393,6 +393,8 @@ export function resolveConfig(stack: string, raw: RawStackConfig, options: Resol
       minimal: s.minimal,
       productionLike: resolveProductionLike(s.productionLike, options.root ?? PROJECT_ROOT),
       networkHolders: s.networkHolders,
+      slots: s.slots ?? [],
+      slotCidrs: s.slotCidrs ?? [],
     },
     dns: d.dns,
     monitoring: { cidrs: [...d.monitoring.cidrs], nodeExporterImage: d.monitoring.nodeExporterImage },

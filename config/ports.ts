@@ -75,6 +75,15 @@ export function registryPurpose(port: number): string {
   return `registry-${port}`;
 }
 
+/**
+ * An application slot's rule carries the slot's port in its purpose: `slot-8080` (opened to
+ * `berth:services.slotCidrs`, developers only). The policy pack reads it back, so a slot's port is
+ * sensitive whatever port the stack gives it.
+ */
+export function slotPurpose(port: number): string {
+  return `slot-${port}`;
+}
+
 /** What listens behind each purpose, for messages. */
 export function purposeWhat(purpose: string): string | undefined {
   if (purpose === RULE_PURPOSES.ssh) return "SSH";
@@ -89,6 +98,7 @@ export function purposeWhat(purpose: string): string | undefined {
     if (port === METRICS_PORTS.registry) return "registry metrics";
     return undefined;
   }
+  if (/^slot-\d+$/.test(purpose)) return "an application slot";
   const m = /^registry-(\d+)$/.exec(purpose);
   if (m) return Number(m[1]) === REGISTRY_HTTPS_PORT ? "registry HTTPS" : "registry pull-through cache";
   return undefined;

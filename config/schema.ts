@@ -535,6 +535,40 @@ export const berthSchema = {
           uniqueItems: true,
           default: [],
         },
+        // Application slots (seed 004, build step 5); cross-field checks in validate-slots.ts.
+        slots: {
+          type: "array",
+          description:
+            "application slots: the latest build's container, on ci-services, its port open to slotCidrs",
+          default: [],
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["name", "port", "health"],
+            properties: {
+              name: { type: "string", minLength: 1 },
+              port: { type: "integer", minimum: 1024, maximum: 65535 },
+              health: {
+                type: "object",
+                description: "{http: /path} or {command: [argv...]}, and timeoutSeconds",
+                additionalProperties: false,
+                properties: {
+                  http: { type: "string", minLength: 1 },
+                  command: { type: "array", minItems: 1, items: { type: "string", minLength: 1 } },
+                  timeoutSeconds: { type: "integer", minimum: 5, maximum: 1800, default: 120 },
+                },
+              },
+              memoryMiB: { type: "integer", minimum: DOCKER_MIN_MEMORY_MIB, default: 512 },
+              cpus: { type: "number", minimum: DOCKER_MIN_CPUS, default: 1 },
+            },
+          },
+        },
+        slotCidrs: {
+          type: "array",
+          items: cidr,
+          default: [],
+          description: "developers' sources the security group opens the slots' ports to (none: no rule)",
+        },
       },
     },
     dns: {

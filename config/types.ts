@@ -132,6 +132,13 @@ export type ServicesConfig = Omit<V["services"], "dnsAddress" | "upstreamDns" | 
   upstreamDns: string[];
 };
 
+/**
+ * One application slot (`berth:services.slots`; checks: config/validate-slots.ts): the latest
+ * build's container of an application, on every host. Containers `slot-<name>` (front) and
+ * `slot-<name>-app` (the application); the port is published on each host's private address.
+ */
+export type AppSlot = NonNullable<V["services"]["slots"]>[number];
+
 /** One `berth:extraIgnition` entry, with its fragment read. */
 export type ExtraIgnition = V["extraIgnition"][number] & {
   /** The fragment, parsed (checked for its version; merged into every host's config). */

@@ -84,7 +84,8 @@ export function limitsInputOf(stack: string, data: Obj): LimitsInput | ConfigIss
         name,
         minimal,
         productionLike,
-        networkHolders: Array.isArray(holders) ? holders.length : 0,
+        // Each application slot's front has a holder's limits (components/slots.ts).
+        networkHolders: (Array.isArray(holders) ? holders.length : 0) + slotCount(data),
         registry: i === 0,
         mirror,
         agents,
@@ -103,3 +104,9 @@ export function limitsIssues(stack: string, data: Obj): ConfigIssue[] {
 }
 
 export type { LimitKind };
+
+/** Application slots (`berth:services.slots`): one front per slot on every host. */
+function slotCount(data: Obj): number {
+  const slots = get(data, "services", "slots");
+  return Array.isArray(slots) ? slots.length : 0;
+}

@@ -121,6 +121,7 @@ function duplicateIssues(raw: Obj): ConfigIssue[] {
     ["berth:openstack.adminCidrs", get(raw, "openstack", "adminCidrs")],
     ["berth:openstack.registryClientCidrs", get(raw, "openstack", "registryClientCidrs")],
     ["berth:monitoring.cidrs", get(raw, "monitoring", "cidrs")],
+    ["berth:services.slotCidrs", get(raw, "services", "slotCidrs")],
     // Neutron refuses a subnet naming the same DNS server twice.
     ["berth:openstack.dnsServers", get(raw, "openstack", "dnsServers")],
   ];
@@ -174,6 +175,12 @@ function rulesOf(raw: Obj): IngressRule[] | undefined {
   if (!adminCidrs || !registryClientCidrs || basePort === undefined || agentsPerHost === undefined)
     return undefined;
   if (!monitoringCidrs) return undefined;
+  // Application slots: one rule per port and developer source (ports checked by validate-slots.ts).
+  const slots = get(raw, "services", "slots");
+  const slotPorts = Array.isArray(slots)
+    ? slots.map((s) => int(get(s, "port"))).filter((p): p is number => p !== undefined)
+    : [];
+  const slotCidrs = cidrList(get(raw, "services", "slotCidrs")) ?? [];
   if ((isObj(mirror) && mirrorPort === undefined) || (tls && tlsPort === undefined)) return undefined;
   return ingressRules({
     networkCidr,
@@ -186,6 +193,8 @@ function rulesOf(raw: Obj): IngressRule[] | undefined {
     ...(tls && tlsPort !== undefined ? { dockerTlsPort: tlsPort } : {}),
     perBuild: get(raw, "jenkins", "perBuild", "enabled") === true,
     monitoringCidrs,
+    slotPorts: [...new Set(slotPorts)],
+    slotCidrs,
   });
 }
 

@@ -15,6 +15,7 @@ import { IMAGE_DIGEST_PATTERN } from "./images.ts";
 import { inputIssues } from "./validate-input.ts";
 import { editDistance } from "./edit-distance.ts";
 import { limitsIssues } from "./validate-limits.ts";
+import { slotIssues } from "./validate-slots.ts";
 import { isObj, get, type Obj } from "./raw.ts";
 import type { BerthValidated } from "./schema-types.ts";
 
@@ -201,6 +202,10 @@ function capacityIssues(raw: Obj, subnetRaw: string, dynamic: Cidr & { room: num
     { count: agents, what: "agent", key: "berth:jenkins.agentsPerHost" },
     { count: holders.length, what: "network holder", key: "berth:services.networkHolders" },
   );
+  // Each application slot: its front, its live application and, during a deploy, the new one.
+  const slots = get(raw, "services", "slots");
+  if (Array.isArray(slots) && slots.length > 0)
+    claims.push({ count: 3 * slots.length, what: "slot container", key: "berth:services.slots (3 each)" });
   const need = claims.reduce((sum, c) => sum + c.count, 0);
   if (need <= dynamic.room) return [];
   // The smallest subnet whose upper half, less its broadcast address, holds `need`.
@@ -330,6 +335,7 @@ export function validateRaw(stack: string, source: string, raw: unknown): BerthV
       ...networkIssues(data),
       ...inputIssues(stack, data),
       ...limitsIssues(stack, data),
+      ...slotIssues(data),
     );
   if (!valid || issues.length > 0) {
     if (!isObj(data)) issues.push({ path: "berth", message: "the stack has no berth:* configuration" });

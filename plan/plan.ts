@@ -8,6 +8,7 @@ import { containersByHost, imageReferences, providerUrn } from "./containers.ts"
 import type { CapturedResource } from "./mocks.ts";
 import { PRIVATE_KEY_PEM } from "../renderers/pem.ts";
 import { isSecret, plain, type StackRun } from "./run.ts";
+import { planSlots, renderPlanSlots, type PlanSlot } from "./slots.ts";
 
 export const MASK = "[secret]";
 
@@ -68,6 +69,8 @@ export interface Plan {
   dockerAccess?: { static: string; perBuild: string };
   /** Fresh production data per production-like service (sources shown without secrets). */
   restores?: PlanRestore[];
+  /** Application slots (`berth:services.slots`), when the stack has any. */
+  slots?: PlanSlot[];
 }
 
 /** One restore job, as `berth plan` shows it: on every host, credentials masked. */
@@ -228,6 +231,7 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
     hosts,
     ...(access.static !== "none" || access.perBuild !== "none" ? { dockerAccess: { ...access } } : {}),
     ...(restores.length > 0 ? { restores } : {}),
+    ...((run.config.services.slots ?? []).length > 0 ? { slots: planSlots(run.config) } : {}),
   };
 }
 
@@ -364,6 +368,7 @@ export function renderPlanMarkdown(plan: Plan): string {
           "",
         ]
       : []),
+    ...renderPlanSlots(plan.slots),
     "## Networks",
     "",
     table(["kind", "name", "subnet"], networks),

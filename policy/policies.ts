@@ -194,7 +194,7 @@ const FIX =
 export const noWorldIngress: ResourceValidationPolicy = {
   name: "berth-no-world-ingress",
   description:
-    "No security group rule opens SSH, the Docker API, the registry, Jenkins or per-build agents or a backend service port to the world (more public space than a /16's worth).",
+    "No security group rule opens SSH, the Docker API, the registry, Jenkins or per-build agents, an application slot (its rule's slot-<port> purpose) or a backend service port to the world (more public space than a /16's worth).",
   enforcementLevel: "mandatory",
   severity: "critical",
   validateResource: (args: ResourceValidationArgs, reportViolation: ReportViolation) => {

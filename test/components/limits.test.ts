@@ -30,6 +30,8 @@ function kindOf(run: StackRun, name: string): LimitKind {
   const c = run.config;
   if (/^jenkins-agent-\d+$/.test(name)) return "agent";
   if (c.services.networkHolders.includes(name)) return "holder";
+  // An application slot's front is a forwarder with a holder's limits.
+  if ((c.services.slots ?? []).some((s) => `slot-${s.name}` === name)) return "holder";
   const named = c.services.productionLike.find((s) => s.name === name);
   if (named) return named.kind;
   const fixed: Record<string, LimitKind> = {
@@ -123,9 +125,9 @@ describe("berth plan shows the limits", () => {
       "| host | private IP | flavor | containers | memory limits | CPU limits | Ignition digest |",
     );
     expect(md).toContain(
-      `| staging-ci-1 | 10.42.20.11 | m1.xlarge | 16 | ${h1.limits.memoryMiB} of 15360 MiB (4 per-build) |`,
+      `| staging-ci-1 | 10.42.20.11 | m1.xlarge | 17 | ${h1.limits.memoryMiB} of 15360 MiB (4 per-build) |`,
     );
-    expect(md).toMatch(/\| jenkins-agent-1 \| .* \| 1571 MiB \| 1\.62 \|/);
+    expect(md).toMatch(/\| jenkins-agent-1 \| .* \| 1562 MiB \| 1\.61 \|/);
     expect(md).toContain("No container has a process-count (pids) limit");
   });
 });

@@ -147,6 +147,8 @@ function expectedContainers(c: BerthConfig, host: string): string[] {
     "dnsmasq",
     "node-exporter",
     ...c.services.networkHolders,
+    // Each application slot's front (the applications are the builds', not the program's).
+    ...(c.services.slots ?? []).map((s) => `slot-${s.name}`),
     ...Array.from({ length: c.jenkins.agentsPerHost }, (_, i) => `jenkins-agent-${i + 1}`),
   ];
   if (host === c.registry.host) {

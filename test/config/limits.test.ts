@@ -62,7 +62,7 @@ describe("defaults sized from the flavor", () => {
 
   it("berth validate's summary states the host size, the agents' limits and the fullest host's sums", () => {
     expect(summarize(loadStack(PROJECT_ROOT, "staging", TAG))).toContain(
-      "  limits:    16384 MiB, 8 vCPUs per host; agents 1571 MiB, 1.62 CPUs each; staging-ci-1: 15357 of 15360 MiB, 15.95 of 16 CPUs (overcommit memory 1, cpu 2)",
+      "  limits:    16384 MiB, 8 vCPUs per host; agents 1562 MiB, 1.61 CPUs each; staging-ci-1: 15354 of 15360 MiB, 16 of 16 CPUs (overcommit memory 1, cpu 2)",
     );
   });
 
