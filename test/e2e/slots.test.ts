@@ -80,7 +80,9 @@ describe.skipIf(tools.skip)("application slots (berth-slot) on a real Docker eng
   const dockerOk = (...args: string[]) => runOk("docker", ["-H", engine?.host ?? "", ...args]);
   /** A job's command in the agent container, as user jenkins (the socket's group added). */
   const job = (script: string): RunResult =>
-    docker("exec", "-u", "jenkins", "e2e-agent", "bash", "-c", script);
+    run("docker", ["-H", engine?.host ?? "", "exec", "-u", "jenkins", "e2e-agent", "bash", "-c", script], {
+      timeoutMs: 300_000,
+    });
   const deploy = (image: string): RunResult => {
     const t = Date.now();
     const r = job(`berth-slot deploy ${slot.name} ${image}`);
@@ -93,8 +95,18 @@ describe.skipIf(tools.skip)("application slots (berth-slot) on a real Docker eng
     return `${String(res.status)} ${(await res.text()).trim()}`;
   };
   const idOf = (name: string) => docker("inspect", "--format", "{{.Id}}", name).stdout.trim();
+  /** The slot's application containers (the front, `slot-<name>`, is the program's). */
   const slotContainers = () =>
-    dockerOk("ps", "-a", "--filter", `label=${SLOT_LABEL}.name=shop`, "--format", "{{.Names}}")
+    dockerOk(
+      "ps",
+      "-a",
+      "--filter",
+      `label=${SLOT_LABEL}.name=shop`,
+      "--filter",
+      `label=${SLOT_LABEL}=${SLOT_APP}`,
+      "--format",
+      "{{.Names}}",
+    )
       .trim()
       .split("\n")
       .filter((n) => n !== "")
