@@ -254,9 +254,9 @@ describe("the jenkinsCasc output", () => {
             dnsString: "172.30.0.2",
             // berth:limits.containers.perBuild, by default sized from m1.xlarge (config/limits.ts):
             // in MiB, swap equal to memory (none beyond the limit).
-            memoryLimit: 1571,
-            memorySwap: 1571,
-            cpus: "1.62",
+            memoryLimit: 1562,
+            memorySwap: 1562,
+            cpus: "1.61",
             // staging's two search domains, first preferred, space-separated as the plugin splits them.
             dnsSearchString: "ci.example.internal eu-west-1.ci.example.internal",
           },
@@ -268,7 +268,7 @@ describe("the jenkinsCasc output", () => {
         },
       ]);
     expect(get("staging").casc.value).toContain(
-      "# Each build container is limited to 1571 MiB of memory (no swap beyond it) and 1.62 CPUs",
+      "# Each build container is limited to 1562 MiB of memory (no swap beyond it) and 1.61 CPUs",
     );
     // Names the credentials the controller must hold.
     expect(get("staging").casc.value).toMatch(/^# {3}staging-dockerd-tls: X\.509 client certificate/m);
