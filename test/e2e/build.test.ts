@@ -383,8 +383,9 @@ describe.skipIf(tools.skip)(
       registry = `${registryHost.ns.privateIp}:${String(applied(hosts.indexOf(registryHost)).port("registry-nginx", 443, registryHost.ns.privateIp))}`;
       registry = registry.endsWith(":443") ? registry.slice(0, -4) : registry;
       certsCreated = mkdirSync(DOCKER_CERTS_D, { recursive: true });
-      certsEntry = join(DOCKER_CERTS_D, registry);
-      mkdirSync(certsEntry); // fails if it exists: never take over an entry the test did not make
+      const entry = join(DOCKER_CERTS_D, registry);
+      mkdirSync(entry); // fails if it exists: never take over (or, afterwards, remove) an entry the test did not make
+      certsEntry = entry;
       writeFileSync(join(certsEntry, "ca.crt"), readFileSync(tls.caCertPath));
       mappings.push(
         `registry ${config.registry.hostname} → ${registry} (the name would need this machine's /etc/hosts); ` +
