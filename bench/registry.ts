@@ -28,11 +28,13 @@
  * ratios are printed, not asserted (this is a measurement, not a timed test).
  *
  *   npx tsx bench/registry.ts [--client skopeo|http] [--pushers 8] [--images 5] [--big 200] [--rounds 2]
- *       [--location 'directive;']... [--http 'directive;']... [--experiment no-auth|plain-http|keepalive|bcrypt5]...
+ *       [--location 'directive;']... [--http 'directive;']... [--experiment no-auth|plain-http|keepalive|bcrypt5|direct-tls]...
  *
  * --location / --http add directives to nginx's `location /v2/` / `http` block, and --experiment
  * changes the rendered config (auth off, TLS off, an `upstream` block with keepalive): for finding
- * out where time goes, never what the program renders. BENCH_LIMIT_MINUTES (default 30) bounds the
+ * out where time goes, never what the program renders. `direct-tls` gives the direct path the
+ * registry's own TLS (distribution's `http.tls`, the same certificate), so that nginx/direct
+ * compares nginx's proxying and basic auth alone, encryption being on both paths. BENCH_LIMIT_MINUTES (default 30) bounds the
  * run; servers and skopeo processes are stopped by pid and the work directory removed, also on
  * failure, a signal or the limit.
  */
@@ -99,7 +101,7 @@ const CLIENT = opts.client;
 if (CLIENT !== "http" && CLIENT !== "skopeo")
   throw new Error(`--client must be http or skopeo, got ${CLIENT}`);
 for (const e of EXPERIMENTS) {
-  if (!["no-auth", "plain-http", "keepalive", "bcrypt5"].includes(e))
+  if (!["no-auth", "plain-http", "keepalive", "bcrypt5", "direct-tls"].includes(e))
     throw new Error(`unknown --experiment ${e}`);
 }
 const LIMIT_MS = Number(process.env.BENCH_LIMIT_MINUTES ?? 30) * 60_000;
@@ -598,14 +600,28 @@ async function main(): Promise<number> {
   writeFileSync(join(work, "htpasswd"), renderHtpasswd([line]), { mode: 0o644 });
 
   const registryConfig = join(work, "registry.yml");
+  const httpSecret = randomBytes(24).toString("hex");
   writeFileSync(
     registryConfig,
-    renderRegistryConfig({
-      httpSecret: randomBytes(24).toString("hex"),
-      addr: registryAddr,
-      rootDirectory: join(work, "data"),
-    }),
+    renderRegistryConfig({ httpSecret, addr: registryAddr, rootDirectory: join(work, "data") }),
   );
+  // --experiment direct-tls: the direct path gets a registry of its own (its own storage, the same
+  // rendered config) that terminates TLS itself with the same certificate, so that encryption is on
+  // both paths; nginx still proxies to the plain one.
+  const directTls = EXPERIMENTS.includes("direct-tls");
+  const directAddr = directTls ? `127.0.0.1:${await freePort()}` : registryAddr;
+  const directConfig = join(work, "registry-direct.yml");
+  if (directTls) {
+    const yaml = renderRegistryConfig({
+      httpSecret,
+      addr: directAddr,
+      rootDirectory: join(work, "data-direct"),
+    });
+    const addrLine = `  addr: "${directAddr}"\n`;
+    if (!yaml.includes(addrLine)) throw new Error("no http.addr line in the rendered config.yml");
+    const tls = `  tls:\n    certificate: "${join(certs, "ca.crt")}"\n    key: "${join(work, "tls.key")}"\n`;
+    writeFileSync(directConfig, yaml.replace(addrLine, `${addrLine}${tls}`));
+  }
 
   mkdirSync(join(work, "temp"));
   let conf = renderNginxConfig({
@@ -664,10 +680,17 @@ async function main(): Promise<number> {
   const nginxConf = join(work, "nginx.conf");
   writeFileSync(nginxConf, conf);
 
+  const ca = readFileSync(join(certs, "ca.crt"), "utf8");
   const registry = await startRegistry(tool("docker-registry"), registryConfig, registryAddr);
   daemons.push(registry);
+  const directRegistry = directTls
+    ? await startRegistry(tool("docker-registry"), directConfig, directAddr, { ca, servername: SERVER_NAME })
+    : registry;
+  if (directTls) {
+    daemons.push(directRegistry);
+    variant.push("experiment: the direct path to a second registry over its own TLS");
+  }
   const nginxBase = `${plainHttp ? "http" : "https"}://127.0.0.1:${nginxPort}`;
-  const ca = readFileSync(join(certs, "ca.crt"), "utf8");
   const nginx = await startNginx(
     tool("nginx"),
     work,
@@ -691,11 +714,11 @@ async function main(): Promise<number> {
   const paths: Path[] = [
     {
       name: "direct",
-      address: registryAddr,
-      base: `http://${registryAddr}`,
+      address: directAddr,
+      base: `${directTls ? "https" : "http"}://${directAddr}`,
       agent: new HttpAgent(keepAlive),
-      newAgent: () => new HttpAgent(keepAlive),
-      skopeo: ["tls-verify=false"],
+      newAgent: () => (directTls ? new HttpsAgent({ ...keepAlive, ca }) : new HttpAgent(keepAlive)),
+      skopeo: directTls ? [`cert-dir=${certs}`] : ["tls-verify=false"],
     },
     {
       name: "nginx",
@@ -711,7 +734,7 @@ async function main(): Promise<number> {
   const sizes = Array.from({ length: PUSHERS * IMAGES }, () => 3 * MiB + randomInt(2 * MiB + 1));
   const measurements: Measurement[] = [];
   const nginxPid = nginx.child.pid ?? 0;
-  const registryPid = registry.child.pid ?? 0;
+  const registryPidOf = (path: Path) => (path.name === "direct" ? directRegistry : registry).child.pid ?? 0;
   const nginxCpuNow = () => cpuOf(nginxPid) + childrenOf(nginxPid).reduce((s, p) => s + cpuOf(p), 0);
 
   async function measure(
@@ -726,6 +749,7 @@ async function main(): Promise<number> {
     path.agent.destroy();
     path.agent = path.newAgent();
     const n0 = nginxCpuNow();
+    const registryPid = registryPidOf(path);
     const r0 = cpuOf(registryPid);
     const m0 = machineCpu();
     const c0 = process.cpuUsage();
@@ -861,7 +885,8 @@ async function main(): Promise<number> {
     if (m) nginxStatus.set(Number(m[1]), (nginxStatus.get(Number(m[1])) ?? 0) + 1);
   }
   const registryStatus = new Map<number, number>();
-  for (const m of registry.output().matchAll(/http\.response\.status=(\d{3})/g)) {
+  const registryOutput = registry.output() + (directTls ? directRegistry.output() : "");
+  for (const m of registryOutput.matchAll(/http\.response\.status=(\d{3})/g)) {
     registryStatus.set(Number(m[1]), (registryStatus.get(Number(m[1])) ?? 0) + 1);
   }
   const errorLog = readFileSync(join(work, "nginx-error.log"), "utf8");

@@ -10,6 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
+import { request as httpsRequest } from "node:https";
 
 /** Resolves `tool` (an absolute path or a name looked up in PATH, then the sbin directories) to an executable path, or undefined. */
 export function findTool(tool: string): string | undefined {
@@ -146,13 +147,30 @@ export function startNginx(
 
 /**
  * The real distribution registry (`docker-registry serve <config>`), ready once `GET /v2/` on
- * `addr` (`127.0.0.1:port`, as in the config) answers 200.
+ * `addr` (`127.0.0.1:port`, as in the config) answers 200; over TLS (trusting `tls.ca`) when the
+ * config has `http.tls`.
  */
-export function startRegistry(registry: string, config: string, addr: string): Promise<Daemon> {
+export function startRegistry(
+  registry: string,
+  config: string,
+  addr: string,
+  tls?: { ca: string; servername: string },
+): Promise<Daemon> {
   return startReadyDaemon("docker-registry", registry, ["serve", config], async () => {
-    const r = await fetch(`http://${addr}/v2/`);
-    await r.arrayBuffer();
-    return r.status === 200;
+    if (!tls) {
+      const r = await fetch(`http://${addr}/v2/`);
+      await r.arrayBuffer();
+      return r.status === 200;
+    }
+    return new Promise<boolean>((resolve) => {
+      const req = httpsRequest(`https://${addr}/v2/`, tls, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on("error", () => resolve(false));
+      req.setTimeout(2_000, () => req.destroy());
+      req.end();
+    });
   });
 }
 
