@@ -24,27 +24,26 @@ function sources(layer: string): string[] {
     .filter((f) => f.endsWith(".ts"));
 }
 
+/** `file:line` of every `new Error(`/`throw Error(` (or Type/RangeError) in `files`. */
+function freeTextErrors(files: readonly string[]): string[] {
+  return files.flatMap((f) =>
+    readFileSync(join(PROJECT_ROOT, f), "utf8")
+      .split("\n")
+      .flatMap((line, i) => (/\b(new|throw) (Type|Range)?Error\(/.test(line) ? [`${f}:${i + 1}`] : [])),
+  );
+}
+
 describe("errors", () => {
   it("components and the stack layer throw only bug checks or ConfigError, never a free-text Error", () => {
     const files = [...sources("components"), ...sources("stack")];
     expect(files.length).toBeGreaterThan(10);
-    const plain = files.flatMap((f) =>
-      readFileSync(join(PROJECT_ROOT, f), "utf8")
-        .split("\n")
-        .flatMap((line, i) => (/\b(new|throw) (Type|Range)?Error\(/.test(line) ? [`${f}:${i + 1}`] : [])),
-    );
-    expect(plain).toEqual([]);
+    expect(freeTextErrors(files)).toEqual([]);
   });
 
   it("renderers throw a RenderError naming the field, or a bug check, never a free-text Error", () => {
     const files = sources("renderers");
     expect(files.length).toBeGreaterThan(10);
-    const plain = files.flatMap((f) =>
-      readFileSync(join(PROJECT_ROOT, f), "utf8")
-        .split("\n")
-        .flatMap((line, i) => (/\b(new|throw) (Type|Range)?Error\(/.test(line) ? [`${f}:${i + 1}`] : [])),
-    );
-    expect(plain).toEqual([]);
+    expect(freeTextErrors(files)).toEqual([]);
   });
 
   it("a renderer's refusal names the renderer and the field", () => {
