@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { DOCKER_BRIDGE_GATEWAY } from "../components/docker-host.ts";
 import { loadStack } from "../config/load.ts";
 import { runConfig, type StackRun } from "../plan/run.ts";
-import type { HarnessOptions } from "../test/e2e/harness.ts";
-import { agentHostKeyUploads, issueRegistryTls } from "../test/e2e/support/certs.ts";
+import type { HarnessOptions } from "../testkit/e2e/harness.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "../testkit/e2e/support/certs.ts";
 import {
   DockerApi,
   E2E_ENV,
@@ -23,7 +23,7 @@ import {
   runOk,
   type Engine,
   type Json,
-} from "../test/e2e/support/engine.ts";
+} from "../testkit/e2e/support/engine.ts";
 import { DOCKER_VOLUME_FILESYSTEM, STORAGE_DRIVERS, type StorageDriver } from "../renderers/storage.ts";
 
 /** The storage setups compared: a storage driver on its file system (hosts.storageDriver's choices). */

@@ -22,8 +22,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { applyHostToEngine, planHost, type ContainerPlan } from "../test/e2e/harness.ts";
-import { DockerApi, at, runOk, type Engine } from "../test/e2e/support/engine.ts";
+import { applyHostToEngine, planHost, type ContainerPlan } from "../testkit/e2e/harness.ts";
+import { DockerApi, at, runOk, type Engine } from "../testkit/e2e/support/engine.ts";
 import {
   FILESYSTEM,
   HOST,

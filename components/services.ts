@@ -179,176 +179,27 @@ export class BackendServices extends pulumi.ComponentResource {
     assertPinned(args.dnsmasqImage ?? DEFAULT_IMAGES.dnsmasq, name);
     assertPinned(args.holderImage ?? DEFAULT_IMAGES.holder, name);
     super("berth:services:BackendServices", name, {}, { ...opts, providers: [args.provider] });
-    const provider = args.provider;
-    const child = { parent: this, provider };
-    const data = { ...child, protect: args.protectData, retainOnDelete: args.protectData };
-    const images = new PinnedImages(name, this, provider);
-
-    const net = new docker.Network(
-      `${name}-net`,
-      {
-        name: SERVICES_NETWORK,
-        driver: "bridge",
-        ipamConfigs: [{ subnet: args.subnet, gateway: args.gateway, ipRange }],
-      },
+    const child = { parent: this, provider: args.provider };
+    const step: Step = {
+      name,
+      args,
+      parent: this,
       child,
-    );
+      data: { ...child, protect: args.protectData, retainOnDelete: args.protectData },
+      images: new PinnedImages(name, this, args.provider),
+      credentials: [],
+    };
+
+    // The steps, in the order they register resources.
+    const net = servicesNetwork(step, ipRange);
     this.networkName = net.name;
-    const dnsSettings = { dns: [args.dnsAddress], dnsSearches: [...args.searchDomains] };
-
-    const credentials: { container: string; user: string; password: pulumi.Output<string> }[] = [];
-    const serviceEnv = (kind: ServiceKind, container: string, resourceName: string) => {
-      const gen = GENERATED_CREDENTIALS[kind];
-      if (!gen) return {};
-      const password = pulumi.secret(
-        new random.RandomPassword(
-          `${resourceName}-password`,
-          { length: 32, special: false },
-          { parent: this },
-        ).result,
-      );
-      credentials.push({ container, user: gen.user, password });
-      return { envs: pulumi.secret(password.apply(gen.env)) };
-    };
-    const dataVolume = (kind: ServiceKind, volumeName: string, resourceName: string) => {
-      const dir = SERVICE_CATALOG[kind].dataDir;
-      if (dir === undefined) return [];
-      const volume = new docker.Volume(resourceName, { name: volumeName }, data);
-      return [{ volumeName: volume.name, containerPath: dir }];
-    };
-    const health = (kind: ServiceKind) => ({
-      tests: [...SERVICE_CATALOG[kind].healthcheck],
-      ...SERVICE_HEALTH_TIMING,
-    });
-
-    // --- minimal set ---------------------------------------------------------------------------
-    const binds = args.minimalBindAddresses ?? ["127.0.0.1", DOCKER_BRIDGE_GATEWAY];
-    this.minimalPorts = {};
-    for (const kind of args.minimal) {
-      const spec = SERVICE_CATALOG[kind];
-      this.minimalPorts[kind] = spec.port;
-      new docker.Container(
-        `${name}-${kind}`,
-        {
-          name: minimalContainer(kind),
-          hostname: minimalContainer(kind),
-          image: images.imageId(spec.image),
-          ...commonContainerArgs(args.containerLogs),
-          ...limitArgs(args.limits?.[kind]),
-          // Default bridge only: reachable through the published ports, not on ci-services.
-          networkMode: "bridge",
-          ports: binds.map((ip) => ({ internal: spec.port, external: spec.port, ip, protocol: "tcp" })),
-          volumes: dataVolume(kind, `${kind}-data`, `${name}-${kind}-data`),
-          ...serviceEnv(kind, kind, `${name}-${kind}`),
-          healthcheck: health(kind),
-          destroyGraceSeconds: DATA_SERVICE_STOP_GRACE,
-        },
-        child,
-      );
-    }
-
-    // --- dnsmasq -------------------------------------------------------------------------------
-    const dnsmasqConf = renderDnsmasqConfig({
-      searchDomains: args.searchDomains,
-      listenAddresses: [args.dnsAddress],
-      upstreamServers: args.upstreamDns,
-      records: args.productionLike.map((s) => ({ name: s.name, address: s.address })),
-      logFacility: "-",
-    });
-    const probe = args.productionLike[0];
-    const dnsmasq = new docker.Container(
-      `${name}-dnsmasq`,
-      {
-        name: DNSMASQ_CONTAINER,
-        hostname: DNSMASQ_CONTAINER,
-        image: images.imageId(args.dnsmasqImage ?? DEFAULT_IMAGES.dnsmasq),
-        ...commonContainerArgs(args.containerLogs),
-        ...limitArgs(args.limits?.dnsmasq),
-        entrypoints: ["dnsmasq"],
-        command: ["--keep-in-foreground", "--conf-file=/etc/dnsmasq.conf"],
-        networkMode: "bridge",
-        networksAdvanced: [{ name: net.name, ipv4Address: args.dnsAddress }],
-        uploads: [{ file: "/etc/dnsmasq.conf", content: dnsmasqConf, permissions: "0644" }],
-        healthcheck: {
-          tests: probe
-            ? ["CMD", "nslookup", `${probe.name}.${args.searchDomains[0] ?? ""}`, args.dnsAddress]
-            : ["CMD", "pidof", "dnsmasq"],
-          interval: "30s",
-          timeout: "5s",
-          retries: 3,
-          startPeriod: "5s",
-        },
-      },
-      child,
-    );
-
-    // --- production-like set -------------------------------------------------------------------
-    this.addresses = {};
-    for (const svc of args.productionLike) {
-      const spec = SERVICE_CATALOG[svc.kind];
-      this.addresses[svc.name] = svc.address;
-      new docker.Container(
-        `${name}-svc-${svc.name}`,
-        {
-          name: svc.name,
-          hostname: svc.name,
-          image: images.imageId(spec.image),
-          ...commonContainerArgs(args.containerLogs),
-          ...limitArgs(args.limits?.[svc.kind]),
-          networkMode: "bridge",
-          networksAdvanced: [{ name: net.name, ipv4Address: svc.address }],
-          ...dnsSettings,
-          volumes: dataVolume(svc.kind, `${svc.name}-data`, `${name}-svc-${svc.name}-data`),
-          ...serviceEnv(svc.kind, svc.name, `${name}-svc-${svc.name}`),
-          healthcheck: health(svc.kind),
-          destroyGraceSeconds: DATA_SERVICE_STOP_GRACE,
-        },
-        { ...child, dependsOn: [dnsmasq] },
-      );
-    }
-
-    // --- network holders -----------------------------------------------------------------------
-    // Each forwards the minimal set from its own localhost and is the template `berth-holder start`
-    // copies for a build's own holder (image, entrypoint, networks, DNS, forwarding, check).
-    const forwardTarget = binds.find((ip) => ip !== "127.0.0.1") ?? DOCKER_BRIDGE_GATEWAY;
-    const forwardSpec = holderForwardSpec(args.minimal, forwardTarget);
-    for (const holder of args.networkHolders) {
-      new docker.Container(
-        `${name}-holder-${holder}`,
-        {
-          name: holder,
-          hostname: holder,
-          image: images.imageId(args.holderImage ?? DEFAULT_IMAGES.holder),
-          ...commonContainerArgs(args.containerLogs),
-          ...limitArgs(args.limits?.holder),
-          entrypoints: ["/bin/sh", "-c", HOLDER_FORWARD_SCRIPT, "berth-holder-forward"],
-          labels: [{ label: HOLDER_LABEL, value: HOLDER_TEMPLATE }],
-          networkMode: "bridge",
-          networksAdvanced: [{ name: "bridge" }, { name: net.name }],
-          ...dnsSettings,
-          uploads: [{ file: HOLDER_FORWARD_FILE, content: forwardSpec, permissions: "0644" }],
-          healthcheck: {
-            tests: ["CMD", "/bin/sh", "-c", HOLDER_CHECK_SCRIPT],
-            interval: "30s",
-            timeout: "10s",
-            retries: 3,
-            startPeriod: "10s",
-          },
-        },
-        { ...child, dependsOn: [dnsmasq] },
-      );
-    }
+    this.minimalPorts = minimalSet(step);
+    const dnsmasq = dnsmasqContainer(step, net);
+    this.addresses = productionLikeSet(step, net, dnsmasq);
+    networkHolders(step, net, dnsmasq);
 
     this.dnsAddress = args.dnsAddress;
-    this.credentials = pulumi.secret(
-      pulumi
-        .all(credentials.map((c) => c.password))
-        .apply((pws) =>
-          Object.fromEntries(
-            credentials.map((c, i) => [c.container, { user: c.user, password: pws[i] as string }]),
-          ),
-        ),
-    );
+    this.credentials = credentialsOutput(step.credentials);
     this.registerOutputs({
       networkName: this.networkName,
       dnsAddress: this.dnsAddress,
@@ -357,6 +208,242 @@ export class BackendServices extends pulumi.ComponentResource {
       credentials: this.credentials,
     });
   }
+}
+
+/** What each step of {@link BackendServices}' constructor works with. */
+interface Step {
+  name: string;
+  args: BackendServicesArgs;
+  /** The BackendServices: every child's parent. */
+  parent: BackendServices;
+  /** Options of a Docker resource: the BackendServices as parent, the host's provider. */
+  child: pulumi.CustomResourceOptions;
+  /** Options of a data volume: {@link child}, protected and retained as `protectData` says. */
+  data: pulumi.CustomResourceOptions;
+  images: PinnedImages;
+  /** Credentials generated so far (postgres, rabbitmq), in the order their containers were declared. */
+  credentials: { container: string; user: string; password: pulumi.Output<string> }[];
+}
+
+/** The `ci-services` bridge: fixed addresses in the lower half, dynamic ones (`ipRange`) in the upper. */
+function servicesNetwork({ name, args, child }: Step, ipRange: string): docker.Network {
+  return new docker.Network(
+    `${name}-net`,
+    {
+      name: SERVICES_NETWORK,
+      driver: "bridge",
+      ipamConfigs: [{ subnet: args.subnet, gateway: args.gateway, ipRange }],
+    },
+    child,
+  );
+}
+
+/** Where the minimal set is published: `minimalBindAddresses`, by default 127.0.0.1 and docker0's gateway. */
+function minimalBinds(args: BackendServicesArgs): string[] {
+  return args.minimalBindAddresses ?? ["127.0.0.1", DOCKER_BRIDGE_GATEWAY];
+}
+
+/** dnsmasq as resolver, with the search domains (production-like services and holders). */
+function dnsSettings(args: BackendServicesArgs): { dns: string[]; dnsSearches: string[] } {
+  return { dns: [args.dnsAddress], dnsSearches: [...args.searchDomains] };
+}
+
+/** The environment of a service whose image insists on credentials: a generated password (secret). */
+function serviceEnv(
+  { parent, credentials }: Step,
+  kind: ServiceKind,
+  container: string,
+  resourceName: string,
+): { envs?: pulumi.Output<string[]> } {
+  const gen = GENERATED_CREDENTIALS[kind];
+  if (!gen) return {};
+  const password = pulumi.secret(
+    new random.RandomPassword(`${resourceName}-password`, { length: 32, special: false }, { parent }).result,
+  );
+  credentials.push({ container, user: gen.user, password });
+  return { envs: pulumi.secret(password.apply(gen.env)) };
+}
+
+/** The data volume of a service kind that keeps data (none for the others), mounted at its data directory. */
+function dataVolume(
+  { data }: Step,
+  kind: ServiceKind,
+  volumeName: string,
+  resourceName: string,
+): { volumeName: pulumi.Output<string>; containerPath: string }[] {
+  const dir = SERVICE_CATALOG[kind].dataDir;
+  if (dir === undefined) return [];
+  const volume = new docker.Volume(resourceName, { name: volumeName }, data);
+  return [{ volumeName: volume.name, containerPath: dir }];
+}
+
+/** A service kind's health check: the catalog's test, the shared timing. */
+function serviceHealth(kind: ServiceKind) {
+  return { tests: [...SERVICE_CATALOG[kind].healthcheck], ...SERVICE_HEALTH_TIMING };
+}
+
+/**
+ * The minimal set: one container per kind on the default bridge, its default port published on the
+ * bind addresses only. Returns kind → published port.
+ */
+function minimalSet(step: Step): Partial<Record<ServiceKind, number>> {
+  const { name, args, child, images } = step;
+  const binds = minimalBinds(args);
+  const ports: Partial<Record<ServiceKind, number>> = {};
+  for (const kind of args.minimal) {
+    const spec = SERVICE_CATALOG[kind];
+    ports[kind] = spec.port;
+    new docker.Container(
+      `${name}-${kind}`,
+      {
+        name: minimalContainer(kind),
+        hostname: minimalContainer(kind),
+        image: images.imageId(spec.image),
+        ...commonContainerArgs(args.containerLogs),
+        ...limitArgs(args.limits?.[kind]),
+        // Default bridge only: reachable through the published ports, not on ci-services.
+        networkMode: "bridge",
+        ports: binds.map((ip) => ({ internal: spec.port, external: spec.port, ip, protocol: "tcp" })),
+        volumes: dataVolume(step, kind, `${kind}-data`, `${name}-${kind}-data`),
+        ...serviceEnv(step, kind, kind, `${name}-${kind}`),
+        healthcheck: serviceHealth(kind),
+        destroyGraceSeconds: DATA_SERVICE_STOP_GRACE,
+      },
+      child,
+    );
+  }
+  return ports;
+}
+
+/**
+ * dnsmasq at its fixed address on `ci-services`: every production-like name, short and under each
+ * search domain; anything else forwarded upstream.
+ */
+function dnsmasqContainer({ name, args, child, images }: Step, net: docker.Network): docker.Container {
+  const dnsmasqConf = renderDnsmasqConfig({
+    searchDomains: args.searchDomains,
+    listenAddresses: [args.dnsAddress],
+    upstreamServers: args.upstreamDns,
+    records: args.productionLike.map((s) => ({ name: s.name, address: s.address })),
+    logFacility: "-",
+  });
+  const probe = args.productionLike[0];
+  return new docker.Container(
+    `${name}-dnsmasq`,
+    {
+      name: DNSMASQ_CONTAINER,
+      hostname: DNSMASQ_CONTAINER,
+      image: images.imageId(args.dnsmasqImage ?? DEFAULT_IMAGES.dnsmasq),
+      ...commonContainerArgs(args.containerLogs),
+      ...limitArgs(args.limits?.dnsmasq),
+      entrypoints: ["dnsmasq"],
+      command: ["--keep-in-foreground", "--conf-file=/etc/dnsmasq.conf"],
+      networkMode: "bridge",
+      networksAdvanced: [{ name: net.name, ipv4Address: args.dnsAddress }],
+      uploads: [{ file: "/etc/dnsmasq.conf", content: dnsmasqConf, permissions: "0644" }],
+      healthcheck: {
+        tests: probe
+          ? ["CMD", "nslookup", `${probe.name}.${args.searchDomains[0] ?? ""}`, args.dnsAddress]
+          : ["CMD", "pidof", "dnsmasq"],
+        interval: "30s",
+        timeout: "5s",
+        retries: 3,
+        startPeriod: "5s",
+      },
+    },
+    child,
+  );
+}
+
+/**
+ * The production-like set: production's names, each at its fixed address on `ci-services` with its
+ * own data volume, dnsmasq as resolver. Returns name → address.
+ */
+function productionLikeSet(
+  step: Step,
+  net: docker.Network,
+  dnsmasq: docker.Container,
+): Record<string, string> {
+  const { name, args, child, images } = step;
+  const addresses: Record<string, string> = {};
+  for (const svc of args.productionLike) {
+    const spec = SERVICE_CATALOG[svc.kind];
+    addresses[svc.name] = svc.address;
+    new docker.Container(
+      `${name}-svc-${svc.name}`,
+      {
+        name: svc.name,
+        hostname: svc.name,
+        image: images.imageId(spec.image),
+        ...commonContainerArgs(args.containerLogs),
+        ...limitArgs(args.limits?.[svc.kind]),
+        networkMode: "bridge",
+        networksAdvanced: [{ name: net.name, ipv4Address: svc.address }],
+        ...dnsSettings(args),
+        volumes: dataVolume(step, svc.kind, `${svc.name}-data`, `${name}-svc-${svc.name}-data`),
+        ...serviceEnv(step, svc.kind, svc.name, `${name}-svc-${svc.name}`),
+        healthcheck: serviceHealth(svc.kind),
+        destroyGraceSeconds: DATA_SERVICE_STOP_GRACE,
+      },
+      { ...child, dependsOn: [dnsmasq] },
+    );
+  }
+  return addresses;
+}
+
+/**
+ * The long-lived network holders. Each forwards the minimal set from its own localhost and is the
+ * template `berth-holder start` copies for a build's own holder (image, entrypoint, networks, DNS,
+ * forwarding, check).
+ */
+function networkHolders(
+  { name, args, child, images }: Step,
+  net: docker.Network,
+  dnsmasq: docker.Container,
+): void {
+  const forwardTarget = minimalBinds(args).find((ip) => ip !== "127.0.0.1") ?? DOCKER_BRIDGE_GATEWAY;
+  const forwardSpec = holderForwardSpec(args.minimal, forwardTarget);
+  for (const holder of args.networkHolders) {
+    new docker.Container(
+      `${name}-holder-${holder}`,
+      {
+        name: holder,
+        hostname: holder,
+        image: images.imageId(args.holderImage ?? DEFAULT_IMAGES.holder),
+        ...commonContainerArgs(args.containerLogs),
+        ...limitArgs(args.limits?.holder),
+        entrypoints: ["/bin/sh", "-c", HOLDER_FORWARD_SCRIPT, "berth-holder-forward"],
+        labels: [{ label: HOLDER_LABEL, value: HOLDER_TEMPLATE }],
+        networkMode: "bridge",
+        networksAdvanced: [{ name: "bridge" }, { name: net.name }],
+        ...dnsSettings(args),
+        uploads: [{ file: HOLDER_FORWARD_FILE, content: forwardSpec, permissions: "0644" }],
+        healthcheck: {
+          tests: ["CMD", "/bin/sh", "-c", HOLDER_CHECK_SCRIPT],
+          interval: "30s",
+          timeout: "10s",
+          retries: 3,
+          startPeriod: "10s",
+        },
+      },
+      { ...child, dependsOn: [dnsmasq] },
+    );
+  }
+}
+
+/** Secret: container name → generated credential. */
+function credentialsOutput(
+  credentials: Step["credentials"],
+): pulumi.Output<Record<string, ServiceCredential>> {
+  return pulumi.secret(
+    pulumi
+      .all(credentials.map((c) => c.password))
+      .apply((pws) =>
+        Object.fromEntries(
+          credentials.map((c, i) => [c.container, { user: c.user, password: pws[i] as string }]),
+        ),
+      ),
+  );
 }
 
 /**

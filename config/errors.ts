@@ -27,18 +27,7 @@ export class ConfigError extends Error {
 }
 
 /**
- * A check that fails only when Berth itself is wrong: everything a user can cause is refused by
- * validation (a {@link ConfigError} naming the field), so what is left in components and the layers
- * below them are bug checks. Their message says so and what validation should have refused.
+ * Bug checks (`throw internalError("...")`): defined beside the renderers' RenderError, the lowest
+ * layer, so that every layer can use them (docs/architecture.md, "Layers").
  */
-export class InternalError extends Error {
-  constructor(what: string) {
-    super(`bug in Berth: ${what} (validation should have refused this; please report it)`);
-    this.name = "InternalError";
-  }
-}
-
-/** A bug check's error: `throw internalError("...")`. */
-export function internalError(what: string): InternalError {
-  return new InternalError(what);
-}
+export { InternalError, internalError } from "../renderers/common.ts";

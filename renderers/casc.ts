@@ -35,6 +35,7 @@ import {
   dockerAccessMounts,
   type DockerAccessMode,
 } from "./docker-access.ts";
+import { RenderError, internalError } from "./common.ts";
 
 /** The agent's working directory in the image (images/jenkins-agent, like jenkins/ssh-agent). */
 export const PER_BUILD_REMOTE_FS = "/home/jenkins/agent";
@@ -129,10 +130,11 @@ export function jenkinsDockerClouds(input: CascInput, addresses: Record<string, 
   const pullCredentials = registryOf(p.image) === input.registryHostname;
   return p.hosts.map((host) => {
     const address = addresses[host];
-    if (address === undefined || address === "") throw new Error(`jenkins-casc: no address for host ${host}`);
+    if (address === undefined || address === "")
+      throw new RenderError("jenkinsDockerClouds", `addresses.${host}`, "no address for this per-build host");
     const privateIp = input.hostAddresses[host];
     if (privateIp === undefined)
-      throw new Error(`jenkins-casc: no CI address for host ${host} (a Berth bug)`);
+      throw internalError(`jenkinsDockerClouds: no CI address for per-build host ${host}`);
     const env = dockerAccessEnv(input.dockerAccess, { privateIp, tlsPort: input.dockerTlsPort });
     const mounts = dockerAccessMounts(input.dockerAccess);
     return {

@@ -19,6 +19,23 @@ export class RenderError extends Error {
   }
 }
 
+/**
+ * A check that fails only when Berth itself is wrong: everything a user can cause is refused by
+ * validation (a ConfigError naming the field, config/errors.ts), so what is left in components and the layers
+ * below them are bug checks. Their message says so and what validation should have refused.
+ */
+export class InternalError extends Error {
+  constructor(what: string) {
+    super(`bug in Berth: ${what} (validation should have refused this; please report it)`);
+    this.name = "InternalError";
+  }
+}
+
+/** A bug check's error: `throw internalError("...")`. */
+export function internalError(what: string): InternalError {
+  return new InternalError(what);
+}
+
 /** Absolute POSIX path made only of characters that need no quoting in nginx, sshd or dnsmasq files. */
 const SAFE_PATH = /^\/[A-Za-z0-9._@+\-/]*$/;
 

@@ -9,6 +9,7 @@
  * dockerd refuses it, and the controller's client key never enters a build container. The files
  * reach containers through one named volume per host, mounted read-only.
  */
+import { internalError } from "./common.ts";
 
 export const DOCKER_ACCESS_MODES = ["none", "socket", "tls"] as const;
 export type DockerAccessMode = (typeof DOCKER_ACCESS_MODES)[number];
@@ -82,8 +83,8 @@ export function dockerAccessMounts(mode: DockerAccessMode): string[] {
 export function clientCaBundle(pems: readonly string[]): string {
   const parts = pems.map((p) => p.trim()).filter((p) => p !== "");
   if (parts.length === 0)
-    throw new Error(
-      "clientCaBundle: no CA certificate (a Berth bug: the caller always passes the stack's dockerd CA)",
+    throw internalError(
+      "clientCaBundle: no CA certificate (the caller always passes the stack's dockerd CA)",
     );
   return parts.map((p) => `${p}\n`).join("");
 }

@@ -10,6 +10,7 @@
  * CA are public and stay world-readable. The service's state (the cursor of the last uploaded
  * entry) is the stock unit's `StateDirectory=systemd/journal-upload`, created by systemd.
  */
+import { RenderError } from "./common.ts";
 
 /** The unit Berth enables and extends. */
 export const JOURNAL_UPLOAD_UNIT = "systemd-journal-upload.service";
@@ -61,7 +62,11 @@ export interface HostLogForward {
 /** journal-upload.conf.d drop-in: the receiver and the TLS material. */
 export function renderJournalUploadConf(forward: Pick<HostLogForward, "url">): string {
   if (!isJournalRemoteUrl(forward.url)) {
-    throw new Error(`logs.forward.url must be https://host[:port], got "${forward.url}"`);
+    throw new RenderError(
+      "renderJournalUploadConf",
+      "url",
+      `must be https://host[:port], got "${forward.url}"`,
+    );
   }
   return [
     "# Berth: forward this host's journal to the stack's systemd-journal-remote receiver over TLS.",

@@ -21,6 +21,9 @@
  * blob the garbage collection deleted exists, so a later push would skip uploading it and the
  * image would be broken. Without the cache every blob lookup is a stat of the local volume.
  */
+import { RenderError } from "./common.ts";
+
+const R = "renderRegistryGcConf";
 
 /** Settings of `berth:registry.upkeep`. */
 export interface RegistryUpkeepSettings {
@@ -121,13 +124,14 @@ export function protectedPatternIssue(pattern: string): string | undefined {
 
 /** `/etc/berth/registry-gc.conf`: one `key=value` a line; `protect=` once per pattern. */
 export function renderRegistryGcConf(s: RegistryUpkeepSettings): string {
-  if (!Number.isInteger(s.keepTags) || s.keepTags < 1) throw new Error("keepTags must be an integer ≥ 1");
+  if (!Number.isInteger(s.keepTags) || s.keepTags < 1)
+    throw new RenderError(R, "keepTags", `must be an integer ≥ 1, got ${String(s.keepTags)}`);
   if (!Number.isInteger(s.gcWindowMinutes) || s.gcWindowMinutes < 1)
-    throw new Error("gcWindowMinutes must be an integer ≥ 1");
-  for (const p of s.protectedTags) {
+    throw new RenderError(R, "gcWindowMinutes", `must be an integer ≥ 1, got ${String(s.gcWindowMinutes)}`);
+  s.protectedTags.forEach((p, i) => {
     const issue = protectedPatternIssue(p);
-    if (issue !== undefined) throw new Error(`protected tag pattern ${JSON.stringify(p)} ${issue}`);
-  }
+    if (issue !== undefined) throw new RenderError(R, `protectedTags[${i}]`, `${JSON.stringify(p)} ${issue}`);
+  });
   return [
     "# Berth: registry retention and garbage collection (berth-registry-gc). Rendered, first boot.",
     "# keep_tags: tags kept per repository, most recently pushed first",

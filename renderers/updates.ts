@@ -14,6 +14,7 @@
  */
 import { stringify as stringifyToml } from "smol-toml";
 import type { HostOs } from "./host-os.ts";
+import { RenderError } from "./common.ts";
 
 /** Zincati's update strategies Berth offers (`immediate` is Zincati's own default). */
 export type UpdateStrategy = "periodic" | "fleet_lock" | "immediate";
@@ -69,7 +70,7 @@ const TIME_RE = /^([01]\d|2[0-3]):([0-5]\d)$/;
 /** `HH:MM` → minutes after midnight; throws on anything else. */
 export function parseStartTime(time: string): number {
   const m = TIME_RE.exec(time);
-  if (!m) throw new Error(`start time must be HH:MM (24-hour clock), got "${time}"`);
+  if (!m) throw new RenderError("updates", "startTime", `must be HH:MM (24-hour clock), got "${time}"`);
   return Number(m[1]) * 60 + Number(m[2]);
 }
 
@@ -101,7 +102,11 @@ export function staggeredWindows(
       const i = WEEKDAYS.indexOf(d) + dayShift;
       const day = WEEKDAYS[i];
       if (day === undefined)
-        throw new Error(`the window of host ${index + 1} moves past the end of the week`);
+        throw new RenderError(
+          "updates",
+          "staggerMinutes",
+          `the window of host ${index + 1} moves past the end of the week`,
+        );
       return day;
     });
     return { days, startTime: formatTime(total % 1440), lengthMinutes: w.lengthMinutes };
@@ -158,7 +163,8 @@ export function renderZincatiToml(policy: HostUpdatePolicy): string {
       },
     };
   } else if (policy.strategy === "fleet_lock") {
-    if (!policy.fleetLockUrl) throw new Error("fleet_lock needs fleetLockUrl");
+    if (!policy.fleetLockUrl)
+      throw new RenderError("renderZincatiToml", "fleetLockUrl", "fleet_lock needs it");
     doc = { updates: { strategy: "fleet_lock", fleet_lock: { base_url: policy.fleetLockUrl } } };
   } else {
     doc = { updates: { strategy: "immediate" } };
@@ -174,18 +180,30 @@ export function renderZincatiToml(policy: HostUpdatePolicy): string {
 export function renderFlatcarUpdateConf(policy: HostUpdatePolicy): string {
   const lines = ["# Berth: when this host may reboot into a downloaded OS update (rendered, first boot)."];
   if (policy.strategy === "fleet_lock") {
-    throw new Error(
-      "Flatcar: fleet_lock is not supported (locksmithd locks through etcd, not a fleet_lock server)",
+    throw new RenderError(
+      "renderFlatcarUpdateConf",
+      "strategy",
+      "fleet_lock is not supported on Flatcar (locksmithd locks through etcd, not a fleet_lock server)",
     );
   }
   lines.push("REBOOT_STRATEGY=reboot");
   if (policy.strategy === "periodic") {
     const [w, ...more] = policy.windows;
-    if (!w || more.length > 0) throw new Error("Flatcar: locksmithd takes exactly one reboot window");
+    if (!w || more.length > 0)
+      throw new RenderError(
+        "renderFlatcarUpdateConf",
+        "windows",
+        "locksmithd takes exactly one reboot window",
+      );
     let start: string;
     if (w.days.length === 7) start = w.startTime;
     else if (w.days.length === 1) start = `${w.days[0] as string} ${w.startTime}`;
-    else throw new Error("Flatcar: a reboot window is on one day or on every day");
+    else
+      throw new RenderError(
+        "renderFlatcarUpdateConf",
+        "windows[0].days",
+        "a locksmithd reboot window is on one day or on every day",
+      );
     lines.push(
       `LOCKSMITHD_REBOOT_WINDOW_START="${start}"`,
       `LOCKSMITHD_REBOOT_WINDOW_LENGTH=${w.lengthMinutes}m`,

@@ -16,6 +16,7 @@
  *   cleaned inside them instead.
  */
 import { AGENT_NAME_PATTERN, BUILD_INHIBIT_SCRIPT } from "./updates.ts";
+import { RenderError } from "./common.ts";
 
 /** Images carrying this label are never pruned (set it in a Dockerfile: `LABEL org.berth.keep=true`). */
 export const KEEP_LABEL = "org.berth.keep";
@@ -346,7 +347,11 @@ export function renderUpkeepUnits(
 /** The journald drop-in: a cap on the persistent journal. */
 export function renderJournaldDropin(s: Pick<HostUpkeepSettings, "journalMaxUse">): string {
   if (!/^[1-9]\d*[KMG]$/.test(s.journalMaxUse)) {
-    throw new Error(`journalMaxUse must look like "1G" or "500M", got "${s.journalMaxUse}"`);
+    throw new RenderError(
+      "renderJournaldDropin",
+      "journalMaxUse",
+      `must look like "1G" or "500M", got "${s.journalMaxUse}"`,
+    );
   }
   return `# Berth: cap the journal; CI hosts log a lot.\n[Journal]\nSystemMaxUse=${s.journalMaxUse}\n`;
 }

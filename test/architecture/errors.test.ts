@@ -1,7 +1,8 @@
 /**
  * One way to report an error: what a user can cause is a ConfigError naming the field (validation,
  * before anything is registered); what is left in the components and the stack layer are bug
- * checks (`internalError`), whose message says it is a bug in Berth.
+ * checks (`internalError`), whose message says it is a bug in Berth; renderers refuse bad input with a
+ * RenderError naming the field.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -10,6 +11,9 @@ import { describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { ConfigError, InternalError, internalError } from "../../config/errors.ts";
 import { checkServiceAddresses } from "../../components/services.ts";
+import { RenderError } from "../../renderers/common.ts";
+import { clientCaBundle } from "../../renderers/docker-access.ts";
+import { REGISTRY_UPKEEP_DEFAULTS, renderRegistryGcConf } from "../../renderers/registry-gc.ts";
 
 function sources(layer: string): string[] {
   return execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", `${layer}/*.ts`], {
@@ -20,16 +24,34 @@ function sources(layer: string): string[] {
     .filter((f) => f.endsWith(".ts"));
 }
 
+/** `file:line` of every `new Error(`/`throw Error(` (or Type/RangeError) in `files`. */
+function freeTextErrors(files: readonly string[]): string[] {
+  return files.flatMap((f) =>
+    readFileSync(join(PROJECT_ROOT, f), "utf8")
+      .split("\n")
+      .flatMap((line, i) => (/\b(new|throw) (Type|Range)?Error\(/.test(line) ? [`${f}:${i + 1}`] : [])),
+  );
+}
+
 describe("errors", () => {
   it("components and the stack layer throw only bug checks or ConfigError, never a free-text Error", () => {
     const files = [...sources("components"), ...sources("stack")];
     expect(files.length).toBeGreaterThan(10);
-    const plain = files.flatMap((f) =>
-      readFileSync(join(PROJECT_ROOT, f), "utf8")
-        .split("\n")
-        .flatMap((line, i) => (/\b(new|throw) (Type|Range)?Error\(/.test(line) ? [`${f}:${i + 1}`] : [])),
+    expect(freeTextErrors(files)).toEqual([]);
+  });
+
+  it("renderers throw a RenderError naming the field, or a bug check, never a free-text Error", () => {
+    const files = sources("renderers");
+    expect(files.length).toBeGreaterThan(10);
+    expect(freeTextErrors(files)).toEqual([]);
+  });
+
+  it("a renderer's refusal names the renderer and the field", () => {
+    expect(() => renderRegistryGcConf({ ...REGISTRY_UPKEEP_DEFAULTS, keepTags: 0 })).toThrow(RenderError);
+    expect(() => renderRegistryGcConf({ ...REGISTRY_UPKEEP_DEFAULTS, keepTags: 0 })).toThrow(
+      "renderRegistryGcConf: keepTags: must be an integer ≥ 1, got 0",
     );
-    expect(plain).toEqual([]);
+    expect(() => clientCaBundle([])).toThrow(InternalError);
   });
 
   it("a bug check says it is a bug in Berth and that validation should have refused the input", () => {

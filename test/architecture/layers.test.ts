@@ -20,6 +20,10 @@ export const LAYERS: Record<string, readonly string[]> = {
   janitor: ["config"],
   cli: ["plan", "janitor", "program", "stack", "config", "ignition", "renderers"],
   bin: ["cli"],
+  // Outside the program: the end-to-end harness, shared by test/e2e and bench/, and the benchmarks.
+  // Neither may import test/ (not a layer: an import of it is refused like one going up).
+  testkit: ["plan", "program", "components", "stack", "config", "ignition", "renderers"],
+  bench: ["testkit", "plan", "janitor", "program", "components", "stack", "config", "ignition", "renderers"],
 };
 
 const IMPORT =
@@ -63,6 +67,14 @@ describe("layers", () => {
   it("reads the imports (the check sees the program's own edges)", () => {
     expect(all.some((e) => e.from === "program.ts" && e.toLayer === "components")).toBe(true);
     expect(all.some((e) => e.from.startsWith("stack/") && e.toLayer === "ignition")).toBe(true);
+    expect(all.some((e) => e.from === "bench/engine.ts" && e.toLayer === "testkit")).toBe(true);
+  });
+
+  it("bench/ and testkit/ import nothing from test/", () => {
+    const fromTest = all.filter(
+      (e) => (e.fromLayer === "bench" || e.fromLayer === "testkit") && e.to.startsWith("test/"),
+    );
+    expect(fromTest.map((e) => `${e.from} imports ${e.to}`)).toEqual([]);
   });
 
   it("every import goes to the same layer or one below it", () => {

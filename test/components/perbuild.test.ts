@@ -1,12 +1,11 @@
 /**
  * Per-build agents under Pulumi mocks: the dockerd mutual-TLS material stays secret, the ports the
- * Docker clouds use admit only the Jenkins controller, and the `jenkinsCasc` output (and
- * `berth jenkins-casc`) lists one Docker cloud per per-build host with the Docker plugin's fields,
+ * Docker clouds use admit only the Jenkins controller, and the `jenkinsCasc` output (`berth
+ * jenkins-casc`: test/cli/casc.test.ts) lists one Docker cloud per per-build host with the Docker plugin's fields,
  * its build containers on the host's `ci-services` network with dnsmasq as their resolver.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { main } from "../../cli/main.ts";
 import { loadStack } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import type { BerthConfig } from "../../config/types.ts";
@@ -15,7 +14,6 @@ import { DNSMASQ_CONTAINER, SERVICES_NETWORK } from "../../components/services.t
 import { PER_BUILD_NETWORK } from "../../renderers/casc.ts";
 import { resolveOutput, type CapturedResource } from "../../plan/mocks.ts";
 import { runConfig, plain, isSecret, type StackRun } from "../../plan/run.ts";
-import { PLACEHOLDER_NOTE } from "../../plan/casc.ts";
 import { declaredHosts } from "../../plan/declared.ts";
 import { BUILD_TLS_DIR, BUILD_TLS_VOLUME } from "../../renderers/docker-access.ts";
 import { gunzipSync } from "node:zlib";
@@ -389,30 +387,6 @@ describe("the jenkinsCasc output", () => {
       expect(get(name).casc.value).toContain("Per-build agents are disabled");
       expect(get(name).casc.value).not.toContain("docker:");
     }
-  });
-});
-
-describe("berth jenkins-casc", () => {
-  async function cli(...argv: string[]) {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) }, PROJECT_ROOT);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  }
-
-  it("prints the staging clouds with the mock addresses, marked as placeholders", async () => {
-    const r = await cli("jenkins-casc", "staging");
-    expect(r.err).toBe("");
-    expect(r.code).toBe(0);
-    expect(r.out).toContain(`# ${PLACEHOLDER_NOTE}`);
-    const doc = parse(r.out) as Casc;
-    const uris = doc!.jenkins.clouds.map((x) => x.docker.dockerApi.dockerHost.uri);
-    expect(uris).toEqual(["tcp://203.0.113.11:2376", "tcp://203.0.113.12:2376"]);
-  });
-
-  it("needs exactly one stack", async () => {
-    expect((await cli("jenkins-casc")).code).toBe(2);
-    expect((await cli("jenkins-casc", "a", "b")).code).toBe(2);
   });
 });
 

@@ -1,11 +1,9 @@
 /**
  * The service layer under Pulumi's mocks: per stack, the containers, networks and volumes of each
- * host, their provider, image pinning, secrets, data protection and published ports.
+ * host, their provider, image pinning, secrets, data protection and published ports; and
+ * BackendServices on its own (Registry, JenkinsAgents and DockerHost: their own test files).
  */
 import { createHash } from "node:crypto";
-import bcrypt from "bcryptjs";
-import { bcryptSaltFrom, sshaEntry } from "../../renderers/htpasswd.ts";
-import type * as docker from "@pulumi/docker";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadStack } from "../../config/load.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
@@ -14,9 +12,6 @@ import type { BerthConfig } from "../../config/types.ts";
 import { resolveOutput, runUnderMocks, type CapturedResource } from "../../plan/mocks.ts";
 import { berthProgram } from "../../program.ts";
 import { BERTH_HOST_LABEL, BERTH_STACK_LABEL, DockerHost } from "../../components/docker-host.ts";
-import { JenkinsAgents, type JenkinsAgentsArgs } from "../../components/jenkins.ts";
-import { StackCa } from "../../components/pki.ts";
-import { OFFLINE_PLACEHOLDER_PREFIX, Registry } from "../../components/registry.ts";
 import {
   BackendServices,
   HOLDER_CHECK_SCRIPT,
@@ -26,6 +21,15 @@ import {
   HOLDER_TEMPLATE,
   checkServiceAddresses,
 } from "../../components/services.ts";
+import {
+  isSecret,
+  keyOf,
+  list,
+  publicStrings,
+  reveal,
+  type Upload,
+  type VolumeMount,
+} from "../support/captured.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 /** The image ID plan/mocks.ts gives a RemoteImage pulling `ref`. */
@@ -35,21 +39,7 @@ const STACKS = ["testing", "staging", "production", "pr-17"] as const;
 
 const mocked = runUnderMocks;
 
-/** Components that refuse their input throw before registering anything: no provider needed. */
-const NO_PROVIDER = {} as docker.Provider;
-
 // --- reading the captured graph ------------------------------------------------------------------
-
-/**
- * `type::name` of a URN. The harness's own `urn` field and the URNs the SDK reports (parents,
- * dependencies, providers) spell the parent-type chain differently, so resources are matched by
- * their last type and name (unique in this program).
- */
-function keyOf(urn: string): string {
-  const parts = urn.split("::");
-  const types = parts[2] ?? "";
-  return `${types.split("$").pop()}::${parts.slice(3).join("::")}`;
-}
 
 interface Graph {
   config: BerthConfig;
@@ -104,36 +94,10 @@ interface Port {
   ip?: string;
   protocol?: string;
 }
-interface Upload {
-  file: string;
-  content?: unknown;
-  permissions?: string;
-}
 interface NetAttach {
   name: string;
   ipv4Address?: string;
 }
-interface VolumeMount {
-  volumeName?: string;
-  hostPath?: string;
-  containerPath: string;
-}
-
-const isSecret = (v: unknown): v is { secret: true; value: unknown } =>
-  typeof v === "object" && v !== null && (v as { secret?: unknown }).secret === true && "value" in v;
-/** The value, secret or not. */
-const reveal = (v: unknown): unknown => (isSecret(v) ? reveal(v.value) : v);
-const list = <T>(v: unknown): T[] => (reveal(v) as T[] | undefined) ?? [];
-
-/** Every string in `v` outside secret-wrapped subtrees. */
-function publicStrings(v: unknown, out: string[] = []): string[] {
-  if (isSecret(v)) return out;
-  if (typeof v === "string") out.push(v);
-  else if (Array.isArray(v)) v.forEach((x) => publicStrings(x, out));
-  else if (v && typeof v === "object") Object.values(v).forEach((x) => publicStrings(x, out));
-  return out;
-}
-
 function uploadOf(c: CapturedResource, file: string): Upload {
   const found = list<Upload>(c.inputs.uploads).filter((u) => u.file === file);
   expect(found, `${c.inputs.name as string} uploads ${file}`).toHaveLength(1);
@@ -559,226 +523,7 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
   });
 });
 
-// --- components on their own ---------------------------------------------------------------------
-
-const staging = () => loadStack(PROJECT_ROOT, "staging");
-
-describe("Registry", () => {
-  it("exports the users, a secret password map, and htpasswd lines that verify and do not change between runs", async () => {
-    const c = staging();
-    const once = async () => {
-      const run = await mocked("staging", () => {
-        const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
-          .provider;
-        const ca = new StackCa("ca", { commonName: "ca", organization: "Berth" });
-        return new Registry("h-registry", {
-          hostName: "h",
-          privateIp: "10.42.20.11",
-          hostname: c.registry.hostname,
-          tls: { mode: "self-signed", validityDays: 30 },
-          ca,
-          users: [
-            { name: "jenkins" },
-            { name: "ops", password: { kind: "plain", value: "correct horse battery" } },
-          ],
-          image: c.registry.image,
-          nginxImage: c.registry.nginxImage,
-          mirrorAllowCidrs: ["10.42.20.0/24"],
-          protectData: false,
-          provider,
-        });
-      });
-      const nginx = run.resources.find((r) => r.name === "h-registry-nginx")!;
-      const htpasswd = reveal(
-        list<Upload>(nginx.inputs.uploads).find((u) => u.file.endsWith("htpasswd"))!.content,
-      ) as string;
-      const seeds = Object.fromEntries(
-        run.resources
-          .filter((r) => r.type === "random:index/randomPassword:RandomPassword" && r.name.endsWith("-salt"))
-          .map((r) => [r.name, String(r.state.result)]),
-      );
-      return { registry: run.result, htpasswd, seeds };
-    };
-    const first = await once();
-    const second = await once();
-    expect(second.htpasswd).toBe(first.htpasswd);
-    expect(first.registry.users).toEqual(["jenkins", "ops"]);
-    expect(first.registry.url).toBe(`https://${c.registry.hostname}`);
-    const passwords = await resolveOutput(first.registry.passwords);
-    expect(passwords.secret).toBe(true);
-    expect(passwords.value.ops).toBe("correct horse battery");
-    expect(passwords.value.jenkins).toMatch(/^mock-/);
-    for (const line of first.htpasswd.trim().split("\n")) {
-      const [user, hash] = line.split(":") as [string, string];
-      const seed = first.seeds[`h-registry-user-${user}-salt`];
-      expect(seed, user).toBeDefined();
-      if (user === "ops") {
-        // A provided password keeps bcrypt's work factor, its salt from the user's random seed in
-        // state, not from the password: knowing the line, a guess costs a bcrypt, not one HMAC.
-        expect(hash.slice(0, 7), user).toBe("$2y$10$");
-        expect(bcrypt.compareSync(passwords.value[user]!, `$2b$${hash.slice(4)}`), user).toBe(true);
-        expect(bcrypt.compareSync("wrong password", `$2b$${hash.slice(4)}`), user).toBe(false);
-        expect(hash.slice(7, 29), user).toBe(bcryptSaltFrom(seed!, 10).slice(7, 29));
-        expect(hash.slice(7, 29), user).not.toBe(
-          bcryptSaltFrom(`${passwords.value[user]!}:${user}`, 10).slice(7, 29),
-        );
-      } else {
-        // A generated password gets nginx's {SSHA}, salted from the same kind of seed.
-        expect(line, user).toBe(sshaEntry(user, passwords.value[user]!, seed!));
-        expect(line, user).not.toBe(
-          sshaEntry(user, passwords.value[user]!, `${passwords.value[user]!}:${user}`),
-        );
-      }
-    }
-    const ca = await resolveOutput(first.registry.caCertPem);
-    expect(ca.value).toMatch(/BEGIN CERTIFICATE/);
-  });
-
-  it("uses a clearly named placeholder for passwords only known encrypted, and the provided TLS key as a secret", async () => {
-    const c = staging();
-    const run = await mocked("staging", () => {
-      const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
-        .provider;
-      return new Registry("h-registry", {
-        hostName: "h",
-        privateIp: "10.42.20.11",
-        hostname: c.registry.hostname,
-        tls: {
-          mode: "provided",
-          certificate: "-----BEGIN CERTIFICATE-----\nprovided\n-----END CERTIFICATE-----\n",
-          privateKey: {
-            kind: "plain",
-            value: "-----BEGIN PRIVATE KEY-----\nprovided-key\n-----END PRIVATE KEY-----\n",
-          },
-        },
-        users: [{ name: "ci", password: { kind: "encrypted", ciphertext: "v1:abc" } }],
-        image: c.registry.image,
-        nginxImage: c.registry.nginxImage,
-        mirrorAllowCidrs: ["10.42.20.0/24"],
-        protectData: true,
-        provider,
-      });
-    });
-    const passwords = await resolveOutput(run.result.passwords);
-    expect(passwords.value.ci).toContain(OFFLINE_PLACEHOLDER_PREFIX);
-    const nginx = run.resources.find((r) => r.name === "h-registry-nginx")!;
-    const key = list<Upload>(nginx.inputs.uploads).find((u) => u.file.endsWith("registry.key"))!;
-    expect(isSecret(key.content)).toBe(true);
-    expect(reveal(key.content)).toContain("provided-key");
-    expect(run.resources.some((r) => r.type.startsWith("tls:"))).toBe(false);
-    const volume = run.resources.find((r) => r.type === "docker:index/volume:Volume")!;
-    expect([volume.protect, volume.retainOnDelete]).toEqual([true, true]);
-  });
-
-  it("refuses a self-signed setup without the stack's CA", () => {
-    const c = staging();
-    expect(
-      () =>
-        new Registry("h-registry", {
-          hostName: "h",
-          privateIp: "10.42.20.11",
-          hostname: c.registry.hostname,
-          tls: { mode: "self-signed", validityDays: 30 },
-          users: [],
-          image: c.registry.image,
-          nginxImage: c.registry.nginxImage,
-          mirrorAllowCidrs: [],
-          protectData: false,
-          provider: NO_PROVIDER,
-        }),
-    ).toThrow(/registry CA/);
-  });
-});
-
-describe("JenkinsAgents", () => {
-  /** Staging's agent settings for one host "h", with `over` on top. */
-  const agentArgs = (over: Partial<JenkinsAgentsArgs> = {}): JenkinsAgentsArgs => {
-    const c = staging();
-    return {
-      hostName: "h",
-      count: 1,
-      image: c.jenkins.image,
-      basePort: 2200,
-      agentPublicKey: c.jenkins.agentPublicKey,
-      dockerAccess: "none",
-      dockerEndpoint: { privateIp: "10.42.20.11", tlsPort: 2376 },
-      bindAddress: "10.42.20.11",
-      publicAddress: "203.0.113.5",
-      servicesNetwork: "ci-services",
-      dnsAddress: "172.30.0.2",
-      searchDomains: ["ci.example.internal"],
-      provider: NO_PROVIDER,
-      ...over,
-    };
-  };
-
-  it("mounts the Docker socket with label=disable only when opted in, and exports stable known_hosts lines", async () => {
-    const make = (dockerAccess: "socket" | "none") =>
-      mocked("staging", () => {
-        const provider = new DockerHost("h-dockerd", { hostName: "h", address: "203.0.113.5", serverId: "s" })
-          .provider;
-        return new JenkinsAgents("h-agents", agentArgs({ count: 2, dockerAccess, provider }));
-      });
-    const on = await make("socket");
-    const off = await make("none");
-    for (const a of on.resources.filter((r) => r.type === "docker:index/container:Container")) {
-      expect(list<VolumeMount>(a.inputs.volumes)).toContainEqual({
-        hostPath: "/var/run/docker.sock",
-        containerPath: "/var/run/docker.sock",
-      });
-      expect(a.inputs.securityOpts).toEqual(["label=disable"]);
-      expect(list<string>(a.inputs.envs)).toContain("DOCKER_HOST=unix:///var/run/docker.sock");
-    }
-    for (const a of off.resources.filter((r) => r.type === "docker:index/container:Container")) {
-      expect(list<VolumeMount>(a.inputs.volumes).map((v) => v.hostPath)).toEqual([undefined]);
-      expect(a.inputs.securityOpts).toBeUndefined();
-    }
-    const known = await resolveOutput(off.result.knownHosts);
-    expect(known.value.endsWith("\n")).toBe(true);
-    const lines = known.value.slice(0, -1).split("\n");
-    expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^\[203\.0\.113\.5\]:2201 ssh-/);
-    expect(lines[3]).toMatch(/^\[203\.0\.113\.5\]:2202 ssh-/);
-    expect(off.result.agents.map((a) => a.port)).toEqual([2201, 2202]);
-  });
-
-  it("refuses an agent key the image would ignore", () => {
-    expect(
-      () => new JenkinsAgents("h-agents", agentArgs({ agentPublicKey: "ecdsa-sha2-nistp256 AAAA jenkins" })),
-    ).toThrow(/ssh-/);
-  });
-
-  it("refuses images not pinned by digest", () => {
-    expect(() => new JenkinsAgents("h-agents", agentArgs({ image: "jenkins/ssh-agent:latest" }))).toThrow(
-      /not pinned by digest/,
-    );
-  });
-});
-
-describe("DockerHost", () => {
-  it("in TLS mode talks tcp://ip:port with the key as a secret, and waits with curl", async () => {
-    const run = await mocked("staging", () => {
-      new DockerHost("h-dockerd", {
-        hostName: "h",
-        address: "203.0.113.5",
-        serverId: "server-1",
-        tls: { caPem: "CA-PEM", certPem: "CERT-PEM", keyPem: "KEY-PEM-SECRET", port: 2376 },
-      });
-    });
-    const provider = run.resources.find((r) => r.type === "pulumi:providers:docker")!;
-    expect(provider.inputs.host).toBe("tcp://203.0.113.5:2376");
-    expect(isSecret(provider.inputs.keyMaterial)).toBe(true);
-    const wait = run.resources.find((r) => r.type === "command:local:Command")!;
-    expect(wait.inputs.create).toBe("scripts/wait-for-docker.sh --tls --port 2376 --timeout 600 203.0.113.5");
-    expect(wait.inputs.triggers).toEqual(["server-1"]);
-    for (const r of run.resources)
-      expect(
-        publicStrings(r.inputs).some((s) => s.includes("KEY-PEM-SECRET")),
-        r.name,
-      ).toBe(false);
-    expect(provider.dependencies.map(keyOf)).toContain("command:local:Command::h-dockerd-ready");
-  });
-});
+// --- the component on its own (Registry, JenkinsAgents, DockerHost: their own test files) -------
 
 describe("BackendServices", () => {
   it("hands out dynamic addresses only from the upper half of ci-services, and refuses fixed addresses there", () => {
