@@ -61,6 +61,7 @@ import { makeStackDockerTls } from "./support/docker-tls.ts";
 import {
   at,
   E2E_CACHE,
+  E2E_ENV,
   REPO_ROOT,
   requireE2eTools,
   runOk,
@@ -70,13 +71,7 @@ import {
   type RunResult,
 } from "./support/engine.ts";
 import { standinFor } from "./support/images.ts";
-import {
-  createHostNamespaces,
-  inNetns,
-  startEngineInNetns,
-  stopEngineInNetns,
-  type NetnsHost,
-} from "./support/netns.ts";
+import { createHostNamespaces, inNetns, startEngineInNetns, type NetnsHost } from "./support/netns.ts";
 import { realKeyOutputs } from "./support/ssh-keys.ts";
 
 const APP_DIR = resolve(REPO_ROOT, "test/fixtures/sample-app");
@@ -416,8 +411,9 @@ describe.skipIf(tools.skip)(
       );
     }, 45 * 60_000);
 
-    afterAll(() => {
+    afterAll(async () => {
       console.log(`e2e: build figures:\n  ${figures.join("\n  ")}`);
+      const t = Date.now();
       try {
         if (certsEntry) rmSync(certsEntry, { recursive: true, force: true });
         if (certsCreated)
@@ -428,15 +424,20 @@ describe.skipIf(tools.skip)(
               break;
             }
           }
-        for (const h of hosts) {
-          if (!h.engine) continue;
-          const stopped = stopEngineInNetns(h.ns.netns, h.engine.workdir);
-          if (stopped.status !== 0) console.error(`e2e-env.sh down (${h.name}) failed:\n${stopped.stderr}`);
-        }
+        // Both engines at once (e2e-env.sh down in each namespace, as stopEngineInNetns runs it).
+        await Promise.all(
+          hosts.map(async (h) => {
+            if (!h.engine) return;
+            const down = [`--net=/run/netns/${h.ns.netns}`, "--", "bash", E2E_ENV, "down", h.engine.workdir];
+            const stopped = await runAsync("nsenter", down, Buffer.alloc(0), 300_000);
+            if (stopped.status !== 0) console.error(`e2e-env.sh down (${h.name}) failed:\n${stopped.stderr}`);
+          }),
+        );
       } finally {
         removeNamespaces?.();
         if (scratch) rmSync(scratch, { recursive: true, force: true });
       }
+      console.log(`e2e: teardown (both engines down, namespaces removed): ${String(Date.now() - t)} ms`);
     }, 5 * 60_000);
 
     it("every agent on both hosts answers SSH with strict host key checking and only the program's agentKnownHosts", () => {
