@@ -36,7 +36,7 @@
  * port (each namespace is empty), except where two bindings would collide.
  */
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { spawn } from "node:child_process";
 
@@ -61,6 +61,7 @@ import { makeStackDockerTls } from "./support/docker-tls.ts";
 import {
   at,
   E2E_CACHE,
+  E2E_ENV,
   REPO_ROOT,
   requireE2eTools,
   runOk,
@@ -70,13 +71,7 @@ import {
   type RunResult,
 } from "./support/engine.ts";
 import { standinFor } from "./support/images.ts";
-import {
-  createHostNamespaces,
-  inNetns,
-  startEngineInNetns,
-  stopEngineInNetns,
-  type NetnsHost,
-} from "./support/netns.ts";
+import { createHostNamespaces, inNetns, startEngineInNetns, type NetnsHost } from "./support/netns.ts";
 import { realKeyOutputs } from "./support/ssh-keys.ts";
 
 const APP_DIR = resolve(REPO_ROOT, "test/fixtures/sample-app");
@@ -119,6 +114,19 @@ function runAsync(cmd: string, args: string[], input: Buffer, timeoutMs = 1_500_
     child.stdin.end(input);
   });
 }
+
+/** This machine's load average (1, 5, 15 minutes), for the figures. */
+const load = () =>
+  `load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}`;
+
+/** berth-holder's own lines (its readiness time, the removal) and the app's from a build's stderr. */
+const jobLines = (...stderr: string[]) =>
+  stderr
+    .flatMap((e) => e.split("\n"))
+    .filter((l) => (l.startsWith("berth-holder: ") && !l.includes(" gc: ")) || l.startsWith("sample-app"))
+    .join("\n  ");
 
 /** The `KEY value` lines of jenkins-build.sh. */
 function facts(stdout: string): { steps: [string, number][]; get: (key: string) => string } {
@@ -323,7 +331,7 @@ describe.skipIf(tools.skip)(
           BERTH_E2E_DOCKERD_ARGS: pki.hosts[i]?.dockerdArgs(config.hosts.dockerTlsPort) ?? "",
         });
       }
-      figures.push(`engines up: ${String(Date.now() - t)} ms`);
+      figures.push(`engines up: ${String(Date.now() - t)} ms (${load()})`);
       t = Date.now();
       // Both engines load the cached stand-ins at once (images/standins/build.sh).
       const loads = await Promise.all(
@@ -333,7 +341,7 @@ describe.skipIf(tools.skip)(
       );
       for (const l of loads)
         if (l.status !== 0) throw new Error(`images/standins/build.sh failed:\n${l.stderr}`);
-      figures.push(`stand-ins loaded into both: ${String(Date.now() - t)} ms`);
+      figures.push(`stand-ins loaded into both: ${String(Date.now() - t)} ms (${load()})`);
 
       t = Date.now();
       const apply = async (i: number, h: Host) => {
@@ -371,13 +379,18 @@ describe.skipIf(tools.skip)(
           hostIp: h.ns.privateIp,
           gatewayHostIp: DOCKER_BRIDGE_GATEWAY,
           substituteUploads,
+          // Only the containers the program waits on (here the registry) are probed every second;
+          // the other ~30 keep the program's 30 s. All probed every second, they kept this 2-core
+          // machine at a load near 50 for the whole file (2026-11-30: over 30 minutes; 8.5 minutes
+          // since, at a load of 10-12 from other work).
           healthInterval: "1s",
+          healthIntervalFor: "waited",
           hostPort,
         });
         await h.applied.waitAllHealthy(600_000);
       };
       await Promise.all(hosts.map((h, i) => apply(i, h)));
-      figures.push(`both hosts applied and healthy: ${String(Date.now() - t)} ms`);
+      figures.push(`both hosts applied and healthy: ${String(Date.now() - t)} ms (${load()})`);
 
       // dockerd trusts the registry's CA for the registry's address (certs.d), as the hosts' Ignition does.
       registry = `${registryHost.ns.privateIp}:${String(applied(hosts.indexOf(registryHost)).port("registry-nginx", 443, registryHost.ns.privateIp))}`;
@@ -398,8 +411,9 @@ describe.skipIf(tools.skip)(
       );
     }, 45 * 60_000);
 
-    afterAll(() => {
+    afterAll(async () => {
       console.log(`e2e: build figures:\n  ${figures.join("\n  ")}`);
+      const t = Date.now();
       try {
         if (certsEntry) rmSync(certsEntry, { recursive: true, force: true });
         if (certsCreated)
@@ -410,15 +424,20 @@ describe.skipIf(tools.skip)(
               break;
             }
           }
-        for (const h of hosts) {
-          if (!h.engine) continue;
-          const stopped = stopEngineInNetns(h.ns.netns, h.engine.workdir);
-          if (stopped.status !== 0) console.error(`e2e-env.sh down (${h.name}) failed:\n${stopped.stderr}`);
-        }
+        // Both engines at once (e2e-env.sh down in each namespace, as stopEngineInNetns runs it).
+        await Promise.all(
+          hosts.map(async (h) => {
+            if (!h.engine) return;
+            const down = [`--net=/run/netns/${h.ns.netns}`, "--", "bash", E2E_ENV, "down", h.engine.workdir];
+            const stopped = await runAsync("nsenter", down, Buffer.alloc(0), 300_000);
+            if (stopped.status !== 0) console.error(`e2e-env.sh down (${h.name}) failed:\n${stopped.stderr}`);
+          }),
+        );
       } finally {
         removeNamespaces?.();
         if (scratch) rmSync(scratch, { recursive: true, force: true });
       }
+      console.log(`e2e: teardown (both engines down, namespaces removed): ${String(Date.now() - t)} ms`);
     }, 5 * 60_000);
 
     it("every agent on both hosts answers SSH with strict host key checking and only the program's agentKnownHosts", () => {
@@ -448,7 +467,7 @@ describe.skipIf(tools.skip)(
         }
       }
       figures.push(
-        `SSH to ${String(hosts.length * config.jenkins.agentsPerHost)} agents × 2 key types: ${String(Date.now() - t)} ms`,
+        `SSH to ${String(hosts.length * config.jenkins.agentsPerHost)} agents × 2 key types: ${String(Date.now() - t)} ms (${load()})`,
       );
       // The same connection with a known_hosts file without that agent's line is refused.
       const other = join(scratch, "known_hosts-other");
@@ -554,11 +573,12 @@ describe.skipIf(tools.skip)(
         "",
       );
       figures.push(
-        `build sample-1 on ${h.name} jenkins-agent-1: ${String(wall)} ms wall (ssh included): ` +
+        `build sample-1 on ${h.name} jenkins-agent-1: ${String(wall)} ms wall (ssh included; ${load()}): ` +
           f.steps.map(([s, ms]) => `${s} ${String(ms)} ms`).join(", "),
       );
       console.log(
-        `e2e: ${figures.at(-1) ?? ""}\ne2e: holder limits (memory, memory+swap, NanoCpus): ${f.get("HOLDER_LIMITS")}`,
+        `e2e: ${figures.at(-1) ?? ""}\ne2e: holder limits (memory, memory+swap, NanoCpus): ${f.get("HOLDER_LIMITS")}` +
+          `\ne2e: ${jobLines(r.stderr)}`,
       );
     }, 1_500_000);
 
@@ -580,8 +600,8 @@ describe.skipIf(tools.skip)(
               .join(", "),
         );
       }
-      figures.push(`two concurrent builds on ${h.name}: ${String(wall)} ms wall`);
-      console.log(`e2e: ${figures.slice(-3).join("\ne2e: ")}`);
+      figures.push(`two concurrent builds on ${h.name}: ${String(wall)} ms wall (${load()})`);
+      console.log(`e2e: ${figures.slice(-3).join("\ne2e: ")}\ne2e: ${jobLines(a.stderr, b.stderr)}`);
       expect(docker(h, "ps", "-a", "--filter", `label=${HOLDER_LABEL}=build`, "--format", "{{.Names}}")).toBe(
         "",
       );
@@ -596,9 +616,10 @@ describe.skipIf(tools.skip)(
       expect(f.get("REV")).toBe(revision);
       expect(f.get("PUSHED")).toContain(`${registry}/berth-e2e/sample-app@sha256:`);
       figures.push(
-        `build sample-h2 on ${host(1).name}: ${String(Date.now() - t)} ms wall: ` +
+        `build sample-h2 on ${host(1).name}: ${String(Date.now() - t)} ms wall (${load()}): ` +
           f.steps.map(([s, ms]) => `${s} ${String(ms)} ms`).join(", "),
       );
+      console.log(`e2e: ${figures.at(-1) ?? ""}\ne2e: ${jobLines(r.stderr)}`);
     }, 1_500_000);
   },
 );

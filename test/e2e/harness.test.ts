@@ -131,6 +131,30 @@ describe("e2e harness strictness", () => {
     );
   });
 
+  it("shortens the health-check interval of every container, or only of those the program waits on", () => {
+    const interval = (plan: ReturnType<typeof planHost>) =>
+      Object.fromEntries(
+        plan.containers
+          .filter((c) => c.body.Healthcheck !== undefined)
+          .map((c) => [c.name, (c.body.Healthcheck as { Interval: number }).Interval]),
+      );
+    const all = interval(planHost({ resources }, HOST, { ...opts, healthInterval: "1s" }));
+    expect(Object.values(all).every((ns) => ns === 1e9)).toBe(true);
+    const plan = planHost({ resources }, HOST, {
+      ...opts,
+      healthInterval: "1s",
+      healthIntervalFor: "waited",
+    });
+    const waited = plan.containers.filter((c) => c.waitTimeout !== undefined).map((c) => c.name);
+    expect(waited).toContain("registry");
+    const got = interval(plan);
+    for (const [name, ns] of Object.entries(got)) expect(ns, name).toBe(waited.includes(name) ? 1e9 : 30e9);
+    expect(Object.keys(got).length).toBeGreaterThan(waited.length);
+    expect(plan.mappings.filter((m) => m.includes("health-check interval"))).toEqual(
+      waited.map((n) => `${n}: health-check interval 30s → 1s`),
+    );
+  });
+
   it("parses Go durations", () => {
     expect(durationNs("30s")).toBe(30e9);
     expect(durationNs("1m30s")).toBe(90e9);

@@ -82,6 +82,13 @@ export interface HarnessOptions {
    */
   healthInterval?: string;
   /**
+   * Which containers get {@link healthInterval}: `all` (default), or `waited`, only those the
+   * program itself waits on to be healthy (the provider's wait: `ContainerPlan.waitTimeout`); the
+   * others keep the program's interval. Docker 20.10 has no start interval, so a short interval
+   * probes for the whole run: on a small machine with many containers that alone is the load.
+   */
+  healthIntervalFor?: "all" | "waited";
+  /**
    * Chooses the port each binding gets on its hostIp (default: a free port probed in this process's
    * network namespace). For an engine in a network namespace of its own, whose addresses this
    * process cannot bind to probe (test/e2e/support/netns.ts).
@@ -481,7 +488,8 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
         ...(startInterval ? { StartInterval: durationNs(startInterval) } : {}),
       };
       hc.done();
-      if (opts.healthInterval && interval !== opts.healthInterval) {
+      const shorten = (opts.healthIntervalFor ?? "all") === "all" || rd.bool("wait") === true;
+      if (opts.healthInterval && shorten && interval !== opts.healthInterval) {
         health.Interval = durationNs(opts.healthInterval);
         mappings.push(`${name}: health-check interval ${interval ?? "default"} → ${opts.healthInterval}`);
       }
