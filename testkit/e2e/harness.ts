@@ -353,362 +353,423 @@ export function generatedRegistryPasswords(
 /**
  * Reads and checks everything the program registered for `hostName`'s docker provider and turns it
  * into Engine API requests. Pure (no engine), and strict: see the module comment. Host ports are
- * left 0 here; {@link applyHostToEngine} assigns free ones.
+ * left 0 here; {@link applyHostToEngine} assigns free ones. The steps: the host's resources, its
+ * networks, volumes and images, each container (see {@link planContainer}), then the containers in
+ * dependency order.
  */
 export function planHost(run: Pick<StackRun, "resources">, hostName: string, opts: HarnessOptions): HostPlan {
   const provider = hostProvider(run.resources, hostName);
-  const mine = run.resources.filter((r) => r.provider === provider);
+  const mine = hostResources(run.resources, provider);
+  const mappings: string[] = [];
+  const substitutions = new Map<string, Map<string, string>>(
+    Object.entries(opts.substituteUploads ?? {}).map(([c, files]) => [c, new Map(Object.entries(files))]),
+  );
+  const networks = mine.filter((r) => r.type === TYPES.network).map(planNetwork);
+  const volumes = mine.filter((r) => r.type === TYPES.volume).map(planVolume);
+  const images = mine.filter((r) => r.type === TYPES.remoteImage).map((r) => planImage(r, mappings));
+
+  const ports: PublishedPort[] = [];
+  const containerResources = mine.filter((r) => r.type === TYPES.container);
+  const containerUrns = new Set(containerResources.map((r) => r.urn));
+  const host: HostSoFar = { opts, networks, volumes, images, ports, mappings, substitutions, containerUrns };
+  const unordered = containerResources.map((r) => planContainer(r, host));
+  if (substitutions.size > 0)
+    throw new HarnessError(
+      `the test substitutes uploads of containers the program does not create: ${[...substitutions.keys()].join(", ")}`,
+    );
+  const containers = inDependencyOrder(unordered, hostName);
+  return { host: hostName, provider, networks, volumes, images, containers, ports, mappings };
+}
+
+/** The resources of one host's docker provider, refusing any type the harness does not map. */
+function hostResources(resources: readonly CapturedResource[], provider: string): CapturedResource[] {
+  const mine = resources.filter((r) => r.provider === provider);
   const known = new Set<string>(Object.values(TYPES));
   for (const r of mine) {
     if (!known.has(r.type) || r.type === TYPES.provider || r.type === TYPES.dockerHost)
       throw new HarnessError(`${r.type} ${r.name}: resource type not supported by the e2e harness`);
   }
-  const mappings: string[] = [];
-  const substitutions = new Map<string, Map<string, string>>(
-    Object.entries(opts.substituteUploads ?? {}).map(([c, files]) => [c, new Map(Object.entries(files))]),
-  );
+  return mine;
+}
 
-  const networks: NetworkPlan[] = mine
-    .filter((r) => r.type === TYPES.network)
-    .map((r) => {
-      const rd = new Reader(r, "network", unwrapSecrets(r.inputs) as Obj, "");
-      const name = rd.reqStr("name");
-      const driver = rd.str("driver") ?? "bridge";
-      const internal = rd.bool("internal") ?? false;
-      const attachable = rd.bool("attachable");
-      const ipv6 = rd.bool("ipv6");
-      const options = rd.strMap("options");
-      const ipam = rd.list("ipamConfigs").map((c) => {
-        const cfg = {
-          Subnet: c.str("subnet"),
-          Gateway: c.str("gateway"),
-          IPRange: c.str("ipRange"),
-          AuxiliaryAddresses: c.strMap("auxAddress"),
-        };
-        c.done();
-        return Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined));
-      });
-      const ipamDriver = rd.str("ipamDriver");
-      const labels = rd.labels();
-      rd.done();
-      return {
-        resource: r.name,
-        name,
-        body: {
-          Name: name,
-          Driver: driver,
-          CheckDuplicate: true,
-          Internal: internal,
-          ...(attachable !== undefined ? { Attachable: attachable } : {}),
-          ...(ipv6 !== undefined ? { EnableIPv6: ipv6 } : {}),
-          ...(options ? { Options: options } : {}),
-          ...(ipam.length > 0 || ipamDriver
-            ? { IPAM: { Driver: ipamDriver ?? "default", Config: ipam } }
-            : {}),
-          ...(labels ? { Labels: labels } : {}),
-        },
-      };
-    });
+/** What {@link planContainer} needs of the host: the test's options and what is planned so far. */
+interface HostSoFar {
+  opts: HarnessOptions;
+  networks: readonly NetworkPlan[];
+  volumes: readonly VolumePlan[];
+  images: readonly ImagePlan[];
+  containerUrns: ReadonlySet<string>;
+  /** Appended to: the container's published ports. */
+  ports: PublishedPort[];
+  /** Appended to: what the harness changed. */
+  mappings: string[];
+  /** Consumed: the test's upload substitutions, by container name. */
+  substitutions: Map<string, Map<string, string>>;
+}
 
-  const volumes: VolumePlan[] = mine
-    .filter((r) => r.type === TYPES.volume)
-    .map((r) => {
-      const rd = new Reader(r, "volume", unwrapSecrets(r.inputs) as Obj, "");
-      const name = rd.reqStr("name");
-      const driver = rd.str("driver");
-      const driverOpts = rd.strMap("driverOpts");
-      const labels = rd.labels();
-      rd.done();
-      return {
-        resource: r.name,
-        name,
-        body: {
-          Name: name,
-          ...(driver ? { Driver: driver } : {}),
-          ...(driverOpts ? { DriverOpts: driverOpts } : {}),
-          ...(labels ? { Labels: labels } : {}),
-        },
-      };
-    });
+type ImagePlan = HostPlan["images"][number];
 
-  const images = mine
-    .filter((r) => r.type === TYPES.remoteImage)
-    .map((r) => {
-      const rd = new Reader(r, "remoteImage", unwrapSecrets(r.inputs) as Obj, "");
-      const upstream = rd.reqStr("name");
-      rd.done();
-      const standin = standinFor(upstream);
-      const imageId = r.state.imageId;
-      if (typeof imageId !== "string") throw new HarnessError(`${r.type} ${r.name}: no imageId in its state`);
-      mappings.push(`image ${upstream} → ${standin}`);
-      return { resource: r.name, upstream, standin, imageId };
-    });
+/** Sets `target[key]` when `v` is defined. */
+function put(target: Obj, key: string, v: unknown): void {
+  if (v !== undefined) target[key] = v;
+}
 
-  const ports: PublishedPort[] = [];
-  const containerResources = mine.filter((r) => r.type === TYPES.container);
-  const containerUrns = new Set(containerResources.map((r) => r.urn));
-  const unordered: ContainerPlan[] = containerResources.map((r) => {
-    const rd = new Reader(r, "container", unwrapSecrets(r.inputs) as Obj, "");
-    const name = rd.reqStr("name");
-    const imageRef = rd.reqStr("image");
-    const img =
-      images.find((i) => i.imageId === imageRef || i.upstream === imageRef) ??
-      rd.fail("image", `${imageRef} is not the image of a RemoteImage on this host`);
+/** MiB (the provider's "MB") to bytes, undefined kept. */
+const mib = (n: number | undefined): number | undefined => (n === undefined ? undefined : n * 1024 * 1024);
 
-    const hostConfig: Obj = {};
-    const body: Obj = { Image: img.standin, Hostname: rd.str("hostname") ?? name };
-    const put = (target: Obj, key: string, v: unknown) => {
-      if (v !== undefined) target[key] = v;
+function planNetwork(r: CapturedResource): NetworkPlan {
+  const rd = new Reader(r, "network", unwrapSecrets(r.inputs) as Obj, "");
+  const name = rd.reqStr("name");
+  const driver = rd.str("driver") ?? "bridge";
+  const internal = rd.bool("internal") ?? false;
+  const attachable = rd.bool("attachable");
+  const ipv6 = rd.bool("ipv6");
+  const options = rd.strMap("options");
+  const ipam = rd.list("ipamConfigs").map((c) => {
+    const cfg = {
+      Subnet: c.str("subnet"),
+      Gateway: c.str("gateway"),
+      IPRange: c.str("ipRange"),
+      AuxiliaryAddresses: c.strMap("auxAddress"),
     };
-    put(body, "Env", rd.strs("envs"));
-    put(body, "Cmd", rd.strs("command"));
-    put(body, "Entrypoint", rd.strs("entrypoints"));
-    put(body, "User", rd.str("user"));
-    put(body, "WorkingDir", rd.str("workingDir"));
-    put(body, "Domainname", rd.str("domainname"));
-    put(body, "StopSignal", rd.str("stopSignal"));
-    put(body, "StopTimeout", rd.num("stopTimeout"));
-    put(body, "Tty", rd.bool("tty"));
-    put(body, "OpenStdin", rd.bool("stdinOpen"));
-    const labels = rd.labels();
-    if (labels) body.Labels = labels;
+    c.done();
+    return Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined));
+  });
+  const ipamDriver = rd.str("ipamDriver");
+  const labels = rd.labels();
+  rd.done();
+  return {
+    resource: r.name,
+    name,
+    body: {
+      Name: name,
+      Driver: driver,
+      CheckDuplicate: true,
+      Internal: internal,
+      ...(attachable !== undefined ? { Attachable: attachable } : {}),
+      ...(ipv6 !== undefined ? { EnableIPv6: ipv6 } : {}),
+      ...(options ? { Options: options } : {}),
+      ...(ipam.length > 0 || ipamDriver ? { IPAM: { Driver: ipamDriver ?? "default", Config: ipam } } : {}),
+      ...(labels ? { Labels: labels } : {}),
+    },
+  };
+}
 
-    // Health check.
-    const hc = rd.obj1("healthcheck");
-    if (hc) {
-      const interval = hc.str("interval");
-      const startPeriod = hc.str("startPeriod");
-      const startInterval = hc.str("startInterval");
-      const health: Obj = {
-        Test: hc.strs("tests"),
-        Interval: interval ? durationNs(interval) : 0,
-        Timeout: durationNs(hc.str("timeout") ?? "0s"),
-        Retries: hc.num("retries") ?? 0,
-        StartPeriod: startPeriod ? durationNs(startPeriod) : 0,
-        ...(startInterval ? { StartInterval: durationNs(startInterval) } : {}),
-      };
-      hc.done();
-      const shorten = (opts.healthIntervalFor ?? "all") === "all" || rd.bool("wait") === true;
-      if (opts.healthInterval && shorten && interval !== opts.healthInterval) {
-        health.Interval = durationNs(opts.healthInterval);
-        mappings.push(`${name}: health-check interval ${interval ?? "default"} → ${opts.healthInterval}`);
-      }
-      body.Healthcheck = health;
-    }
+function planVolume(r: CapturedResource): VolumePlan {
+  const rd = new Reader(r, "volume", unwrapSecrets(r.inputs) as Obj, "");
+  const name = rd.reqStr("name");
+  const driver = rd.str("driver");
+  const driverOpts = rd.strMap("driverOpts");
+  const labels = rd.labels();
+  rd.done();
+  return {
+    resource: r.name,
+    name,
+    body: {
+      Name: name,
+      ...(driver ? { Driver: driver } : {}),
+      ...(driverOpts ? { DriverOpts: driverOpts } : {}),
+      ...(labels ? { Labels: labels } : {}),
+    },
+  };
+}
 
-    // Restart and logging.
-    const restart = rd.str("restart");
-    const maxRetry = rd.num("maxRetryCount");
-    if (restart) hostConfig.RestartPolicy = { Name: restart, MaximumRetryCount: maxRetry ?? 0 };
-    const logDriver = rd.str("logDriver");
-    const logOpts = rd.strMap("logOpts");
-    if (logDriver || logOpts) hostConfig.LogConfig = { Type: logDriver ?? "", Config: logOpts ?? {} };
+function planImage(r: CapturedResource, mappings: string[]): ImagePlan {
+  const rd = new Reader(r, "remoteImage", unwrapSecrets(r.inputs) as Obj, "");
+  const upstream = rd.reqStr("name");
+  rd.done();
+  const standin = standinFor(upstream);
+  const imageId = r.state.imageId;
+  if (typeof imageId !== "string") throw new HarnessError(`${r.type} ${r.name}: no imageId in its state`);
+  mappings.push(`image ${upstream} → ${standin}`);
+  return { resource: r.name, upstream, standin, imageId };
+}
 
-    // Resolver, security, misc host settings.
-    put(hostConfig, "Dns", rd.strs("dns"));
-    put(hostConfig, "DnsSearch", rd.strs("dnsSearches"));
-    put(hostConfig, "DnsOptions", rd.strs("dnsOpts"));
-    put(hostConfig, "SecurityOpt", rd.strs("securityOpts"));
-    put(hostConfig, "GroupAdd", rd.strs("groupAdds"));
-    put(hostConfig, "Privileged", rd.bool("privileged"));
-    put(hostConfig, "ReadonlyRootfs", rd.bool("readOnly"));
-    put(hostConfig, "Init", rd.bool("init"));
-    put(hostConfig, "ShmSize", ((n) => (n === undefined ? undefined : n * 1024 * 1024))(rd.num("shmSize")));
-    put(hostConfig, "Memory", ((n) => (n === undefined ? undefined : n * 1024 * 1024))(rd.num("memory")));
-    // Resource limits (config/limits.ts): the provider's memorySwap is in MiB like memory; cpus
-    // ("1.5") becomes NanoCpus, as the provider sends them.
-    put(
-      hostConfig,
-      "MemorySwap",
-      ((n) => (n === undefined ? undefined : n * 1024 * 1024))(rd.num("memorySwap")),
-    );
-    const cpus = rd.str("cpus");
-    if (cpus !== undefined) {
-      const n = Number(cpus);
-      if (!Number.isFinite(n) || n <= 0) rd.fail("cpus", `${JSON.stringify(cpus)} is not a CPU count`);
-      // dockerd refuses a CPU limit above the machine's CPUs: the flavor's vCPUs (the program's
-      // sizing) can be more than this test machine has.
-      const here = availableParallelism();
-      if (n > here)
-        mappings.push(`${name}: cpus ${cpus} → ${String(here)} (this machine has ${String(here)} CPUs)`);
-      hostConfig.NanoCpus = Math.round(Math.min(n, here) * 1e9);
-    }
-    put(hostConfig, "Tmpfs", rd.strMap("tmpfs"));
-    put(hostConfig, "Sysctls", rd.strMap("sysctls"));
-    const caps = rd.obj1("capabilities");
-    if (caps) {
-      put(hostConfig, "CapAdd", caps.strs("adds"));
-      put(hostConfig, "CapDrop", caps.strs("drops"));
-      caps.done();
-    }
-    const hosts = rd.list("hosts").map((h) => {
-      const line = `${h.reqStr("host")}:${h.reqStr("ip")}`;
-      h.done();
-      return line;
-    });
-    if (hosts.length > 0) hostConfig.ExtraHosts = hosts;
+/**
+ * One container's create request, in the provider's order of concerns: image and process, health
+ * check, host settings and limits, ports, mounts, networks, uploads, then the provider's own
+ * lifecycle fields. Every input field is read (the reader fails on any left over).
+ */
+function planContainer(r: CapturedResource, host: HostSoFar): ContainerPlan {
+  const { opts, images, mappings } = host;
+  const rd = new Reader(r, "container", unwrapSecrets(r.inputs) as Obj, "");
+  const name = rd.reqStr("name");
+  const imageRef = rd.reqStr("image");
+  const img =
+    images.find((i) => i.imageId === imageRef || i.upstream === imageRef) ??
+    rd.fail("image", `${imageRef} is not the image of a RemoteImage on this host`);
 
-    // Ports.
-    const exposed: Obj = {};
-    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-    for (const p of rd.list("ports")) {
-      const internal = p.num("internal") ?? p.fail("internal", "missing");
-      const external = p.num("external") ?? internal;
-      const protocol = p.str("protocol") ?? "tcp";
-      const ip = p.str("ip") ?? "0.0.0.0";
-      p.done();
-      if (!opts.publishedIps.includes(ip))
-        p.fail(
-          "ip",
-          `publishes on ${ip}, which is not one of the host IPs the test maps (${opts.publishedIps.join(", ")})`,
-        );
-      const key = `${String(internal)}/${protocol}`;
-      exposed[key] = {};
-      const hostIp =
-        ip === DOCKER_BRIDGE_GATEWAY && opts.gatewayHostIp !== undefined
-          ? opts.gatewayHostIp
-          : (opts.hostIp ?? "127.0.0.1");
-      (bindings[key] ??= []).push({ HostIp: hostIp, HostPort: "" });
-      ports.push({ container: name, ip, external, internal, protocol, hostIp, hostPort: 0 });
-    }
-    if (Object.keys(exposed).length > 0) {
-      body.ExposedPorts = exposed;
-      hostConfig.PortBindings = bindings;
-    }
+  const hostConfig: Obj = {};
+  const body: Obj = { Image: img.standin, Hostname: rd.str("hostname") ?? name };
+  put(body, "Env", rd.strs("envs"));
+  put(body, "Cmd", rd.strs("command"));
+  put(body, "Entrypoint", rd.strs("entrypoints"));
+  put(body, "User", rd.str("user"));
+  put(body, "WorkingDir", rd.str("workingDir"));
+  put(body, "Domainname", rd.str("domainname"));
+  put(body, "StopSignal", rd.str("stopSignal"));
+  put(body, "StopTimeout", rd.num("stopTimeout"));
+  put(body, "Tty", rd.bool("tty"));
+  put(body, "OpenStdin", rd.bool("stdinOpen"));
+  const labels = rd.labels();
+  if (labels) body.Labels = labels;
+  put(body, "Healthcheck", containerHealth(rd, name, opts, mappings));
+  containerHostSettings(rd, name, hostConfig, mappings);
+  containerPorts(rd, name, host, body, hostConfig);
+  containerMounts(rd, name, host, hostConfig);
+  const connect = containerNetworks(rd, host.networks, body, hostConfig);
+  const uploads = containerUploads(rd, r, name, host);
 
-    // Volumes.
-    const mounts: Obj[] = [];
-    for (const v of rd.list("volumes")) {
-      const target = v.reqStr("containerPath");
-      const volumeName = v.str("volumeName");
-      const hostPath = v.str("hostPath");
-      const readOnly = v.bool("readOnly") ?? false;
-      v.done();
-      if (volumeName && !hostPath) {
-        if (!volumes.some((x) => x.name === volumeName))
-          v.fail("volumeName", `${volumeName} is not a Volume of this host`);
-        mounts.push({ Type: "volume", Source: volumeName, Target: target, ReadOnly: readOnly });
-      } else if (hostPath && !volumeName && opts.hostPathMap?.[hostPath] !== undefined) {
-        const source = opts.hostPathMap[hostPath];
-        mounts.push({ Type: "bind", Source: source, Target: target, ReadOnly: readOnly });
-        mappings.push(`${name}: bind-mount of the host's ${hostPath} → ${source}`);
-      } else if (hostPath && !volumeName) {
-        if (!(opts.allowHostPaths ?? []).includes(hostPath))
-          v.fail("hostPath", `bind-mounts the host's ${hostPath}; the test did not allow it`);
-        mounts.push({ Type: "bind", Source: hostPath, Target: target, ReadOnly: readOnly });
-        mappings.push(`${name}: bind-mounts ${hostPath} (allowed by the test)`);
-      } else {
-        v.fail("volumeName", "exactly one of volumeName and hostPath is supported");
-      }
-    }
-    if (mounts.length > 0) hostConfig.Mounts = mounts;
+  const mustRun = rd.bool("mustRun") ?? true;
+  const start = rd.bool("start") ?? true;
+  const wait = rd.bool("wait") ?? false;
+  const waitTimeout = rd.num("waitTimeout") ?? 60;
+  const destroyGraceSeconds = rd.num("destroyGraceSeconds");
+  const removeVolumes = rd.bool("removeVolumes") ?? true;
+  rd.done();
+  body.HostConfig = hostConfig;
+  return {
+    resource: r.name,
+    urn: r.urn,
+    name,
+    upstreamImage: img.upstream,
+    image: img.standin,
+    body,
+    connect,
+    uploads,
+    mustRun,
+    start,
+    ...(wait ? { waitTimeout } : {}),
+    ...(destroyGraceSeconds !== undefined ? { destroyGraceSeconds } : {}),
+    removeVolumes,
+    after: r.dependencies.filter((d) => host.containerUrns.has(d)),
+  };
+}
 
-    // Networks: the provider creates the container, detaches the default network when
-    // networksAdvanced is set, and connects each listed network. Same result here: create on the
-    // first listed network, connect the others before start.
-    const networkMode = rd.str("networkMode");
-    const advanced = rd.list("networksAdvanced").map((n) => {
-      const net = n.reqStr("name");
-      const aliases = n.strs("aliases");
-      const ipv4 = n.str("ipv4Address");
-      const ipv6 = n.str("ipv6Address");
-      n.done();
-      if (net !== "bridge" && !networks.some((x) => x.name === net))
-        n.fail("name", `${net} is neither the default bridge nor a Network of this host`);
-      return {
-        network: net,
-        endpoint: {
-          ...(aliases ? { Aliases: aliases } : {}),
-          ...(ipv4 || ipv6
-            ? {
-                IPAMConfig: {
-                  ...(ipv4 ? { IPv4Address: ipv4 } : {}),
-                  ...(ipv6 ? { IPv6Address: ipv6 } : {}),
-                },
-              }
-            : {}),
-        },
-      };
-    });
-    if (networkMode === "host") rd.fail("networkMode", "host networking cannot be isolated in a test");
-    let connect: ContainerPlan["connect"] = [];
-    if (advanced.length > 0) {
-      if (networkMode !== undefined && networkMode !== "bridge" && networkMode !== "default")
-        rd.fail("networkMode", `${networkMode} together with networksAdvanced`);
-      const [first, ...rest] = advanced as [(typeof advanced)[number], ...typeof advanced];
-      hostConfig.NetworkMode = first.network;
-      body.NetworkingConfig = { EndpointsConfig: { [first.network]: first.endpoint } };
-      connect = rest;
-    } else {
-      hostConfig.NetworkMode = networkMode ?? "bridge";
-    }
+/** The health check (and the test's shorter interval, where it applies). */
+function containerHealth(
+  rd: Reader,
+  name: string,
+  opts: HarnessOptions,
+  mappings: string[],
+): Obj | undefined {
+  const hc = rd.obj1("healthcheck");
+  if (!hc) return undefined;
+  const interval = hc.str("interval");
+  const startPeriod = hc.str("startPeriod");
+  const startInterval = hc.str("startInterval");
+  const health: Obj = {
+    Test: hc.strs("tests"),
+    Interval: interval ? durationNs(interval) : 0,
+    Timeout: durationNs(hc.str("timeout") ?? "0s"),
+    Retries: hc.num("retries") ?? 0,
+    StartPeriod: startPeriod ? durationNs(startPeriod) : 0,
+    ...(startInterval ? { StartInterval: durationNs(startInterval) } : {}),
+  };
+  hc.done();
+  const shorten = (opts.healthIntervalFor ?? "all") === "all" || rd.bool("wait") === true;
+  if (opts.healthInterval && shorten && interval !== opts.healthInterval) {
+    health.Interval = durationNs(opts.healthInterval);
+    mappings.push(`${name}: health-check interval ${interval ?? "default"} → ${opts.healthInterval}`);
+  }
+  return health;
+}
 
-    // Uploads.
-    const subs = substitutions.get(name);
-    const uploads: Upload[] = rd.list("uploads").map((u) => {
-      const file = u.reqStr("file");
-      const content = u.str("content");
-      const base64 = u.str("contentBase64");
-      const executable = u.bool("executable") ?? false;
-      const permissions = u.str("permissions");
-      const uid = numericId(u.str("owner"), u, "owner");
-      const gid = numericId(u.str("group"), u, "group");
-      u.done();
-      if ((content === undefined) === (base64 === undefined))
-        u.fail("content", "exactly one of content and contentBase64 is supported");
-      let data: string | Buffer = content ?? Buffer.from(base64 ?? "", "base64");
-      const sub = subs?.get(file);
-      if (sub !== undefined) {
-        data = sub;
-        subs?.delete(file);
-        mappings.push(`${name}: upload ${file} substituted by the test`);
-      }
-      return {
-        path: file,
-        content: data,
-        mode: permissions ? octal(permissions, `${r.name} upload ${file}`) : executable ? "0755" : "0644",
-        ...(uid !== undefined ? { uid } : {}),
-        ...(gid !== undefined ? { gid } : {}),
-      };
-    });
-    if (subs && subs.size > 0)
-      throw new HarnessError(
-        `${r.type} ${r.name}: the test substitutes uploads the program does not make: ${[...subs.keys()].join(", ")}`,
+/** Restart policy, logging, resolver, security and other host settings, and the resource limits. */
+function containerHostSettings(rd: Reader, name: string, hostConfig: Obj, mappings: string[]): void {
+  const restart = rd.str("restart");
+  const maxRetry = rd.num("maxRetryCount");
+  if (restart) hostConfig.RestartPolicy = { Name: restart, MaximumRetryCount: maxRetry ?? 0 };
+  const logDriver = rd.str("logDriver");
+  const logOpts = rd.strMap("logOpts");
+  if (logDriver || logOpts) hostConfig.LogConfig = { Type: logDriver ?? "", Config: logOpts ?? {} };
+
+  // Resolver, security, misc host settings.
+  put(hostConfig, "Dns", rd.strs("dns"));
+  put(hostConfig, "DnsSearch", rd.strs("dnsSearches"));
+  put(hostConfig, "DnsOptions", rd.strs("dnsOpts"));
+  put(hostConfig, "SecurityOpt", rd.strs("securityOpts"));
+  put(hostConfig, "GroupAdd", rd.strs("groupAdds"));
+  put(hostConfig, "Privileged", rd.bool("privileged"));
+  put(hostConfig, "ReadonlyRootfs", rd.bool("readOnly"));
+  put(hostConfig, "Init", rd.bool("init"));
+  put(hostConfig, "ShmSize", mib(rd.num("shmSize")));
+  put(hostConfig, "Memory", mib(rd.num("memory")));
+  // Resource limits (config/limits.ts): the provider's memorySwap is in MiB like memory; cpus
+  // ("1.5") becomes NanoCpus, as the provider sends them.
+  put(hostConfig, "MemorySwap", mib(rd.num("memorySwap")));
+  const cpus = rd.str("cpus");
+  if (cpus !== undefined) {
+    const n = Number(cpus);
+    if (!Number.isFinite(n) || n <= 0) rd.fail("cpus", `${JSON.stringify(cpus)} is not a CPU count`);
+    // dockerd refuses a CPU limit above the machine's CPUs: the flavor's vCPUs (the program's
+    // sizing) can be more than this test machine has.
+    const here = availableParallelism();
+    if (n > here)
+      mappings.push(`${name}: cpus ${cpus} → ${String(here)} (this machine has ${String(here)} CPUs)`);
+    hostConfig.NanoCpus = Math.round(Math.min(n, here) * 1e9);
+  }
+  put(hostConfig, "Tmpfs", rd.strMap("tmpfs"));
+  put(hostConfig, "Sysctls", rd.strMap("sysctls"));
+  const caps = rd.obj1("capabilities");
+  if (caps) {
+    put(hostConfig, "CapAdd", caps.strs("adds"));
+    put(hostConfig, "CapDrop", caps.strs("drops"));
+    caps.done();
+  }
+  const hosts = rd.list("hosts").map((h) => {
+    const line = `${h.reqStr("host")}:${h.reqStr("ip")}`;
+    h.done();
+    return line;
+  });
+  if (hosts.length > 0) hostConfig.ExtraHosts = hosts;
+}
+
+/** Published ports, each recorded in `host.ports` (its host port is chosen when applied). */
+function containerPorts(rd: Reader, name: string, host: HostSoFar, body: Obj, hostConfig: Obj): void {
+  const exposed: Obj = {};
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of rd.list("ports")) {
+    const internal = p.num("internal") ?? p.fail("internal", "missing");
+    const external = p.num("external") ?? internal;
+    const protocol = p.str("protocol") ?? "tcp";
+    const ip = p.str("ip") ?? "0.0.0.0";
+    p.done();
+    if (!host.opts.publishedIps.includes(ip))
+      p.fail(
+        "ip",
+        `publishes on ${ip}, which is not one of the host IPs the test maps (${host.opts.publishedIps.join(", ")})`,
       );
-    substitutions.delete(name);
+    const key = `${String(internal)}/${protocol}`;
+    exposed[key] = {};
+    const hostIp =
+      ip === DOCKER_BRIDGE_GATEWAY && host.opts.gatewayHostIp !== undefined
+        ? host.opts.gatewayHostIp
+        : (host.opts.hostIp ?? "127.0.0.1");
+    (bindings[key] ??= []).push({ HostIp: hostIp, HostPort: "" });
+    host.ports.push({ container: name, ip, external, internal, protocol, hostIp, hostPort: 0 });
+  }
+  if (Object.keys(exposed).length > 0) {
+    body.ExposedPorts = exposed;
+    hostConfig.PortBindings = bindings;
+  }
+}
 
-    const mustRun = rd.bool("mustRun") ?? true;
-    const start = rd.bool("start") ?? true;
-    const wait = rd.bool("wait") ?? false;
-    const waitTimeout = rd.num("waitTimeout") ?? 60;
-    const destroyGraceSeconds = rd.num("destroyGraceSeconds");
-    const removeVolumes = rd.bool("removeVolumes") ?? true;
-    rd.done();
+/** Named volumes of this host, and host paths the test maps or allows. */
+function containerMounts(rd: Reader, name: string, host: HostSoFar, hostConfig: Obj): void {
+  const mounts: Obj[] = [];
+  for (const v of rd.list("volumes")) {
+    const target = v.reqStr("containerPath");
+    const volumeName = v.str("volumeName");
+    const hostPath = v.str("hostPath");
+    const readOnly = v.bool("readOnly") ?? false;
+    v.done();
+    if (volumeName && !hostPath) {
+      if (!host.volumes.some((x) => x.name === volumeName))
+        v.fail("volumeName", `${volumeName} is not a Volume of this host`);
+      mounts.push({ Type: "volume", Source: volumeName, Target: target, ReadOnly: readOnly });
+    } else if (hostPath && !volumeName && host.opts.hostPathMap?.[hostPath] !== undefined) {
+      const source = host.opts.hostPathMap[hostPath];
+      mounts.push({ Type: "bind", Source: source, Target: target, ReadOnly: readOnly });
+      host.mappings.push(`${name}: bind-mount of the host's ${hostPath} → ${source}`);
+    } else if (hostPath && !volumeName) {
+      if (!(host.opts.allowHostPaths ?? []).includes(hostPath))
+        v.fail("hostPath", `bind-mounts the host's ${hostPath}; the test did not allow it`);
+      mounts.push({ Type: "bind", Source: hostPath, Target: target, ReadOnly: readOnly });
+      host.mappings.push(`${name}: bind-mounts ${hostPath} (allowed by the test)`);
+    } else {
+      v.fail("volumeName", "exactly one of volumeName and hostPath is supported");
+    }
+  }
+  if (mounts.length > 0) hostConfig.Mounts = mounts;
+}
 
-    body.HostConfig = hostConfig;
+/** The first network goes into the create request; the others are returned, to connect before start. */
+function containerNetworks(
+  rd: Reader,
+  networks: readonly NetworkPlan[],
+  body: Obj,
+  hostConfig: Obj,
+): ContainerPlan["connect"] {
+  // Networks: the provider creates the container, detaches the default network when
+  // networksAdvanced is set, and connects each listed network. Same result here: create on the
+  // first listed network, connect the others before start.
+  const networkMode = rd.str("networkMode");
+  const advanced = rd.list("networksAdvanced").map((n) => {
+    const net = n.reqStr("name");
+    const aliases = n.strs("aliases");
+    const ipv4 = n.str("ipv4Address");
+    const ipv6 = n.str("ipv6Address");
+    n.done();
+    if (net !== "bridge" && !networks.some((x) => x.name === net))
+      n.fail("name", `${net} is neither the default bridge nor a Network of this host`);
     return {
-      resource: r.name,
-      urn: r.urn,
-      name,
-      upstreamImage: img.upstream,
-      image: img.standin,
-      body,
-      connect,
-      uploads,
-      mustRun,
-      start,
-      ...(wait ? { waitTimeout } : {}),
-      ...(destroyGraceSeconds !== undefined ? { destroyGraceSeconds } : {}),
-      removeVolumes,
-      after: r.dependencies.filter((d) => containerUrns.has(d)),
+      network: net,
+      endpoint: {
+        ...(aliases ? { Aliases: aliases } : {}),
+        ...(ipv4 || ipv6
+          ? {
+              IPAMConfig: {
+                ...(ipv4 ? { IPv4Address: ipv4 } : {}),
+                ...(ipv6 ? { IPv6Address: ipv6 } : {}),
+              },
+            }
+          : {}),
+      },
     };
   });
-  if (substitutions.size > 0)
-    throw new HarnessError(
-      `the test substitutes uploads of containers the program does not create: ${[...substitutions.keys()].join(", ")}`,
-    );
+  if (networkMode === "host") rd.fail("networkMode", "host networking cannot be isolated in a test");
+  if (advanced.length > 0) {
+    if (networkMode !== undefined && networkMode !== "bridge" && networkMode !== "default")
+      rd.fail("networkMode", `${networkMode} together with networksAdvanced`);
+    const [first, ...rest] = advanced as [(typeof advanced)[number], ...typeof advanced];
+    hostConfig.NetworkMode = first.network;
+    body.NetworkingConfig = { EndpointsConfig: { [first.network]: first.endpoint } };
+    return rest;
+  }
+  hostConfig.NetworkMode = networkMode ?? "bridge";
+  return [];
+}
 
-  // Dependency order (stable: registration order among the ready ones).
+/** The provider's uploads (an archive put into the created container), with the test's substitutions. */
+function containerUploads(rd: Reader, r: CapturedResource, name: string, host: HostSoFar): Upload[] {
+  const subs = host.substitutions.get(name);
+  const uploads: Upload[] = rd.list("uploads").map((u) => {
+    const file = u.reqStr("file");
+    const content = u.str("content");
+    const base64 = u.str("contentBase64");
+    const executable = u.bool("executable") ?? false;
+    const permissions = u.str("permissions");
+    const uid = numericId(u.str("owner"), u, "owner");
+    const gid = numericId(u.str("group"), u, "group");
+    u.done();
+    if ((content === undefined) === (base64 === undefined))
+      u.fail("content", "exactly one of content and contentBase64 is supported");
+    let data: string | Buffer = content ?? Buffer.from(base64 ?? "", "base64");
+    const sub = subs?.get(file);
+    if (sub !== undefined) {
+      data = sub;
+      subs?.delete(file);
+      host.mappings.push(`${name}: upload ${file} substituted by the test`);
+    }
+    return {
+      path: file,
+      content: data,
+      mode: permissions ? octal(permissions, `${r.name} upload ${file}`) : executable ? "0755" : "0644",
+      ...(uid !== undefined ? { uid } : {}),
+      ...(gid !== undefined ? { gid } : {}),
+    };
+  });
+  if (subs && subs.size > 0)
+    throw new HarnessError(
+      `${r.type} ${r.name}: the test substitutes uploads the program does not make: ${[...subs.keys()].join(", ")}`,
+    );
+  host.substitutions.delete(name);
+  return uploads;
+}
+
+/** Containers in dependency order (stable: registration order among the ready ones). */
+function inDependencyOrder(unordered: readonly ContainerPlan[], hostName: string): ContainerPlan[] {
   const containers: ContainerPlan[] = [];
   const placed = new Set<string>();
   while (containers.length < unordered.length) {
@@ -717,7 +778,7 @@ export function planHost(run: Pick<StackRun, "resources">, hostName: string, opt
     containers.push(next);
     placed.add(next.urn);
   }
-  return { host: hostName, provider, networks, volumes, images, containers, ports, mappings };
+  return containers;
 }
 
 // --- applying ------------------------------------------------------------------------------------
