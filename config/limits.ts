@@ -51,6 +51,11 @@ export const BUILDER_MIN_MEMORY_MIB = 512;
 export const LIMIT_DEFAULTS = {
   reservedMemoryMiB: 1024,
   overcommit: { memory: 1.0, cpu: 2.0 },
+  /**
+   * `berth:limits.defaultPids`. Fixed, not derived from the builders' size: it is part of every
+   * host's Ignition, which must not change (and replace the hosts) when agents or slots are added.
+   */
+  defaultPids: 4096,
 } as const;
 
 /** Sizes of Nova's classic flavors (the ones `nova-manage` and devstack create). */
@@ -176,7 +181,8 @@ export interface ResolvedLimits {
   cpuBudget: number;
   /**
    * The pids limit of a container without {@link PIDS_LIMIT_LABEL} (one a job starts itself):
-   * `berth:limits.defaultPids`, by default the static agents' pids limit.
+   * `berth:limits.defaultPids` (host layer: in each host's Ignition), default
+   * {@link LIMIT_DEFAULTS}.defaultPids.
    */
   defaultPids: number;
   hosts: HostLimitsTotal[];
@@ -284,7 +290,7 @@ export function resolveLimits(input: LimitsInput): ResolvedLimits {
       parts,
     };
   });
-  const defaultPids = input.defaultPids ?? containers.agent.pids;
+  const defaultPids = input.defaultPids ?? LIMIT_DEFAULTS.defaultPids;
   return { containers, configured, memoryBudgetMiB, cpuBudget, defaultPids, hosts };
 }
 

@@ -291,8 +291,9 @@ const limits = {
       type: "integer",
       minimum: MIN_PIDS,
       maximum: MAX_PIDS,
+      default: LIMIT_DEFAULTS.defaultPids,
       description:
-        "process-count limit of containers Berth did not create (those a job starts itself); default: the agents' pids limit",
+        "process-count limit of containers Berth did not create (those a job starts itself); in every host's Ignition",
     },
     containers: {
       type: "object",

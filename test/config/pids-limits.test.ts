@@ -10,6 +10,7 @@ import { ConfigError, loadStack, type BerthConfig } from "../../config/index.ts"
 import { PROJECT_ROOT } from "../../config/root.ts";
 import {
   BUILDER_MIN_PIDS,
+  LIMIT_DEFAULTS,
   LIMIT_KINDS,
   PIDS_DEFAULTS,
   PIDS_LIMIT_LABEL,
@@ -57,7 +58,7 @@ describe("defaults", () => {
           expect(l.pids, `${stack} ${kind}`).toBe(Math.max(BUILDER_MIN_PIDS, 2 * l.memoryMiB));
         else expect(l.pids, `${stack} ${kind}`).toBe(PIDS_DEFAULTS[kind]);
       }
-      expect(c.limits.defaultPids, stack).toBe(c.limits.containers.agent.pids);
+      expect(c.limits.defaultPids, stack).toBe(LIMIT_DEFAULTS.defaultPids);
     }
   });
 
@@ -71,7 +72,8 @@ describe("defaults", () => {
   it("a builder's pids follow its memory override unless pids is set too", () => {
     const c = load((s) => setKind(s, "agent", { memoryMiB: 2000 }));
     expect(c.limits.containers.agent.pids).toBe(4000);
-    expect(c.limits.defaultPids).toBe(4000);
+    // The host-layer default does not follow the builders: no host is replaced for more agents.
+    expect(c.limits.defaultPids).toBe(LIMIT_DEFAULTS.defaultPids);
   });
 });
 
