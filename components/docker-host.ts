@@ -6,7 +6,7 @@ import { IMAGE_DIGEST_PATTERN } from "../config/images.ts";
 import { DEFAULT_DOCKER_TLS_PORT } from "../config/ports.ts";
 import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
-import type { ContainerLimit } from "../config/limits.ts";
+import { PIDS_LIMIT_LABEL, type ContainerLimit } from "../config/limits.ts";
 import { BERTH_HOST_LABEL, BERTH_STACK_LABEL } from "../config/containers.ts";
 
 /**
@@ -214,17 +214,36 @@ export function commonContainerArgs(
 /**
  * A container's resource limits as provider inputs (config/limits.ts): `memory` in MiB (the
  * provider's "MB" are MiB: it multiplies by 1024²), `memorySwap` equal to it so the container gets
- * no swap beyond its limit, and `cpus` (Docker's NanoCpus, a CFS quota). None without limits.
- * Process counts cannot be limited here: @pulumi/docker's Container has no pidsLimit.
+ * no swap beyond its limit, `cpus` (Docker's NanoCpus, a CFS quota), and the label
+ * {@link PIDS_LIMIT_LABEL} with its process-count limit: @pulumi/docker's Container has no
+ * pidsLimit, so the host's `berth-pids-limit` service applies the label's value with
+ * `docker update --pids-limit` (renderers/pids-limit.ts). A container that sets labels of its own
+ * must merge these (`labels: [...limitArgs(l).labels ?? [], ...own]`). None without limits.
  */
-export function limitArgs(
-  limit: ContainerLimit | undefined,
-): Pick<docker.ContainerArgs, "memory" | "memorySwap" | "cpus"> {
+export function limitArgs(limit: ContainerLimit | undefined): Pick<
+  docker.ContainerArgs,
+  "memory" | "memorySwap" | "cpus"
+> & {
+  labels?: { label: string; value: string }[];
+} {
   if (!limit) return {};
-  if (!Number.isInteger(limit.memoryMiB) || limit.memoryMiB < 6 || !(limit.cpus >= 0.01))
+  if (
+    !Number.isInteger(limit.memoryMiB) ||
+    limit.memoryMiB < 6 ||
+    !(limit.cpus >= 0.01) ||
+    !Number.isInteger(limit.pids) ||
+    limit.pids < 1
+  )
     throw internalError(`container limit ${JSON.stringify(limit)} was not validated`);
-  return { memory: limit.memoryMiB, memorySwap: limit.memoryMiB, cpus: String(limit.cpus) };
+  return {
+    memory: limit.memoryMiB,
+    memorySwap: limit.memoryMiB,
+    cpus: String(limit.cpus),
+    labels: [{ label: PIDS_LIMIT_LABEL, value: String(limit.pids) }],
+  };
 }
+
+export { PIDS_LIMIT_LABEL };
 
 /** Labels every Docker container, network and volume of a Berth host carries (config/containers.ts). */
 export { BERTH_HOST_LABEL, BERTH_STACK_LABEL };

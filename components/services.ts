@@ -413,7 +413,10 @@ function networkHolders(
         ...commonContainerArgs(args.containerLogs),
         ...limitArgs(args.limits?.holder),
         entrypoints: ["/bin/sh", "-c", HOLDER_FORWARD_SCRIPT, "berth-holder-forward"],
-        labels: [{ label: HOLDER_LABEL, value: HOLDER_TEMPLATE }],
+        labels: [
+          ...(limitArgs(args.limits?.holder).labels ?? []),
+          { label: HOLDER_LABEL, value: HOLDER_TEMPLATE },
+        ],
         networkMode: "bridge",
         networksAdvanced: [{ name: "bridge" }, { name: net.name }],
         ...dnsSettings(args),

@@ -104,7 +104,10 @@ export class AppSlots extends pulumi.ComponentResource {
           ...limitArgs(args.limits),
           entrypoints: ["socat"],
           command: slotFrontCommand(slot),
-          labels: Object.entries(slotLabels(slot)).map(([label, value]) => ({ label, value })),
+          labels: [
+            ...(limitArgs(args.limits).labels ?? []),
+            ...Object.entries(slotLabels(slot)).map(([label, value]) => ({ label, value })),
+          ],
           networkMode: "bridge",
           networksAdvanced: [{ name: args.servicesNetwork }],
           dns: [args.dnsAddress],

@@ -18,11 +18,28 @@
  *
  * So the defaults always fit the over-commit rule; validation refuses what an override breaks.
  * Docker applies each limit as the container's cgroup limit: `memory` (and `memorySwap` equal to
- * it: no swap beyond the limit) and `cpus` (a CFS quota, NanoCpus). Process counts (pids) cannot
- * be limited through the Pulumi Docker provider (@pulumi/docker 5.2.0 has no pidsLimit) nor the
- * Jenkins Docker plugin's template; docs/configuration.md says so.
+ * it: no swap beyond the limit) and `cpus` (a CFS quota, NanoCpus).
+ *
+ * Process counts (`pids`, the cgroup's pids.max): neither the Pulumi Docker provider (@pulumi/docker
+ * 5.2.0 has no pidsLimit) nor the Jenkins Docker plugin's template can set them, so each container
+ * carries its limit in the label {@link PIDS_LIMIT_LABEL} and the host service `berth-pids-limit`
+ * (renderers/pids-limit.ts) applies it with `docker update --pids-limit` when the container is
+ * created or started; a container without the label gets `defaultPids` (those a job starts itself).
+ * Fixed per service kind ({@link PIDS_DEFAULTS}); builders get {@link BUILDER_PIDS_PER_MIB} per MiB
+ * of their memory limit (so sized from the flavor), at least {@link BUILDER_MIN_PIDS}.
  */
 import { SERVICE_KINDS, type ServiceKind } from "./images.ts";
+
+/** The label that carries a container's process-count limit to the host's `berth-pids-limit` service. */
+export { PIDS_LIMIT_LABEL } from "../renderers/pids-limit.ts";
+/** The smallest pids limit Berth accepts (a container's init, a shell and a pipeline need more than a few). */
+export const MIN_PIDS = 16;
+/** The largest: Linux's PID_MAX_LIMIT on 64-bit (4194304); a limit above it limits nothing. */
+export const MAX_PIDS = 4_194_304;
+/** Builders' default pids limit per MiB of their memory limit (a task is at least ~20 KiB of kernel memory, a thread's stack far more). */
+export const BUILDER_PIDS_PER_MIB = 2;
+/** Builders' smallest default pids limit. */
+export const BUILDER_MIN_PIDS = 1024;
 
 /** Docker refuses a memory limit below 6 MiB. */
 export const DOCKER_MIN_MEMORY_MIB = 6;
@@ -34,6 +51,11 @@ export const BUILDER_MIN_MEMORY_MIB = 512;
 export const LIMIT_DEFAULTS = {
   reservedMemoryMiB: 1024,
   overcommit: { memory: 1.0, cpu: 2.0 },
+  /**
+   * `berth:limits.defaultPids`. Fixed, not derived from the builders' size: it is part of every
+   * host's Ignition, which must not change (and replace the hosts) when agents or slots are added.
+   */
+  defaultPids: 4096,
 } as const;
 
 /** Sizes of Nova's classic flavors (the ones `nova-manage` and devstack create). */
@@ -72,6 +94,8 @@ export interface ContainerLimit {
   memoryMiB: number;
   /** CPU limit in CPUs (fractions allowed). */
   cpus: number;
+  /** Process-count limit (tasks: processes and threads), applied by the host's `berth-pids-limit`. */
+  pids: number;
 }
 
 /**
@@ -94,6 +118,30 @@ export const SERVICE_SHARES: Readonly<
   nodeExporter: { memory: 1 / 256, minMemoryMiB: 64, cpu: 1 / 64, minCpus: 0.1 },
 };
 
+/**
+ * Default pids limit of each fixed kind, from what the program runs: one thread (mongod) or process
+ * (postgres) per connection, socat's process per forwarded connection (holders), Go and Erlang
+ * runtimes' threads, nginx's and dnsmasq's few workers; with room to spare, as a cap against a runaway.
+ */
+export const PIDS_DEFAULTS: Readonly<Record<FixedKind, number>> = {
+  redis: 256,
+  mongodb: 1024,
+  postgres: 512,
+  memcached: 256,
+  rabbitmq: 1024,
+  dnsmasq: 64,
+  holder: 1024,
+  registry: 512,
+  registryMirror: 512,
+  nginx: 256,
+  nodeExporter: 128,
+};
+
+/** The default pids limit of a builder with `memoryMiB` of memory. */
+export function builderPids(memoryMiB: number): number {
+  return Math.min(MAX_PIDS, Math.max(BUILDER_MIN_PIDS, Math.floor(memoryMiB * BUILDER_PIDS_PER_MIB)));
+}
+
 /** What runs on one host, as far as limits go. */
 export interface HostInventory {
   name: string;
@@ -109,6 +157,8 @@ export interface LimitsInput {
   overcommit: { memory: number; cpu: number };
   /** `berth:limits.containers`: what the stack sets, per kind and field. */
   configured: Partial<Record<LimitKind, Partial<ContainerLimit>>>;
+  /** `berth:limits.defaultPids`, when the stack sets it. */
+  defaultPids?: number;
   hosts: HostInventory[];
 }
 
@@ -129,6 +179,12 @@ export interface ResolvedLimits {
   memoryBudgetMiB: number;
   /** CPUs the rule allows per host: vCPUs × overcommit.cpu. */
   cpuBudget: number;
+  /**
+   * The pids limit of a container without {@link PIDS_LIMIT_LABEL} (one a job starts itself):
+   * `berth:limits.defaultPids` (host layer: in each host's Ignition), default
+   * {@link LIMIT_DEFAULTS}.defaultPids.
+   */
+  defaultPids: number;
   hosts: HostLimitsTotal[];
 }
 
@@ -180,6 +236,7 @@ export function resolveLimits(input: LimitsInput): ResolvedLimits {
     containers[kind] = {
       memoryMiB: set.memoryMiB ?? Math.max(share.minMemoryMiB, floorMiB(allocatable * share.memory)),
       cpus: set.cpus ?? Math.min(vcpus, Math.max(share.minCpus, floorCpus(vcpus * share.cpu))),
+      pids: set.pids ?? PIDS_DEFAULTS[kind],
     };
   }
   // Builders share what the fixed kinds leave on the fullest host.
@@ -198,13 +255,18 @@ export function resolveLimits(input: LimitsInput): ResolvedLimits {
     builderMemory = Math.min(builderMemory, floorMiB((memoryBudgetMiB - memory) / builders));
     builderCpus = Math.min(builderCpus, floorCpus((cpuBudget - cpus) / builders));
   }
-  const builder: ContainerLimit = {
+  const builder = {
     memoryMiB: Number.isFinite(builderMemory) ? builderMemory : floorMiB(allocatable / 2),
     cpus: Math.min(vcpus, Number.isFinite(builderCpus) ? Math.max(DOCKER_MIN_CPUS, builderCpus) : vcpus),
   };
   for (const kind of ["agent", "perBuild"] as const) {
     const set = input.configured[kind] ?? {};
-    containers[kind] = { memoryMiB: set.memoryMiB ?? builder.memoryMiB, cpus: set.cpus ?? builder.cpus };
+    const memoryMiB = set.memoryMiB ?? builder.memoryMiB;
+    containers[kind] = {
+      memoryMiB,
+      cpus: set.cpus ?? builder.cpus,
+      pids: set.pids ?? builderPids(memoryMiB),
+    };
   }
   for (const kind of LIMIT_KINDS) {
     const set = input.configured[kind];
@@ -212,6 +274,7 @@ export function resolveLimits(input: LimitsInput): ResolvedLimits {
     const fields: Partial<Record<keyof ContainerLimit, true>> = {};
     if (set.memoryMiB !== undefined) fields.memoryMiB = true;
     if (set.cpus !== undefined) fields.cpus = true;
+    if (set.pids !== undefined) fields.pids = true;
     configured[kind] = fields;
   }
   const hosts = input.hosts.map<HostLimitsTotal>((h) => {
@@ -227,7 +290,8 @@ export function resolveLimits(input: LimitsInput): ResolvedLimits {
       parts,
     };
   });
-  return { containers, configured, memoryBudgetMiB, cpuBudget, hosts };
+  const defaultPids = input.defaultPids ?? LIMIT_DEFAULTS.defaultPids;
+  return { containers, configured, memoryBudgetMiB, cpuBudget, defaultPids, hosts };
 }
 
 /** One problem of the limits: the field path (as the user writes it) and the message with its fix. */

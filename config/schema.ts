@@ -20,6 +20,8 @@ import {
   DOCKER_MIN_MEMORY_MIB,
   LIMIT_DEFAULTS,
   LIMIT_KINDS,
+  MAX_PIDS,
+  MIN_PIDS,
   type LimitKind,
 } from "./limits.ts";
 import { DEFAULT_STORAGE_DRIVER, STORAGE_DRIVERS } from "../renderers/storage.ts";
@@ -254,12 +256,19 @@ const containerLimit = {
       description: "memory limit in MiB (also the memory+swap limit); Docker's minimum is 6",
     },
     cpus: { type: "number", minimum: DOCKER_MIN_CPUS, description: "CPU limit in CPUs, e.g. 1.5" },
+    pids: {
+      type: "integer",
+      minimum: MIN_PIDS,
+      maximum: MAX_PIDS,
+      description: "process-count limit (processes and threads), applied by the host's berth-pids-limit",
+    },
   },
 } as const;
 
 const limits = {
   type: "object",
-  description: "Memory and CPU limits of every container (default: sized from the host flavor).",
+  description:
+    "Memory, CPU and process-count limits of every container (default: sized from the host flavor).",
   additionalProperties: false,
   default: {},
   properties: {
@@ -277,6 +286,14 @@ const limits = {
         memory: { type: "number", minimum: 0.1, maximum: 4, default: LIMIT_DEFAULTS.overcommit.memory },
         cpu: { type: "number", minimum: 0.1, maximum: 16, default: LIMIT_DEFAULTS.overcommit.cpu },
       },
+    },
+    defaultPids: {
+      type: "integer",
+      minimum: MIN_PIDS,
+      maximum: MAX_PIDS,
+      default: LIMIT_DEFAULTS.defaultPids,
+      description:
+        "process-count limit of containers Berth did not create (those a job starts itself); in every host's Ignition",
     },
     containers: {
       type: "object",

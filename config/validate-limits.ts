@@ -47,6 +47,7 @@ export function limitsInputOf(stack: string, data: Obj): LimitsInput | ConfigIss
   const memory = num(get(data, "limits", "overcommit", "memory"));
   const cpu = num(get(data, "limits", "overcommit", "cpu"));
   if (reservedMemoryMiB === undefined || memory === undefined || cpu === undefined) return undefined;
+  const defaultPids = int(get(data, "limits", "defaultPids"));
   const configured: LimitsInput["configured"] = {};
   for (const kind of LIMIT_KINDS) {
     const set = get(data, "limits", "containers", kind);
@@ -54,8 +55,10 @@ export function limitsInputOf(stack: string, data: Obj): LimitsInput | ConfigIss
     const c: Partial<ContainerLimit> = {};
     const m = int(set.memoryMiB);
     const cp = num(set.cpus);
+    const pids = int(set.pids);
     if (m !== undefined) c.memoryMiB = m;
     if (cp !== undefined) c.cpus = cp;
+    if (pids !== undefined) c.pids = pids;
     configured[kind] = c;
   }
   const kinds = (v: unknown): ServiceKind[] => (Array.isArray(v) ? v.filter(isServiceKind) : []);
@@ -79,6 +82,7 @@ export function limitsInputOf(stack: string, data: Obj): LimitsInput | ConfigIss
     reservedMemoryMiB,
     overcommit: { memory, cpu },
     configured,
+    ...(defaultPids !== undefined ? { defaultPids } : {}),
     hosts: names.map((name, i) =>
       hostInventory({
         name,

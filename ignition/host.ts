@@ -69,6 +69,12 @@ import {
 } from "../renderers/host-metrics.ts";
 import { METRICS_PORTS } from "../renderers/prometheus.ts";
 import {
+  PIDS_LIMIT_SCRIPT,
+  PIDS_LIMIT_UNIT,
+  renderPidsLimitScript,
+  renderPidsLimitUnit,
+} from "../renderers/pids-limit.ts";
+import {
   RESTORE_SCRIPT,
   renderRestoreFiles,
   renderRestoreScript,
@@ -221,6 +227,12 @@ export interface HostIgnitionInput {
    * makes the config secret.
    */
   restore?: RestoreJob[];
+  /**
+   * Process-count limits (renderers/pids-limit.ts): the `berth-pids-limit` service applies each
+   * container's label `org.berth.pids-limit`, and `defaultPids` to containers without one. Absent:
+   * no service.
+   */
+  pidsLimit?: { defaultPids: number };
 }
 
 export { NOVA_USER_DATA_LIMIT_BYTES } from "./user-data.ts";
@@ -542,6 +554,8 @@ function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; un
     script(DOCKER_UPKEEP_SCRIPT, renderDockerUpkeepScript()),
     ...(btrfs ? [script(BTRFS_MAINTENANCE_SCRIPT, renderBtrfsMaintenanceScript())] : []),
     script(DISK_CHECK_SCRIPT, renderDiskCheckScript({ inodes: !btrfs })),
+    // Process-count limits of every container (renderers/pids-limit.ts).
+    ...(host.pidsLimit ? [script(PIDS_LIMIT_SCRIPT, renderPidsLimitScript())] : []),
     file(JOURNALD_DROPIN_PATH, renderJournaldDropin(upkeep)),
   ];
   const units: SystemdUnit[] = [
@@ -550,6 +564,11 @@ function dayTwo(host: HostIgnitionInput): { files: ReturnType<typeof file>[]; un
       unit(u.name, u.contents, u.enabled ? { enabled: true } : {}),
     ),
   ];
+  if (host.pidsLimit) {
+    units.push(
+      unit(PIDS_LIMIT_UNIT, renderPidsLimitUnit(bin, host.pidsLimit.defaultPids), { enabled: true }),
+    );
+  }
   const registryUpkeep = host.registryUpkeep;
   if (registryUpkeep !== undefined) {
     files.push(

@@ -3,6 +3,7 @@
  * commit gives the same bytes (mock IDs derive from names; everything is sorted).
  */
 import { describeSource } from "../config/validate-restore.ts";
+import { PIDS_LIMIT_LABEL } from "../config/limits.ts";
 import { createHash, createHmac } from "node:crypto";
 import { containersByHost, imageReferences, providerUrn } from "./containers.ts";
 import type { CapturedResource } from "./mocks.ts";
@@ -46,8 +47,11 @@ export interface PlanHost {
     image: string;
     ports: string[];
     networks: string[];
-    /** Memory limit in MiB and CPU limit (the container's `memory`/`cpus` inputs), when set. */
-    limits?: { memoryMiB: number; cpus: number };
+    /**
+     * Memory limit in MiB and CPU limit (the container's `memory`/`cpus` inputs), when set, and its
+     * process-count limit (its `org.berth.pids-limit` label, applied on the host by berth-pids-limit).
+     */
+    limits?: { memoryMiB: number; cpus: number; pids?: number };
   }[];
   /** Sums of the containers' limits and what the over-commit rule allows (berth:limits). */
   limits: {
@@ -57,6 +61,9 @@ export interface PlanHost {
     cpuBudget: number;
     /** Per-build containers counted in the sums (the Jenkins Docker cloud's containerCap on this host). */
     perBuild: number;
+    /** Process-count limit of each per-build container, and of containers a job starts itself. */
+    perBuildPids: number;
+    defaultPids: number;
   };
 }
 
@@ -201,6 +208,8 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
         cpus: totals?.cpus ?? 0,
         cpuBudget: l.cpuBudget,
         perBuild: totals?.parts.find((p) => p.kind === "perBuild")?.count ?? 0,
+        perBuildPids: l.containers.perBuild.pids,
+        defaultPids: l.defaultPids,
       },
     };
   });
@@ -235,12 +244,22 @@ export function buildPlan(run: StackRun, options: BuildPlanOptions = {}): Plan {
   };
 }
 
-/** A container's limits from its `memory` (MiB) and `cpus` inputs, when both are set. */
-function containerLimits(inputs: Record<string, unknown>): { limits?: { memoryMiB: number; cpus: number } } {
+/** A container's limits from its `memory` (MiB) and `cpus` inputs, when both are set, and its pids label. */
+function containerLimits(inputs: Record<string, unknown>): {
+  limits?: { memoryMiB: number; cpus: number; pids?: number };
+} {
   const memory = plain(inputs.memory);
   const cpus = plain(inputs.cpus);
+  const labels = (plain(inputs.labels) as { label?: unknown; value?: unknown }[] | undefined) ?? [];
+  const pids = labels.find((l) => l.label === PIDS_LIMIT_LABEL)?.value;
   return typeof memory === "number" && typeof cpus === "string"
-    ? { limits: { memoryMiB: memory, cpus: Number(cpus) } }
+    ? {
+        limits: {
+          memoryMiB: memory,
+          cpus: Number(cpus),
+          ...(typeof pids === "string" ? { pids: Number(pids) } : {}),
+        },
+      }
     : {};
 }
 
@@ -317,7 +336,9 @@ export function renderPlanMarkdown(plan: Plan): string {
       ]),
     ),
     "",
-    "Limits: the sums of the memory and CPU limits of the host's containers, per-build containers included (as many as the Docker cloud's containerCap), and what `berth:limits.overcommit` allows on the host's flavor (docs/configuration.md). No container has a process-count (pids) limit: neither the Docker provider nor the Jenkins Docker plugin can set one.",
+    "Limits: the sums of the memory and CPU limits of the host's containers, per-build containers included (as many as the Docker cloud's containerCap), and what `berth:limits.overcommit` allows on the host's flavor (docs/configuration.md).",
+    "",
+    `Process counts: each container's limit is its \`${PIDS_LIMIT_LABEL}\` label, which the host's \`berth-pids-limit\` service applies with \`docker update --pids-limit\` as the container is created and started (neither the Docker provider nor the Jenkins Docker plugin can set one);${plan.hosts.some((h) => h.limits.perBuild > 0) ? ` per-build containers get ${plan.hosts[0]?.limits.perBuildPids ?? "—"},` : ""} containers a job starts itself ${plan.hosts[0]?.limits.defaultPids ?? "—"} (\`berth:limits.defaultPids\`). Until the service has seen a new container (a fraction of a second) only its memory limit bounds it.`,
     "",
     "## Containers per host",
     "",
@@ -327,7 +348,7 @@ export function renderPlanMarkdown(plan: Plan): string {
       h.containers.length === 0
         ? "_none_"
         : table(
-            ["container", "image", "published ports", "networks", "memory", "CPUs"],
+            ["container", "image", "published ports", "networks", "memory", "CPUs", "processes"],
             h.containers.map((c) => [
               c.name,
               `\`${c.image}\``,
@@ -335,6 +356,7 @@ export function renderPlanMarkdown(plan: Plan): string {
               c.networks.join(", ") || "—",
               c.limits ? `${c.limits.memoryMiB} MiB` : "unlimited",
               c.limits ? c.limits.cpus : "unlimited",
+              c.limits?.pids ?? "default",
             ]),
           ),
       "",

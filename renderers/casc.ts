@@ -23,12 +23,16 @@
  * Limits (berth:limits.containers.perBuild, config/limits.ts) use the same class's setters:
  * `setMemoryLimit(Integer)` and `setMemorySwap(Integer)` in MiB (the plugin multiplies by 1024²;
  * swap equal to memory: no swap beyond the limit) and `setCpus(String)` (Docker's `--cpus`). The
- * class has no process-count (pids) setter, so build containers get no pids limit from the plugin.
+ * class has no process-count (pids) setter: its `setExtraDockerLabelsString(String)` (`key=value`,
+ * one per line; `fillContainerConfig` puts them on the container beside the plugin's own
+ * `com.nirima.jenkins.plugins.docker.*` labels) gives each build container the label
+ * {@link PIDS_LIMIT_LABEL}, which the host's `berth-pids-limit` applies (renderers/pids-limit.ts).
  *
  * `environmentsString`, `mountsString` (the `--mount` syntax, `type=…,source=…,destination=…,readonly`)
  * and `securityOptsString` are `@DataBoundSetter`s of the same class, each one entry per line.
  */
 import { stringify } from "yaml";
+import { PIDS_LIMIT_LABEL } from "./pids-limit.ts";
 import {
   BUILD_TLS_VOLUME,
   dockerAccessEnv,
@@ -63,6 +67,7 @@ export interface DockerCloudCasc {
         memoryLimit?: number;
         memorySwap?: number;
         cpus?: string;
+        extraDockerLabelsString?: string;
         environmentsString?: string;
         mountsString?: string;
         securityOptsString?: string;
@@ -107,8 +112,8 @@ export interface CascInput {
   dockerTlsPort: number;
   /** dnsmasq's address on each host's services network. */
   dnsAddress: string;
-  /** Memory (MiB) and CPU limits of each build container; none when absent. */
-  limits?: { memoryMiB: number; cpus: number };
+  /** Memory (MiB), CPU and process-count limits of each build container; none when absent. */
+  limits?: { memoryMiB: number; cpus: number; pids: number };
   /** The search domains (`berth:dns.searchDomains`), first preferred. */
   searchDomains: readonly string[];
 }
@@ -163,6 +168,7 @@ export function jenkinsDockerClouds(input: CascInput, addresses: Record<string, 
                     memoryLimit: input.limits.memoryMiB,
                     memorySwap: input.limits.memoryMiB,
                     cpus: String(input.limits.cpus),
+                    extraDockerLabelsString: `${PIDS_LIMIT_LABEL}=${String(input.limits.pids)}`,
                   }
                 : {}),
               // Docker access (renderers/docker-access.ts): this host's build credentials or socket.
@@ -232,8 +238,9 @@ export function renderJenkinsCasc(
   ];
   const limits = input.limits
     ? [
-        `# Each build container is limited to ${input.limits.memoryMiB} MiB of memory (no swap beyond it) and ${input.limits.cpus} CPUs`,
-        `# (berth:limits.containers.perBuild); the Docker plugin cannot limit its process count.`,
+        `# Each build container is limited to ${input.limits.memoryMiB} MiB of memory (no swap beyond it), ${input.limits.cpus} CPUs`,
+        `# and ${input.limits.pids} processes (berth:limits.containers.perBuild); the plugin cannot set a pids limit, so the label`,
+        `# ${PIDS_LIMIT_LABEL} carries it to the host's berth-pids-limit service, which applies it as the container starts.`,
       ]
     : [];
   const doc = { jenkins: { clouds: jenkinsDockerClouds(input, addresses) } };

@@ -108,6 +108,8 @@ export function hostIgnitionBase(
           }
         : {}),
     },
+    // Process-count limits: berth-pids-limit applies each container's label, else this default.
+    pidsLimit: { defaultPids: c.limits.defaultPids },
     // Fresh production data: a restore timer per production-like service with a source.
     ...restoreJobs(c),
     // The stack's own Ignition fragments (berth:extraIgnition), merged with conflict detection.

@@ -11,7 +11,7 @@ import type { LimitKind } from "../../config/limits.ts";
 import { containersByHost } from "../../plan/containers.ts";
 import { buildPlan, renderPlanMarkdown } from "../../plan/plan.ts";
 import { plain, runConfig, type StackRun } from "../../plan/run.ts";
-import { limitArgs } from "../../components/docker-host.ts";
+import { PIDS_LIMIT_LABEL, limitArgs } from "../../components/docker-host.ts";
 
 const TAG = { agentImageTag: "rev1" };
 const runs = new Map<string, StackRun>();
@@ -20,8 +20,8 @@ beforeAll(async () => {
   // One mock run at a time: the mocks are process-wide.
   runs.set("staging", await runConfig(loadStack(PROJECT_ROOT, "staging", TAG)));
   const custom = loadStack(PROJECT_ROOT, "testing", TAG);
-  custom.limits.containers.redis = { memoryMiB: 300, cpus: 0.3 };
-  custom.limits.containers.agent = { memoryMiB: 2000, cpus: 1.25 };
+  custom.limits.containers.redis = { memoryMiB: 300, cpus: 0.3, pids: 100 };
+  custom.limits.containers.agent = { memoryMiB: 2000, cpus: 1.25, pids: 3000 };
   runs.set("custom", await runConfig(custom));
 }, 120_000);
 
@@ -57,14 +57,21 @@ describe("every container carries its kind's limits", () => {
         const kind = kindOf(run, cname);
         const want = run.config.limits.containers[kind];
         expect(want, `${host} ${cname}`).toBeDefined();
+        const labels = (plain(r.inputs.labels) as { label: string; value: string }[] | undefined) ?? [];
         expect(
           {
             memory: plain(r.inputs.memory),
             memorySwap: plain(r.inputs.memorySwap),
             cpus: plain(r.inputs.cpus),
+            pids: labels.filter((l) => l.label === PIDS_LIMIT_LABEL).map((l) => l.value),
           },
           `${host} ${cname} (${kind})`,
-        ).toEqual({ memory: want.memoryMiB, memorySwap: want.memoryMiB, cpus: String(want.cpus) });
+        ).toEqual({
+          memory: want.memoryMiB,
+          memorySwap: want.memoryMiB,
+          cpus: String(want.cpus),
+          pids: [String(want.pids)],
+        });
         kindsSeen.add(kind);
       }
     }
@@ -94,12 +101,24 @@ describe("every container carries its kind's limits", () => {
     expect(plain(of("jenkins-agent-2").inputs.memory)).toBe(2000);
     expect(plain(of("jenkins-agent-2").inputs.cpus)).toBe("1.25");
     expect(plain(of("mongodb").inputs.memory)).toBe(512);
+    const pids = (n: string) =>
+      (plain(of(n).inputs.labels) as { label: string; value: string }[]).find(
+        (l) => l.label === PIDS_LIMIT_LABEL,
+      )?.value;
+    expect(pids("redis")).toBe("100");
+    expect(pids("redis-cache-1")).toBe("100");
+    expect(pids("jenkins-agent-2")).toBe("3000");
+    expect(pids("mongodb")).toBe("1024");
   });
 
   it("limitArgs refuses a limit validation would have refused (a bug check), and is empty without one", () => {
     expect(limitArgs(undefined)).toEqual({});
-    expect(() => limitArgs({ memoryMiB: 5, cpus: 1 })).toThrow(/was not validated/);
-    expect(() => limitArgs({ memoryMiB: 64, cpus: 0 })).toThrow(/was not validated/);
+    expect(() => limitArgs({ memoryMiB: 5, cpus: 1, pids: 100 })).toThrow(/was not validated/);
+    expect(() => limitArgs({ memoryMiB: 64, cpus: 0, pids: 100 })).toThrow(/was not validated/);
+    expect(() => limitArgs({ memoryMiB: 64, cpus: 1, pids: 0 })).toThrow(/was not validated/);
+    expect(limitArgs({ memoryMiB: 64, cpus: 1, pids: 100 }).labels).toEqual([
+      { label: PIDS_LIMIT_LABEL, value: "100" },
+    ]);
   });
 });
 
@@ -116,6 +135,8 @@ describe("berth plan shows the limits", () => {
       cpus: run.config.limits.hosts[0]!.cpus,
       cpuBudget: 16,
       perBuild: 4,
+      perBuildPids: run.config.limits.containers.perBuild.pids,
+      defaultPids: run.config.limits.defaultPids,
     });
     // The sum counts the 4 per-build containers the plan's container list does not have.
     const listed = h1.containers.reduce((s, c) => s + (c.limits?.memoryMiB ?? 0), 0);
@@ -128,6 +149,10 @@ describe("berth plan shows the limits", () => {
       `| staging-ci-1 | 10.42.20.11 | m1.xlarge | 17 | ${h1.limits.memoryMiB} of 15360 MiB (4 per-build) |`,
     );
     expect(md).toMatch(/\| jenkins-agent-1 \| .* \| 1562 MiB \| 1\.61 \|/);
-    expect(md).toContain("No container has a process-count (pids) limit");
+    expect(md).not.toContain("No container has a process-count (pids) limit");
+    expect(md).toMatch(/\| jenkins-agent-1 \| .* \| 1562 MiB \| 1\.61 \| 3124 \|/);
+    expect(md).toContain(
+      `per-build containers get ${run.config.limits.containers.perBuild.pids}, containers a job starts itself ${run.config.limits.defaultPids} (\`berth:limits.defaultPids\`)`,
+    );
   });
 });

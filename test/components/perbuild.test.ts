@@ -69,7 +69,7 @@ beforeAll(async () => {
       c.jenkins.perBuild.image = `docker.io/example/agent:1@${DIGEST}`;
       c.jenkins.perBuild.imageSource = "pinned";
       c.jenkins.perBuild.pullStrategy = "PULL_NEVER";
-      c.limits.containers.perBuild = { memoryMiB: 3072, cpus: 1.5 };
+      c.limits.containers.perBuild = { memoryMiB: 3072, cpus: 1.5, pids: 2048 };
     }),
   );
   await execute("testing", loadStack(PROJECT_ROOT, "testing"));
@@ -255,6 +255,8 @@ describe("the jenkinsCasc output", () => {
             memoryLimit: 1562,
             memorySwap: 1562,
             cpus: "1.61",
+            // The plugin has no pids setter: the label carries it to the host's berth-pids-limit.
+            extraDockerLabelsString: "org.berth.pids-limit=3124",
             // staging's two search domains, first preferred, space-separated as the plugin splits them.
             dnsSearchString: "ci.example.internal eu-west-1.ci.example.internal",
           },
@@ -266,7 +268,7 @@ describe("the jenkinsCasc output", () => {
         },
       ]);
     expect(get("staging").casc.value).toContain(
-      "# Each build container is limited to 1562 MiB of memory (no swap beyond it) and 1.61 CPUs",
+      "# Each build container is limited to 1562 MiB of memory (no swap beyond it), 1.61 CPUs\n# and 3124 processes (berth:limits.containers.perBuild)",
     );
     // Names the credentials the controller must hold.
     expect(get("staging").casc.value).toMatch(/^# {3}staging-dockerd-tls: X\.509 client certificate/m);
@@ -376,6 +378,7 @@ describe("the jenkinsCasc output", () => {
       memoryLimit: 3072,
       memorySwap: 3072,
       cpus: "1.5",
+      extraDockerLabelsString: "org.berth.pids-limit=2048",
       dnsSearchString: "ci.example.internal eu-west-1.ci.example.internal",
     });
     expect(template.pullStrategy).toBe("PULL_NEVER");

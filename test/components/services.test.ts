@@ -220,6 +220,7 @@ describe.each(STACKS)("service layer of stack %s", (stack) => {
         ]);
         expect(h.inputs.command).toBeUndefined();
         expect(list<{ label: string; value: string }>(h.inputs.labels)).toEqual([
+          { label: "org.berth.pids-limit", value: String(c.limits.containers.holder.pids) },
           { label: HOLDER_LABEL, value: HOLDER_TEMPLATE },
           { label: BERTH_STACK_LABEL, value: c.stack },
           { label: BERTH_HOST_LABEL, value: host },

@@ -52,10 +52,10 @@ describe("defaults sized from the flavor", () => {
     expect(c.hosts.flavorSize).toEqual({ memoryMiB: 8192, vcpus: 4 });
     expect(c.limits.memoryBudgetMiB).toBe(8192 - 1024);
     expect(c.limits.cpuBudget).toBe(8);
-    expect(c.limits.containers.redis).toEqual({ memoryMiB: 112, cpus: 0.25 }); // 7168/64, floor 0.25
-    expect(c.limits.containers.mongodb).toEqual({ memoryMiB: 512, cpus: 0.5 }); // floors
-    expect(c.limits.containers.dnsmasq).toEqual({ memoryMiB: 32, cpus: 0.1 });
-    expect(c.limits.containers.agent).toEqual({ memoryMiB: 2712, cpus: 2.72 });
+    expect(c.limits.containers.redis).toEqual({ memoryMiB: 112, cpus: 0.25, pids: 256 }); // 7168/64, floor 0.25
+    expect(c.limits.containers.mongodb).toEqual({ memoryMiB: 512, cpus: 0.5, pids: 1024 }); // floors
+    expect(c.limits.containers.dnsmasq).toEqual({ memoryMiB: 32, cpus: 0.1, pids: 64 });
+    expect(c.limits.containers.agent).toEqual({ memoryMiB: 2712, cpus: 2.72, pids: 5424 }); // 2 per MiB
     // The registry host is the fullest: its sums are exactly at (or just under) the budget.
     expect(c.limits.hosts[0]!.memoryMiB).toBe(7168);
   });
@@ -81,7 +81,7 @@ describe("defaults sized from the flavor", () => {
 
   it("an override replaces one kind's field; the builders share what is left", () => {
     const c = load((s) => setKind(s, "mongodb", { memoryMiB: 1024 }));
-    expect(c.limits.containers.mongodb).toEqual({ memoryMiB: 1024, cpus: 0.5 });
+    expect(c.limits.containers.mongodb).toEqual({ memoryMiB: 1024, cpus: 0.5, pids: 1024 });
     expect(c.limits.configured.mongodb).toEqual({ memoryMiB: true });
     // testing runs two mongodb containers (minimal + production-like): 2 × 512 MiB less for 2 agents.
     expect(c.limits.containers.agent.memoryMiB).toBe(2712 - 512);

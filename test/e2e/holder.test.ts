@@ -45,6 +45,7 @@ import {
   bridgeGateway,
 } from "./support/engine.ts";
 import { holderTemplates, retargetHolders, viaPublishedPort } from "./support/holders.ts";
+import { startPidsLimitService, type PidsLimitService } from "./support/pids-limit.ts";
 import { standinFor } from "./support/images.ts";
 import { exchange } from "./support/wire.ts";
 
@@ -78,6 +79,7 @@ describe.skipIf(tools.skip)("a network holder per build (berth-holder) on a real
   let applied: AppliedHost;
   let config: BerthConfig;
   let scratch = "";
+  let pids: PidsLimitService | undefined;
   const timings: string[] = [];
   const docker = (...args: string[]) => run("docker", ["-H", engine?.host ?? "", ...args]);
   const dockerOk = (...args: string[]) => runOk("docker", ["-H", engine?.host ?? "", ...args]);
@@ -187,14 +189,18 @@ describe.skipIf(tools.skip)("a network holder per build (berth-holder) on a real
     await applied.waitAllHealthy(180_000);
     timings.push(`${HOST} applied and healthy: ${String(Date.now() - t)} ms`);
     startAgent("e2e-agent");
+    // The host's berth-pids-limit (from its Ignition) gives the template its pids limit.
+    pids = startPidsLimitService(config, HOST, engine.host, scratch);
+    timings.push(`berth-pids-limit sweep: ${String(await pids.swept())} ms`);
     console.log(
       `e2e: setup ${String(Date.now() - t0)} ms; ${timings.join("; ")}\n` +
         `e2e: mappings:\n  ${applied.plan.mappings.join("\n  ")}`,
     );
   }, 45 * 60_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     console.log(`e2e: holder timings:\n  ${timings.join("\n  ")}`);
+    await pids?.stop();
     try {
       if (engine) {
         const stopped = stopEngine(engine.workdir);
@@ -251,8 +257,10 @@ describe.skipIf(tools.skip)("a network holder per build (berth-holder) on a real
     ]);
     const template = await applied.api.inspect("app-holder");
     expect(at(info, "Image")).toBe(at(template, "Image"));
-    // The template's limits (the program's holder limits), copied: memory, memory+swap, CPUs.
-    for (const k of ["Memory", "MemorySwap", "NanoCpus"]) {
+    // The template's limits (the program's holder limits), copied: memory, memory+swap, CPUs, and
+    // pids (berth-pids-limit gave the template its label's value; the copy keeps it from creation).
+    expect(at(template, "HostConfig", "PidsLimit")).toBe(config.limits.containers.holder.pids);
+    for (const k of ["Memory", "MemorySwap", "NanoCpus", "PidsLimit"]) {
       expect(at(template, "HostConfig", k), k).toBeGreaterThan(0);
       expect(at(info, "HostConfig", k), k).toBe(at(template, "HostConfig", k));
     }

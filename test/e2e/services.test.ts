@@ -16,6 +16,8 @@
  *   same after the container is replaced;
  * - backend services: production-like names resolve through dnsmasq and answer, the minimal set
  *   answers on its published ports, the network-holder pattern shares one localhost;
+ * - limits: every container's memory, CPU and pids limits (the pids limits applied by the host's
+ *   berth-pids-limit from its Ignition; a job's own container gets the host default);
  * - everything is healthy, and comes back with its data after a restart of dockerd.
  *
  * What the program gives that cannot work here is substituted visibly (the mock's TLS material and
@@ -39,6 +41,8 @@ import type { CapturedResource } from "../../plan/mocks.ts";
 import { plain, runConfig, type StackRun } from "../../plan/run.ts";
 import { agentHostKeyPaths } from "../../renderers/index.ts";
 import { REGISTRY_GC_CONF_PATH, REGISTRY_GC_SCRIPT } from "../../renderers/registry-gc.ts";
+import { PIDS_LIMIT_LABEL } from "../../renderers/pids-limit.ts";
+import { startPidsLimitService } from "./support/pids-limit.ts";
 import { buildHostIgnition } from "../../ignition/host.ts";
 import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { fileText } from "../ignition/fixtures.ts";
@@ -246,8 +250,42 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
 
   // --- resource limits (config/limits.ts) -----------------------------------------------------------
 
-  it("limits: every container has the program's memory (no swap beyond it) and CPU limits", async () => {
+  it("limits: every container has the program's memory (no swap beyond it), CPU and pids limits", async () => {
     const l = stack.config.limits.containers;
+    // The host's berth-pids-limit, from testing-ci-1's Ignition, as its unit runs it: its sweep
+    // applies each container's org.berth.pids-limit label (the program's containers are all up).
+    const pidsService = startPidsLimitService(stack.config, HOST, engine?.host ?? "", scratch);
+    const defaultPids = pidsService.defaultPids;
+    expect(defaultPids).toBe(stack.config.limits.defaultPids);
+    try {
+      const sweptMs = await pidsService.swept();
+      console.log(`e2e: berth-pids-limit swept in ${String(sweptMs)} ms:\n${pidsService.log()}`);
+      // A job's own container (no label) gets the host default.
+      const jobRun = rawDocker(
+        "run",
+        "-d",
+        "--name",
+        "e2e-pids-job",
+        "--entrypoint",
+        "sleep",
+        holderImage(),
+        "600",
+      );
+      expect(jobRun.status, jobRun.stderr).toBe(0);
+      const t1 = Date.now();
+      let jobPids: unknown;
+      while (Date.now() - t1 < 10_000) {
+        jobPids = (at(await applied.api.inspect("e2e-pids-job"), "HostConfig") as Record<string, unknown>)
+          .PidsLimit;
+        if (jobPids === defaultPids) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      console.log(`e2e: a job's container got PidsLimit ${String(jobPids)} in ${String(Date.now() - t1)} ms`);
+      expect(jobPids).toBe(defaultPids);
+    } finally {
+      rawDocker("rm", "-f", "e2e-pids-job");
+      await pidsService.stop();
+    }
     const kindOf: Record<string, keyof typeof l> = {
       "jenkins-agent-1": "agent",
       "jenkins-agent-2": "agent",
@@ -274,11 +312,13 @@ describe.skipIf(tools.skip)(`the service layer of ${HOST} on a real Docker engin
       expect(hc.MemorySwap, line).toBe(memory * 1024 * 1024);
       // Capped at this machine's CPUs by the harness (a recorded mapping), as dockerd requires.
       expect(hc.NanoCpus, line).toBe(Math.round(Math.min(cpus, availableParallelism()) * 1e9));
-      // Documented gap: neither the Pulumi Docker provider nor the Docker plugin can set a pids limit.
-      expect([null, undefined, 0], line).toContain(hc.PidsLimit);
+      // The program's label, applied by berth-pids-limit (the provider has no pidsLimit).
+      const labels = (plain(r?.inputs.labels) as { label: string; value: string }[] | undefined) ?? [];
+      const pids = Number(labels.find((x) => x.label === PIDS_LIMIT_LABEL)?.value);
+      expect(hc.PidsLimit, line).toBe(pids);
       const kind = kindOf[c.name];
       expect(kind, `${c.name}: a container this test does not know`).toBeDefined();
-      if (kind) expect({ memoryMiB: memory, cpus }, c.name).toEqual(l[kind]);
+      if (kind) expect({ memoryMiB: memory, cpus, pids }, c.name).toEqual(l[kind]);
       seen.push(c.name);
     }
     expect(seen.sort()).toEqual(Object.keys(kindOf).sort());

@@ -72,6 +72,7 @@ export const fcosFull: HostIgnitionInput = {
     address: "10.20.0.10",
     registryTls: { address: "10.20.0.10", port: 443, serverName: "registry.ci.internal" },
   },
+  pidsLimit: { defaultPids: 3124 },
 };
 
 /** Flatcar with only what is required. */
@@ -83,6 +84,7 @@ export const flatcarMinimal: HostIgnitionInput = {
   dockerVolumeId: "a1b2c3d4-e5f6-4789-9abc-def012345678",
   dockerVolumeLabel: "dockerdata",
   docker: { logMaxSize: "50m", logMaxFile: 5, registryMirrors: [], bip: "10.99.0.1/24" },
+  pidsLimit: { defaultPids: 1024 },
 };
 
 /** Fedora CoreOS with everything, on the overlay2 storage driver (an ext4 Docker volume). */
@@ -141,6 +143,7 @@ export const DAY2_SCRIPTS = [
   "berth-docker-upkeep",
   "berth-btrfs-maintenance",
   "berth-disk-check",
+  "berth-pids-limit",
 ];
 /** The Day-2 units every btrfs host gets, and those enabled at boot. */
 export const DAY2_UNITS = [
@@ -153,6 +156,7 @@ export const DAY2_UNITS = [
   "berth-btrfs-scrub.timer",
   "berth-disk-check.service",
   "berth-disk-check.timer",
+  "berth-pids-limit.service",
 ];
 export const DAY2_ENABLED_UNITS = [
   "berth-build-inhibit.service",
@@ -160,6 +164,7 @@ export const DAY2_ENABLED_UNITS = [
   "berth-btrfs-balance.timer",
   "berth-btrfs-scrub.timer",
   "berth-disk-check.timer",
+  "berth-pids-limit.service",
 ];
 
 /** What an overlay2 host gets instead: the same, without the btrfs balance and scrub. */
