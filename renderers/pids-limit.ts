@@ -25,6 +25,8 @@
  * tasks, so a fork bomb started in the window stops growing once the limit is applied.
  */
 
+import { RenderError } from "./common.ts";
+
 /** The label with a container's pids limit (config/limits.ts re-exports it). */
 export const PIDS_LIMIT_LABEL = "org.berth.pids-limit";
 /** The script, in the OS profile's script directory. */
@@ -108,7 +110,7 @@ exit 1
 /** The service, started after dockerd and restarted whenever it exits. */
 export function renderPidsLimitUnit(binDir: string, defaultPids: number): string {
   if (!Number.isInteger(defaultPids) || defaultPids < 1)
-    throw new Error(`pids default ${String(defaultPids)} is not a positive integer`);
+    throw new RenderError("pids-limit", "defaultPids", `${String(defaultPids)} is not a positive integer`);
   return `[Unit]
 Description=Berth: process-count limits of containers (label ${PIDS_LIMIT_LABEL}, else ${defaultPids})
 Wants=docker.service
