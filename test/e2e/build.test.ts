@@ -50,6 +50,7 @@ import type { BerthConfig } from "../../config/types.ts";
 import { resolveOutput } from "../../plan/mocks.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
 import { BUILD_TLS_DIR, BUILD_TLS_VOLUME } from "../../renderers/docker-access.ts";
+import { PIDS_LIMIT_LABEL } from "../../renderers/pids-limit.ts";
 import {
   applyHostToEngine,
   generatedRegistryPasswords,
@@ -72,6 +73,7 @@ import {
 } from "./support/engine.ts";
 import { standinFor } from "./support/images.ts";
 import { createHostNamespaces, inNetns, startEngineInNetns, type NetnsHost } from "./support/netns.ts";
+import { startPidsLimitService, type PidsLimitService } from "./support/pids-limit.ts";
 import { realKeyOutputs } from "./support/ssh-keys.ts";
 
 const APP_DIR = resolve(REPO_ROOT, "test/fixtures/sample-app");
@@ -161,6 +163,7 @@ describe.skipIf(tools.skip)(
     let certsEntry = "";
     let certsCreated: string | undefined;
     let removeNamespaces: (() => void) | undefined;
+    const pidsServices: PidsLimitService[] = [];
     const hosts: Host[] = [];
     const mappings: string[] = [];
     const figures: string[] = [];
@@ -392,6 +395,14 @@ describe.skipIf(tools.skip)(
       await Promise.all(hosts.map((h, i) => apply(i, h)));
       figures.push(`both hosts applied and healthy: ${String(Date.now() - t)} ms (${load()})`);
 
+      // Each host's berth-pids-limit, from its own Ignition, as its unit runs it: it applies every
+      // container's org.berth.pids-limit label (the provider has no pidsLimit), and gives containers
+      // without one (a job's own) berth:limits.defaultPids.
+      for (const h of hosts)
+        pidsServices.push(startPidsLimitService(config, h.name, h.engine?.host ?? "", scratch));
+      const sweeps = await Promise.all(pidsServices.map((p) => p.swept(300_000)));
+      figures.push(`berth-pids-limit sweeps: ${sweeps.map(String).join(" ms, ")} ms (${load()})`);
+
       // dockerd trusts the registry's CA for the registry's address (certs.d), as the hosts' Ignition does.
       registry = `${registryHost.ns.privateIp}:${String(applied(hosts.indexOf(registryHost)).port("registry-nginx", 443, registryHost.ns.privateIp))}`;
       registry = registry.endsWith(":443") ? registry.slice(0, -4) : registry;
@@ -415,6 +426,7 @@ describe.skipIf(tools.skip)(
       console.log(`e2e: build figures:\n  ${figures.join("\n  ")}`);
       const t = Date.now();
       try {
+        await Promise.all(pidsServices.map((p) => p.stop()));
         if (certsEntry) rmSync(certsEntry, { recursive: true, force: true });
         if (certsCreated)
           for (let d = DOCKER_CERTS_D; d.startsWith(certsCreated); d = dirname(d)) {
@@ -486,7 +498,7 @@ describe.skipIf(tools.skip)(
       expect(refused.stderr).toMatch(/Host key verification failed/);
     }, 600_000);
 
-    it("every container of both hosts carries the program's memory and CPU limits", async () => {
+    it("every container of both hosts carries the program's memory, CPU and process-count limits", async () => {
       const table: string[] = [];
       for (const [i, h] of hosts.entries()) {
         for (const c of applied(i).plan.containers) {
@@ -497,8 +509,12 @@ describe.skipIf(tools.skip)(
           expect(at(got, "Memory"), c.name).toBe(want.Memory);
           expect(at(got, "MemorySwap"), c.name).toBe(want.MemorySwap);
           expect(at(got, "NanoCpus"), c.name).toBe(want.NanoCpus);
+          // The program's label, applied by the host's berth-pids-limit.
+          const pids = Number((c.body.Labels as Record<string, string> | undefined)?.[PIDS_LIMIT_LABEL]);
+          expect(pids, `${h.name} ${c.name}: the program sets no pids limit`).toBeGreaterThan(0);
+          expect(at(got, "PidsLimit"), c.name).toBe(pids);
           table.push(
-            `${h.name} ${c.name}: ${String(Number(at(got, "Memory")) / 2 ** 20)} MiB, swap ${String(Number(at(got, "MemorySwap")) / 2 ** 20)} MiB, ${String(Number(at(got, "NanoCpus")) / 1e9)} CPUs`,
+            `${h.name} ${c.name}: ${String(Number(at(got, "Memory")) / 2 ** 20)} MiB, swap ${String(Number(at(got, "MemorySwap")) / 2 ** 20)} MiB, ${String(Number(at(got, "NanoCpus")) / 1e9)} CPUs, ${String(at(got, "PidsLimit"))} pids`,
           );
         }
       }
@@ -555,8 +571,9 @@ describe.skipIf(tools.skip)(
       // The holder's limits are the template's (the program's holder limits).
       const tpl = at(await applied(0).api.inspect(config.services.networkHolders[0] ?? ""), "HostConfig");
       expect(f.get("HOLDER_LIMITS")).toBe(
-        `${String(at(tpl, "Memory"))} ${String(at(tpl, "MemorySwap"))} ${String(at(tpl, "NanoCpus"))}`,
+        `${String(at(tpl, "Memory"))} ${String(at(tpl, "MemorySwap"))} ${String(at(tpl, "NanoCpus"))} ${String(at(tpl, "PidsLimit"))}`,
       );
+      expect(at(tpl, "PidsLimit")).toBe(config.limits.containers.holder.pids);
       expect(Number(f.get("HOLDER_LIMITS").split(" ")[0])).toBeGreaterThan(0);
       // The image carries the revision; the registry holds it (nginx, TLS and basic auth).
       expect(
@@ -577,7 +594,7 @@ describe.skipIf(tools.skip)(
           f.steps.map(([s, ms]) => `${s} ${String(ms)} ms`).join(", "),
       );
       console.log(
-        `e2e: ${figures.at(-1) ?? ""}\ne2e: holder limits (memory, memory+swap, NanoCpus): ${f.get("HOLDER_LIMITS")}` +
+        `e2e: ${figures.at(-1) ?? ""}\ne2e: holder limits (memory, memory+swap, NanoCpus, pids): ${f.get("HOLDER_LIMITS")}` +
           `\ne2e: ${jobLines(r.stderr)}`,
       );
     }, 1_500_000);
