@@ -217,16 +217,17 @@ export function commonContainerArgs(
  * no swap beyond its limit, `cpus` (Docker's NanoCpus, a CFS quota), and the label
  * {@link PIDS_LIMIT_LABEL} with its process-count limit: @pulumi/docker's Container has no
  * pidsLimit, so the host's `berth-pids-limit` service applies the label's value with
- * `docker update --pids-limit` (renderers/pids-limit.ts). A container that sets labels of its own
- * must merge these (`labels: [...limitArgs(l).labels ?? [], ...own]`). None without limits.
+ * `docker update --pids-limit` (renderers/pids-limit.ts). A container with labels of its own passes
+ * them as `ownLabels`: they come after the limit's label in `labels` (a `labels` key beside the
+ * spread would drop the limit's). Without limits, only `ownLabels` (when given).
  */
-export function limitArgs(limit: ContainerLimit | undefined): Pick<
-  docker.ContainerArgs,
-  "memory" | "memorySwap" | "cpus"
-> & {
+export function limitArgs(
+  limit: ContainerLimit | undefined,
+  ownLabels?: readonly { label: string; value: string }[],
+): Pick<docker.ContainerArgs, "memory" | "memorySwap" | "cpus"> & {
   labels?: { label: string; value: string }[];
 } {
-  if (!limit) return {};
+  if (!limit) return ownLabels ? { labels: [...ownLabels] } : {};
   if (
     !Number.isInteger(limit.memoryMiB) ||
     limit.memoryMiB < 6 ||
@@ -239,7 +240,7 @@ export function limitArgs(limit: ContainerLimit | undefined): Pick<
     memory: limit.memoryMiB,
     memorySwap: limit.memoryMiB,
     cpus: String(limit.cpus),
-    labels: [{ label: PIDS_LIMIT_LABEL, value: String(limit.pids) }],
+    labels: [{ label: PIDS_LIMIT_LABEL, value: String(limit.pids) }, ...(ownLabels ?? [])],
   };
 }
 

@@ -411,12 +411,8 @@ function networkHolders(
         hostname: holder,
         image: images.imageId(args.holderImage ?? DEFAULT_IMAGES.holder),
         ...commonContainerArgs(args.containerLogs),
-        ...limitArgs(args.limits?.holder),
+        ...limitArgs(args.limits?.holder, [{ label: HOLDER_LABEL, value: HOLDER_TEMPLATE }]),
         entrypoints: ["/bin/sh", "-c", HOLDER_FORWARD_SCRIPT, "berth-holder-forward"],
-        labels: [
-          ...(limitArgs(args.limits?.holder).labels ?? []),
-          { label: HOLDER_LABEL, value: HOLDER_TEMPLATE },
-        ],
         networkMode: "bridge",
         networksAdvanced: [{ name: "bridge" }, { name: net.name }],
         ...dnsSettings(args),

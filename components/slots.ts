@@ -101,13 +101,12 @@ export class AppSlots extends pulumi.ComponentResource {
           hostname: front,
           image: images.imageId(image),
           ...commonContainerArgs(args.containerLogs),
-          ...limitArgs(args.limits),
+          ...limitArgs(
+            args.limits,
+            Object.entries(slotLabels(slot)).map(([label, value]) => ({ label, value })),
+          ),
           entrypoints: ["socat"],
           command: slotFrontCommand(slot),
-          labels: [
-            ...(limitArgs(args.limits).labels ?? []),
-            ...Object.entries(slotLabels(slot)).map(([label, value]) => ({ label, value })),
-          ],
           networkMode: "bridge",
           networksAdvanced: [{ name: args.servicesNetwork }],
           dns: [args.dnsAddress],
