@@ -8,17 +8,7 @@
  * Needs root and the machine-wide e2e lock: `flock /tmp/berth-e2e.lock npx vitest run <this file>`.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import {
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,6 +19,7 @@ import { buildHostIgnition } from "../../ignition/index.ts";
 import { TEXTFILE_METRICS_SCRIPT, TEXTFILE_NAME } from "../../renderers/host-metrics.ts";
 import { BERTH_TEXTFILE_METRICS } from "../../renderers/prometheus.ts";
 import { freePort } from "../e2e/harness.ts";
+import { writeBusyboxRootfs } from "../support/busybox.ts";
 import { DOCKERD_BTRFS_TOOLS, requireTools } from "../support/tools.ts";
 import { fcosFull, fileText } from "./fixtures.ts";
 
@@ -125,10 +116,7 @@ describe.skipIf(tools.skip)("berth-textfile-metrics with a real dockerd and node
     // A busybox image; a container that exits at once and is restarted, one that runs, one without
     // a restart policy (a build), which the writer leaves out.
     const rootfs = join(workdir, "rootfs");
-    mkdirSync(join(rootfs, "bin"), { recursive: true });
-    copyFileSync(tools.paths.busybox ?? "/bin/busybox", join(rootfs, "bin/busybox"));
-    chmodSync(join(rootfs, "bin/busybox"), 0o755);
-    for (const applet of ["sh", "sleep", "false"]) symlinkSync("busybox", join(rootfs, "bin", applet));
+    writeBusyboxRootfs(rootfs, tools.paths.busybox ?? "/bin/busybox", ["sh", "sleep", "false"]);
     spawnSync("tar", ["-C", rootfs, "-cf", join(workdir, "rootfs.tar"), "bin"]);
     docker("import", join(workdir, "rootfs.tar"), "berth-test/busybox:1");
     docker("run", "-d", "--name", "crashing", "--restart", "always", "berth-test/busybox:1", "/bin/false");

@@ -11,16 +11,7 @@
  * Needs root and the machine-wide e2e lock: `flock /tmp/berth-e2e.lock npx vitest run <this file>`.
  */
 import { spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -28,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { buildHostIgnition } from "../../ignition/index.ts";
 import { DOCKER_PLUGIN_LABEL } from "../../renderers/updates.ts";
+import { writeBusyboxRootfs } from "../support/busybox.ts";
 import { DOCKERD_BTRFS_TOOLS, requireTools } from "../support/tools.ts";
 import { fcosFull, fileText } from "./fixtures.ts";
 
@@ -112,12 +104,12 @@ describe.skipIf(tools.skip)("Day-2 scripts against a real dockerd on btrfs", () 
       docker("import", "--change", `LABEL org.test.name=${name}`, ...extra, tarball, name);
       return;
     }
-    for (const dir of ["bin", "usr/sbin", "usr/bin", "tmp"])
-      mkdirSync(join(rootfs, dir), { recursive: true });
-    copyFileSync(tools.paths.busybox ?? "/bin/busybox", join(rootfs, "bin/busybox"));
-    chmodSync(join(rootfs, "bin/busybox"), 0o755);
-    for (const applet of ["sh", "sleep", "mkdir", "mkfifo", "pkill", "true", "touch", "ls"])
-      symlinkSync("busybox", join(rootfs, "bin", applet));
+    writeBusyboxRootfs(
+      rootfs,
+      tools.paths.busybox ?? "/bin/busybox",
+      ["sh", "sleep", "mkdir", "mkfifo", "pkill", "true", "touch", "ls"],
+      ["usr/sbin", "usr/bin", "tmp"],
+    );
     writeFileSync(
       join(rootfs, "usr/sbin/sshd"),
       "#!/bin/sh\n/usr/bin/java -jar /usr/share/jenkins/agent.jar &\nmkfifo /tmp/sshd.fifo\nread x < /tmp/sshd.fifo\n",
