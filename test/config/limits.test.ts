@@ -4,27 +4,14 @@
  * beyond `berth:limits.overcommit` with one ConfigError naming the fields, the totals and the fix.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadStack, type BerthConfig } from "../../config/index.ts";
+import { loadStack } from "../../config/index.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { LIMIT_KINDS } from "../../config/limits.ts";
-import { editedStackRoot, type StackConfigMap } from "../support/stacks.ts";
+import { loadEdited, refusedEdit, type StackConfigMap } from "../support/stacks.ts";
 import { summarize } from "../../cli/summary.ts";
 
 const TAG = { agentImageTag: "rev1" };
-type Edit = (c: StackConfigMap) => void;
 
-function load(edit: Edit, stack = "testing"): BerthConfig {
-  return loadStack(editedStackRoot(edit, stack), stack, TAG);
-}
-function refused(edit: Edit, stack = "testing"): ConfigError {
-  try {
-    load(edit, stack);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("the stack was accepted");
-}
 const limits = (c: StackConfigMap) => (c["berth:limits"] ??= {});
 const containers = (c: StackConfigMap) =>
   (limits(c).containers ??= {}) as Record<string, Record<string, unknown>>;
@@ -68,7 +55,7 @@ describe("defaults sized from the flavor", () => {
 
   it("a declared flavorSize sizes the defaults; a bigger host gives the builders more", () => {
     const small = loadStack(PROJECT_ROOT, "testing", TAG);
-    const big = load((c) => {
+    const big = loadEdited((c) => {
       c["berth:hosts"]!.flavor = "c2.huge";
       c["berth:hosts"]!.flavorSize = { memoryMiB: 65536, vcpus: 32 };
     });
@@ -80,7 +67,7 @@ describe("defaults sized from the flavor", () => {
   });
 
   it("an override replaces one kind's field; the builders share what is left", () => {
-    const c = load((s) => setKind(s, "mongodb", { memoryMiB: 1024 }));
+    const c = loadEdited((s) => setKind(s, "mongodb", { memoryMiB: 1024 }));
     expect(c.limits.containers.mongodb).toEqual({ memoryMiB: 1024, cpus: 0.5, pids: 1024 });
     expect(c.limits.configured.mongodb).toEqual({ memoryMiB: true });
     // testing runs two mongodb containers (minimal + production-like): 2 × 512 MiB less for 2 agents.
@@ -98,7 +85,7 @@ describe("the over-commit rule", () => {
   const pinAgents = (s: StackConfigMap) => setKind(s, "agent", { ...base.limits.containers.agent });
 
   it("accepts memory limits that add up to exactly the budget", () => {
-    const c = load((s) => {
+    const c = loadEdited((s) => {
       pinAgents(s);
       setKind(s, "nginx", { memoryMiB: nginx.memoryMiB + memSlack });
     });
@@ -106,7 +93,7 @@ describe("the over-commit rule", () => {
   });
 
   it("refuses one MiB more, naming the host, the fields, the totals and the fix", () => {
-    const e = refused((s) => {
+    const e = refusedEdit((s) => {
       pinAgents(s);
       setKind(s, "nginx", { memoryMiB: nginx.memoryMiB + memSlack + 1 });
     });
@@ -129,7 +116,7 @@ describe("the over-commit rule", () => {
   });
 
   it("accepts the same limits under the over-commit factor the error suggests", () => {
-    const c = load((s) => {
+    const c = loadEdited((s) => {
       pinAgents(s);
       setKind(s, "nginx", { memoryMiB: nginx.memoryMiB + memSlack + 1 });
       limits(s).overcommit = { memory: 1.01 };
@@ -139,12 +126,12 @@ describe("the over-commit rule", () => {
   });
 
   it("CPU: exactly vCPUs × 2.0 is accepted, 0.01 more is refused", () => {
-    const at = load((s) => {
+    const at = loadEdited((s) => {
       pinAgents(s);
       setKind(s, "nginx", { cpus: nginx.cpus + cpuSlack });
     });
     expect(at.limits.hosts[0]!.cpus).toBe(8);
-    const e = refused((s) => {
+    const e = refusedEdit((s) => {
       pinAgents(s);
       setKind(s, "nginx", { cpus: Math.round((nginx.cpus + cpuSlack + 0.01) * 100) / 100 });
     });
@@ -155,7 +142,7 @@ describe("the over-commit rule", () => {
   });
 
   it("counts per-build containers on per-build hosts only", () => {
-    const e = refused((s) => {
+    const e = refusedEdit((s) => {
       setKind(s, "perBuild", { memoryMiB: 4096 });
       (s["berth:jenkins"]!.perBuild as Record<string, unknown>).hosts = ["staging-ci-2"];
     }, "staging");
@@ -170,7 +157,7 @@ describe("the over-commit rule", () => {
 
 describe("refuses nonsense, every problem in one ConfigError before anything is registered", () => {
   it("zero, negative, below Docker's 6 MiB, CPUs beyond the flavor, a reserve as large as the host", () => {
-    const e = refused((s) => {
+    const e = refusedEdit((s) => {
       setKind(s, "redis", { memoryMiB: 0 });
       setKind(s, "mongodb", { memoryMiB: -512 });
       setKind(s, "dnsmasq", { memoryMiB: 5 });
@@ -195,25 +182,25 @@ describe("refuses nonsense, every problem in one ConfigError before anything is 
     expect(e.message).toContain("berth:limits.containers.dnsmasq.memoryMiB: must be >= 6, got 5");
     expect(e.message).toContain('berth:limits.containers.agnet: unknown key; did you mean "agent"?');
 
-    const f = refused((s) => {
+    const f = refusedEdit((s) => {
       setKind(s, "agent", { cpus: 5 });
       limits(s).reservedMemoryMiB = 8192;
     });
     expect(f.issues.map((i) => i.path)).toEqual(["berth:limits.reservedMemoryMiB"]);
-    const g = refused((s) => setKind(s, "agent", { cpus: 5 }));
+    const g = refusedEdit((s) => setKind(s, "agent", { cpus: 5 }));
     expect(g.issues.map((i) => i.path)).toContain("berth:limits.containers.agent.cpus");
     expect(g.message).toContain("5 CPUs is more than flavor m1.large has (4 vCPUs); Docker refuses it");
   });
 
   it("an unknown flavor without flavorSize names berth:hosts.flavorSize and how to fill it in", () => {
-    const e = refused((s) => (s["berth:hosts"]!.flavor = "g1.custom"));
+    const e = refusedEdit((s) => (s["berth:hosts"]!.flavor = "g1.custom"));
     expect(e.issues.map((i) => i.path)).toEqual(["berth:hosts.flavorSize"]);
     expect(e.message).toContain('flavor "g1.custom" is not one of the flavors Berth knows');
     expect(e.message).toContain("openstack flavor show g1.custom");
   });
 
   it("a flavor too small for the builders: the default builder size is refused with the fix", () => {
-    const e = refused((s) => {
+    const e = refusedEdit((s) => {
       s["berth:hosts"]!.flavor = "m1.small";
       limits(s).reservedMemoryMiB = 256;
     });

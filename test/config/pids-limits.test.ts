@@ -6,7 +6,7 @@
  * (Ignition, host layer: `defaultPids` changes it, a kind's `pids` does not).
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadStack, type BerthConfig } from "../../config/index.ts";
+import { loadStack, type BerthConfig } from "../../config/index.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import {
   BUILDER_MIN_PIDS,
@@ -21,21 +21,9 @@ import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { jenkinsDockerClouds, renderJenkinsCasc } from "../../renderers/casc.ts";
 import { PIDS_LIMIT_UNIT } from "../../renderers/pids-limit.ts";
 import { cascInput } from "../../program.ts";
-import { editedStackRoot, type StackConfigMap } from "../support/stacks.ts";
+import { loadEdited, refusedEdit, type StackConfigMap } from "../support/stacks.ts";
 
 const TAG = { agentImageTag: "rev1" };
-type Edit = (c: StackConfigMap) => void;
-const load = (edit: Edit, stack = "testing"): BerthConfig =>
-  loadStack(editedStackRoot(edit, stack), stack, TAG);
-function refused(edit: Edit, stack = "testing"): ConfigError {
-  try {
-    load(edit, stack);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("the stack was accepted");
-}
 const limits = (c: StackConfigMap) => (c["berth:limits"] ??= {});
 const setKind = (c: StackConfigMap, kind: string, v: Record<string, unknown>) => {
   ((limits(c).containers ??= {}) as Record<string, unknown>)[kind] = v;
@@ -70,7 +58,7 @@ describe("defaults", () => {
   });
 
   it("a builder's pids follow its memory override unless pids is set too", () => {
-    const c = load((s) => setKind(s, "agent", { memoryMiB: 2000 }));
+    const c = loadEdited((s) => setKind(s, "agent", { memoryMiB: 2000 }));
     expect(c.limits.containers.agent.pids).toBe(4000);
     // The host-layer default does not follow the builders: no host is replaced for more agents.
     expect(c.limits.defaultPids).toBe(LIMIT_DEFAULTS.defaultPids);
@@ -79,7 +67,7 @@ describe("defaults", () => {
 
 describe("overrides", () => {
   it("a kind's pids and defaultPids replace the defaults, and only theirs", () => {
-    const c = load((s) => {
+    const c = loadEdited((s) => {
       setKind(s, "redis", { pids: 64 });
       setKind(s, "agent", { pids: 9000 });
       limits(s).defaultPids = 2000;
@@ -92,7 +80,7 @@ describe("overrides", () => {
   });
 
   it("refuses bad pids in one error naming every field", () => {
-    const e = refused((s) => {
+    const e = refusedEdit((s) => {
       setKind(s, "redis", { pids: 0 });
       setKind(s, "mongodb", { pids: 15 });
       setKind(s, "agent", { pids: 1.5 });
@@ -139,12 +127,12 @@ describe("where the limits go", () => {
 
   it("defaultPids is host layer (Ignition changes); a kind's pids is service layer (Ignition unchanged)", () => {
     const base = loadStack(PROJECT_ROOT, "testing", TAG);
-    const kind = load((s) => {
+    const kind = loadEdited((s) => {
       setKind(s, "redis", { pids: 64 });
       setKind(s, "agent", { pids: 6000 });
       limits(s).defaultPids = base.limits.defaultPids;
     });
-    const dflt = load((s) => (limits(s).defaultPids = 2000));
+    const dflt = loadEdited((s) => (limits(s).defaultPids = 2000));
     for (const host of base.hosts.names) {
       expect(ignition(kind, host), host).toBe(ignition(base, host));
       expect(ignition(dflt, host), host).not.toBe(ignition(base, host));

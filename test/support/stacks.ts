@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
 import { parse, stringify } from "yaml";
+import { ConfigError, loadStack, type BerthConfig } from "../../config/index.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 
 /** A stack file's `config:` map: one object per `berth:*` (and other) key. */
@@ -29,4 +30,23 @@ export function editedStackRoot(edit: (c: StackConfigMap) => void, stack = "test
   edit(doc.config);
   writeFileSync(join(root, "stacks", file), stringify(doc));
   return root;
+}
+
+/** An agent image tag, as CI passes it, for loading a stack in tests. */
+const TAG = { agentImageTag: "rev1" };
+
+/** The shipped stack, edited by `edit`, loaded and validated. */
+export function loadEdited(edit: (c: StackConfigMap) => void, stack = "testing"): BerthConfig {
+  return loadStack(editedStackRoot(edit, stack), stack, TAG);
+}
+
+/** The ConfigError loading the edited stack throws; fails when the stack is accepted. */
+export function refusedEdit(edit: (c: StackConfigMap) => void, stack = "testing"): ConfigError {
+  try {
+    loadEdited(edit, stack);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error("the stack was accepted");
 }
