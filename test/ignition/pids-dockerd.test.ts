@@ -12,25 +12,18 @@
  * Needs root and the machine-wide e2e lock: `flock /tmp/berth-e2e.lock npx vitest run <this file>`.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import {
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { buildHostIgnition } from "../../ignition/index.ts";
-import { PIDS_LIMIT_LABEL, PIDS_LIMIT_SCRIPT, PIDS_LIMIT_UNIT } from "../../renderers/pids-limit.ts";
+import { PIDS_LIMIT_LABEL, PIDS_LIMIT_SCRIPT } from "../../renderers/pids-limit.ts";
+import { writeBusyboxRootfs } from "../support/busybox.ts";
 import { DOCKERD_BTRFS_TOOLS, requireTools } from "../support/tools.ts";
-import { fcosFull, fileText } from "./fixtures.ts";
+import { writePidsLimitScript } from "../e2e/support/pids-limit.ts";
+import { fcosFull } from "./fixtures.ts";
 
 const SCRIPT = resolve(import.meta.dirname, "../support/dockerd-btrfs.sh");
 const tools = requireTools(
@@ -111,16 +104,15 @@ describe.skipIf(tools.skip)("berth-pids-limit against a real dockerd", () => {
     // The script and the default exactly as a Fedora CoreOS host gets them.
     const config = buildHostIgnition(fcosFull);
     script = join(workdir, PIDS_LIMIT_SCRIPT);
-    writeFileSync(script, fileText(config, `/usr/local/bin/${PIDS_LIMIT_SCRIPT}`), { mode: 0o755 });
-    const unit = config.systemd?.units?.find((u) => u.name === PIDS_LIMIT_UNIT)?.contents ?? "";
-    defaultPids = Number(/^Environment=BERTH_PIDS_DEFAULT=(\d+)$/m.exec(unit)?.[1]);
+    defaultPids = writePidsLimitScript(config, script, fcosFull.name);
     // A busybox image: sh, sleep, cat.
     const rootfs = join(workdir, "rootfs");
-    mkdirSync(join(rootfs, "bin"), { recursive: true });
-    mkdirSync(join(rootfs, "tmp"));
-    copyFileSync(tools.paths.busybox ?? "/bin/busybox", join(rootfs, "bin/busybox"));
-    chmodSync(join(rootfs, "bin/busybox"), 0o755);
-    for (const applet of ["sh", "sleep", "cat", "true"]) symlinkSync("busybox", join(rootfs, "bin", applet));
+    writeBusyboxRootfs(
+      rootfs,
+      tools.paths.busybox ?? "/bin/busybox",
+      ["sh", "sleep", "cat", "true"],
+      ["tmp"],
+    );
     if (started.status === 0) {
       expect(spawnSync("tar", ["-C", rootfs, "-cf", join(workdir, "rootfs.tar"), "."]).status).toBe(0);
       docker("import", join(workdir, "rootfs.tar"), IMAGE);

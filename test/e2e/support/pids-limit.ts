@@ -10,6 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import type { BerthConfig } from "../../../config/types.ts";
+import type { IgnitionConfig } from "../../../ignition/index.ts";
 import { buildHostIgnition } from "../../../ignition/host.ts";
 import { PIDS_LIMIT_SCRIPT, PIDS_LIMIT_UNIT } from "../../../renderers/pids-limit.ts";
 import { hostIgnitionBase } from "../../../stack/host-ignition.ts";
@@ -26,6 +27,18 @@ export interface PidsLimitService {
   stop(): Promise<void>;
 }
 
+/**
+ * Writes the host's `berth-pids-limit` script from its Ignition to `path` (0755) and returns the
+ * default its unit gives (`BERTH_PIDS_DEFAULT`): the two as `berth-pids-limit.service` runs them.
+ */
+export function writePidsLimitScript(ign: IgnitionConfig, path: string, what: string): number {
+  writeFileSync(path, fileText(ign, `/usr/local/bin/${PIDS_LIMIT_SCRIPT}`), { mode: 0o755 });
+  const unit = ign.systemd?.units?.find((u) => u.name === PIDS_LIMIT_UNIT)?.contents ?? "";
+  const defaultPids = Number(/^Environment=BERTH_PIDS_DEFAULT=(\d+)$/m.exec(unit)?.[1]);
+  if (!Number.isInteger(defaultPids)) throw new Error(`${what}: no ${PIDS_LIMIT_UNIT} in its Ignition`);
+  return defaultPids;
+}
+
 export function startPidsLimitService(
   config: BerthConfig,
   hostName: string,
@@ -37,10 +50,7 @@ export function startPidsLimitService(
     dockerVolumeId: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
   });
   const script = join(scratch, `${PIDS_LIMIT_SCRIPT}-${hostName}`);
-  writeFileSync(script, fileText(ign, `/usr/local/bin/${PIDS_LIMIT_SCRIPT}`), { mode: 0o755 });
-  const unit = ign.systemd?.units?.find((u) => u.name === PIDS_LIMIT_UNIT)?.contents ?? "";
-  const defaultPids = Number(/^Environment=BERTH_PIDS_DEFAULT=(\d+)$/m.exec(unit)?.[1]);
-  if (!Number.isInteger(defaultPids)) throw new Error(`${hostName}: no ${PIDS_LIMIT_UNIT} in its Ignition`);
+  const defaultPids = writePidsLimitScript(ign, script, hostName);
   const child = spawn("bash", [script], {
     env: { ...process.env, DOCKER_HOST: dockerHost, BERTH_PIDS_DEFAULT: String(defaultPids) },
     stdio: ["ignore", "pipe", "pipe"],
