@@ -6,7 +6,7 @@
  * values that may also have schema errors (wrong types are left to the schema).
  */
 import type { ConfigIssue } from "./errors.ts";
-import { hostOsOf, hostTimeZoneOf, isKnownTimeZone } from "./validate-updates.ts";
+import { hostOsOf, hostTimeZoneOf, isKnownTimeZone, isWindow } from "./validate-updates.ts";
 import {
   REGISTRY_UPKEEP_DEFAULTS,
   parseGcSchedule,
@@ -18,7 +18,6 @@ import {
   WEEK_MINUTES,
   defaultWindows,
   weekIntervals,
-  type UpdateWindow,
 } from "../renderers/updates.ts";
 import { isObj, type Obj } from "./raw.ts";
 
@@ -47,19 +46,6 @@ const at = (m: number): string => {
   const w = ((m % WEEK_MINUTES) + WEEK_MINUTES) % WEEK_MINUTES;
   return `${WEEKDAYS[Math.floor(w / 1440)] ?? "?"} ${String(Math.floor((w % 1440) / 60)).padStart(2, "0")}:${String(w % 60).padStart(2, "0")}`;
 };
-
-function isWindow(w: unknown): w is UpdateWindow {
-  return (
-    isObj(w) &&
-    Array.isArray(w.days) &&
-    w.days.every((d) => (WEEKDAYS as readonly unknown[]).includes(d)) &&
-    typeof w.startTime === "string" &&
-    /^([01]\d|2[0-3]):[0-5]\d$/.test(w.startTime) &&
-    typeof w.lengthMinutes === "number" &&
-    Number.isInteger(w.lengthMinutes) &&
-    w.lengthMinutes > 0
-  );
-}
 
 /** True when [a, a+al) and [b, b+bl) meet, on a circular week. */
 function overlapsInWeek(a: number, al: number, b: number, bl: number): boolean {

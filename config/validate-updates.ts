@@ -43,7 +43,8 @@ export function isKnownTimeZone(zone: string): boolean {
   }
 }
 
-function isWindow(w: unknown): w is UpdateWindow {
+/** A well-formed update window in raw values (the schema reports what is wrong with one that is not). */
+export function isWindow(w: unknown): w is UpdateWindow {
   return (
     isObj(w) &&
     Array.isArray(w.days) &&
