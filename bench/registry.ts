@@ -56,8 +56,9 @@ import { join } from "node:path";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { parseArgs } from "node:util";
-import { gzipSync } from "node:zlib";
 
+import { ociImage, writeOciLayout, type OciBlob, type OciImage } from "../lib/oci.ts";
+import { tarArchive } from "../lib/tar.ts";
 import { bcryptSaltFrom, htpasswdEntry, renderHtpasswd, sshaEntry } from "../renderers/htpasswd.ts";
 import { renderNginxConfig } from "../renderers/nginx.ts";
 import { renderRegistryConfig } from "../renderers/registry.ts";
@@ -166,105 +167,21 @@ limit.unref();
 
 // --- images -------------------------------------------------------------------------------------
 
-const sha256 = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-interface Blob {
-  digest: string;
-  size: number;
-  mediaType: string;
-  data: Buffer;
+/** A benchmark image: one layer. */
+interface Image extends OciImage {
+  layer: OciBlob;
 }
-interface Image {
-  manifest: Blob;
-  config: Blob;
-  layer: Blob;
-}
-
-/** A ustar header for one regular file of `size` bytes. */
-function tarHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0);
-  h.write("0000644\0", 100);
-  h.write("0000000\0", 108);
-  h.write("0000000\0", 116);
-  h.write(size.toString(8).padStart(11, "0") + "\0", 124);
-  h.write("00000000000\0", 136);
-  h.write("0", 156);
-  h.write("ustar\0" + "00", 257);
-  h.write("        ", 148);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148);
-  return h;
-}
-
-const blob = (mediaType: string, data: Buffer): Blob => ({
-  digest: sha256(data),
-  size: data.length,
-  mediaType,
-  data,
-});
 
 /** An image (in memory) with one layer: a gzipped tar holding `payloadBytes` random bytes. */
 function makeImage(payloadBytes: number): Image {
-  const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
-  const tar = Buffer.concat([
-    tarHeader("payload.bin", payloadBytes),
-    randomBytes(payloadBytes),
-    pad(payloadBytes),
-    Buffer.alloc(1024),
-  ]);
   // gzip level 0 (stored blocks: random data does not compress). skopeo compresses an uncompressed
   // layer for a registry itself, which would time gzip instead of the transfer.
-  const layer = blob("application/vnd.oci.image.layer.v1.tar+gzip", gzipSync(tar, { level: 0 }));
-  const config = blob(
-    "application/vnd.oci.image.config.v1+json",
-    Buffer.from(
-      JSON.stringify({
-        architecture: "amd64",
-        os: "linux",
-        rootfs: { type: "layers", diff_ids: [sha256(tar)] },
-        config: { Cmd: ["/bin/true"] },
-      }),
-    ),
-  );
-  const descriptor = (b: Blob) => ({ mediaType: b.mediaType, digest: b.digest, size: b.size });
-  const manifest = blob(
-    "application/vnd.oci.image.manifest.v1+json",
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: descriptor(config),
-        layers: [descriptor(layer)],
-      }),
-    ),
-  );
-  return { manifest, config, layer };
-}
-
-/** `image` as an OCI image layout in `dir`, tagged `latest` (skopeo's source). */
-function writeLayout(dir: string, image: Image): void {
-  const blobsDir = join(dir, "blobs", "sha256");
-  mkdirSync(blobsDir, { recursive: true });
-  for (const b of [image.manifest, image.config, image.layer]) {
-    writeFileSync(join(blobsDir, b.digest.slice(7)), b.data);
-  }
-  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(
-    join(dir, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: image.manifest.mediaType,
-          digest: image.manifest.digest,
-          size: image.manifest.size,
-          annotations: { "org.opencontainers.image.ref.name": "latest" },
-        },
-      ],
-    }),
-  );
+  const image = ociImage([tarArchive([{ path: "payload.bin", content: randomBytes(payloadBytes) }])], {
+    gzipLevel: 0,
+  });
+  const [layer] = image.layers;
+  if (!layer) throw new Error("an image without its layer");
+  return { ...image, layer };
 }
 
 function fileDigest(path: string): Promise<string> {
@@ -413,7 +330,7 @@ function expectStatus(what: string, r: Reply, ...ok: number[]): boolean {
 }
 
 /** A blob upload as docker does it: HEAD (absent), POST, one streamed PATCH, PUT with the digest. */
-async function pushBlob(path: Path, repo: string, b: Blob): Promise<boolean> {
+async function pushBlob(path: Path, repo: string, b: OciBlob): Promise<boolean> {
   const head = await call(path, "HEAD", `/v2/${repo}/blobs/${b.digest}`);
   if (head.status === 200) return true;
   if (!expectStatus(`HEAD ${repo} ${b.digest}`, head, 404)) return false;
@@ -775,7 +692,7 @@ async function main(): Promise<number> {
     p.agent = p.newAgent();
     const warm = makeImage(MiB);
     const dir = join(work, "warm", p.name);
-    if (CLIENT === "skopeo") writeLayout(dir, warm);
+    if (CLIENT === "skopeo") writeOciLayout(dir, warm);
     await push(p, warm, `bench/warm-${p.name}`, "latest", dir);
     await pull(p, warm, `bench/warm-${p.name}`, "latest", `${dir}-pulled`);
   }
@@ -804,7 +721,7 @@ async function main(): Promise<number> {
         src: join(work, "images", `r${round}-${p.name}-${name}`),
         out: join(work, "pulled", `r${round}-${p.name}-${name}`),
       };
-      if (CLIENT === "skopeo") writeLayout(j.src, image);
+      if (CLIENT === "skopeo") writeOciLayout(j.src, image);
       return j;
     };
     mkdirSync(join(work, "pulled"), { recursive: true });

@@ -21,7 +21,8 @@ import {
   slotContainerNames,
 } from "../config/validate-slots.ts";
 import type { DeclaredHost } from "../plan/declared.ts";
-import { at, type Engine, type Json } from "./engine.ts";
+import type { Engine } from "./engine.ts";
+import { at, type Json } from "../lib/json.ts";
 
 /** What drift learns about one host's slot containers. */
 export interface SlotJudgement {

@@ -27,7 +27,8 @@ import {
 } from "../plan/declared.ts";
 import { runStack } from "../plan/run.ts";
 import { judgeSlots } from "./drift-slots.ts";
-import { at, Engine, EngineError, type EngineTls, type Json } from "./engine.ts";
+import { Engine, EngineError, type EngineTls } from "./engine.ts";
+import { at, type Json } from "../lib/json.ts";
 
 /** Exit codes (as `pulumi preview --expect-no-changes`: 7 when it finds changes). */
 export const EXIT_NO_DRIFT = 0;

@@ -9,9 +9,9 @@ import { spawn } from "node:child_process";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { Duplex } from "node:stream";
-
-/** JSON as the Engine API returns it. */
-export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+import { DEFAULT_SSH_OPTS } from "../config/docker.ts";
+import { readReply, replyBody, replyMessage } from "../lib/engine-reply.ts";
+import type { Json } from "../lib/json.ts";
 
 export class EngineError extends Error {
   constructor(
@@ -30,17 +30,8 @@ export interface EngineTls {
   keyPem: string;
 }
 
-/** ssh options of the provider (components/docker-host.ts DEFAULT_SSH_OPTS), batch mode added. */
-const SSH_OPTS = [
-  "-o",
-  "StrictHostKeyChecking=accept-new",
-  "-o",
-  "ConnectTimeout=10",
-  "-o",
-  "ServerAliveInterval=30",
-  "-o",
-  "BatchMode=yes",
-];
+/** ssh options of the provider, batch mode added. */
+const SSH_OPTS = [...DEFAULT_SSH_OPTS, "-o", "BatchMode=yes"];
 
 /** The Engine API behind one endpoint URL. */
 export class Engine {
@@ -96,27 +87,13 @@ export class Engine {
       const req = (this.secure ? httpsRequest : httpRequest)(
         { ...this.base, method, path, headers: { Host: "docker" }, timeout: 60_000 },
         (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            const status = res.statusCode ?? 0;
-            if (status >= 400) {
-              let message = text.trim();
-              try {
-                message = String((JSON.parse(text) as { message?: string }).message ?? message);
-              } catch {
-                // not JSON
-              }
-              reject(new EngineError(`${method} ${path}: HTTP ${String(status)}: ${message}`, status));
-              return;
-            }
-            try {
-              resolve(text === "" ? null : (JSON.parse(text) as Json));
-            } catch {
-              resolve(text);
-            }
-          });
+          readReply(res).then(({ status, text }) => {
+            if (status >= 400)
+              reject(
+                new EngineError(`${method} ${path}: HTTP ${String(status)}: ${replyMessage(text)}`, status),
+              );
+            else resolve(replyBody(text));
+          }, reject);
         },
       );
       req.on("timeout", () => req.destroy(new EngineError(`${method} ${path}: timed out`)));
@@ -160,14 +137,4 @@ export function parseEngineUrl(url: string): EngineUrl {
   throw new EngineError(
     `${JSON.stringify(url)} is not a Docker endpoint: use unix:///path/to/docker.sock, tcp://host:port (mutual TLS) or ssh://user@host`,
   );
-}
-
-/** Reads a field path of a JSON value (undefined when absent). */
-export function at(v: Json | undefined, ...path: (string | number)[]): Json | undefined {
-  let cur: Json | undefined = v;
-  for (const k of path) {
-    if (cur === null || cur === undefined || typeof cur !== "object") return undefined;
-    cur = (cur as Record<string, Json>)[k as string];
-  }
-  return cur;
 }

@@ -4,7 +4,7 @@ import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import { IMAGE_DIGEST_PATTERN } from "../config/images.ts";
 import { DEFAULT_DOCKER_TLS_PORT } from "../config/ports.ts";
-import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE } from "../config/docker.ts";
+import { CONTAINER_LOG_MAX_FILE, CONTAINER_LOG_MAX_SIZE, DEFAULT_SSH_OPTS } from "../config/docker.ts";
 import { DOCKER_BRIDGE_BIP } from "../config/addresses.ts";
 import { PIDS_LIMIT_LABEL, type ContainerLimit } from "../config/limits.ts";
 import { BERTH_HOST_LABEL, BERTH_STACK_LABEL } from "../config/containers.ts";
@@ -25,16 +25,6 @@ export { DOCKER_BRIDGE_GATEWAY } from "../config/addresses.ts";
 
 /** Restart policy of every long-running Berth container. */
 export const RESTART_POLICY = "unless-stopped";
-
-/** Default ssh options of the provider: trust a new host on first contact, fail fast when unreachable. */
-export const DEFAULT_SSH_OPTS: readonly string[] = [
-  "-o",
-  "StrictHostKeyChecking=accept-new",
-  "-o",
-  "ConnectTimeout=10",
-  "-o",
-  "ServerAliveInterval=30",
-];
 
 /** Script that waits for dockerd; relative to the project root (Pulumi runs commands from there). */
 export const WAIT_FOR_DOCKER_SCRIPT = "scripts/wait-for-docker.sh";

@@ -6,12 +6,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
+import type { Json } from "../lib/json.ts";
 
 /** Pulumi's wire marker for a secret value. */
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-
-export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** A value in captured inputs: plain JSON, or a secret wrapping its value. */
 export interface SecretMark {

@@ -10,20 +10,33 @@ import { PROJECT_ROOT } from "../../config/root.ts";
 
 /** Each layer and the layers it may import (itself always). Files at the root are the `program` layer. */
 export const LAYERS: Record<string, readonly string[]> = {
-  renderers: [],
-  ignition: ["renderers"],
-  config: ["renderers", "ignition"],
-  stack: ["config", "ignition", "renderers"],
-  components: ["stack", "config", "ignition", "renderers"],
-  program: ["components", "stack", "config", "ignition", "renderers"],
-  plan: ["program", "components", "stack", "config", "ignition", "renderers"],
-  janitor: ["config"],
-  cli: ["plan", "janitor", "program", "stack", "config", "ignition", "renderers"],
+  // Generic helpers that know nothing of Berth (JSON paths, Engine API replies, tar): every layer may use them.
+  lib: [],
+  renderers: ["lib"],
+  ignition: ["renderers", "lib"],
+  config: ["renderers", "ignition", "lib"],
+  stack: ["config", "ignition", "renderers", "lib"],
+  components: ["stack", "config", "ignition", "renderers", "lib"],
+  program: ["components", "stack", "config", "ignition", "renderers", "lib"],
+  plan: ["program", "components", "stack", "config", "ignition", "renderers", "lib"],
+  janitor: ["config", "lib"],
+  cli: ["plan", "janitor", "program", "stack", "config", "ignition", "renderers", "lib"],
   bin: ["cli"],
   // Outside the program: the end-to-end harness, shared by test/e2e and bench/, and the benchmarks.
   // Neither may import test/ (not a layer: an import of it is refused like one going up).
-  testkit: ["plan", "program", "components", "stack", "config", "ignition", "renderers"],
-  bench: ["testkit", "plan", "janitor", "program", "components", "stack", "config", "ignition", "renderers"],
+  testkit: ["plan", "program", "components", "stack", "config", "ignition", "renderers", "lib"],
+  bench: [
+    "testkit",
+    "plan",
+    "janitor",
+    "program",
+    "components",
+    "stack",
+    "config",
+    "ignition",
+    "renderers",
+    "lib",
+  ],
 };
 
 const IMPORT =
@@ -85,8 +98,29 @@ describe("layers", () => {
     expect(bad).toEqual([]);
   });
 
+  it("lib/ imports nothing but Node's own modules and itself", () => {
+    const files = execFileSync(
+      "git",
+      ["ls-files", "--cached", "--others", "--exclude-standard", "lib/*.ts"],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: "utf8",
+      },
+    )
+      .split("\n")
+      .filter((f) => f !== "");
+    expect(files.length).toBeGreaterThan(0);
+    const outside = files.flatMap((f) =>
+      [...readFileSync(join(PROJECT_ROOT, f), "utf8").matchAll(/from\s+"([^"]+)"/g)]
+        .map((m) => m[1] ?? "")
+        .filter((spec) => !spec.startsWith("node:") && !spec.startsWith("./"))
+        .map((spec) => `${f} imports ${spec}`),
+    );
+    expect(outside).toEqual([]);
+  });
+
   it("the pure layers import no Pulumi package (but config/pulumi.ts, the one reader of Pulumi config)", () => {
-    for (const layer of ["renderers", "ignition", "config", "stack"]) {
+    for (const layer of ["lib", "renderers", "ignition", "config", "stack"]) {
       const files = execFileSync("git", ["ls-files", `${layer}/*.ts`], {
         cwd: PROJECT_ROOT,
         encoding: "utf8",

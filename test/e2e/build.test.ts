@@ -46,6 +46,7 @@ import { DOCKER_BRIDGE_GATEWAY } from "../../components/docker-host.ts";
 import { HOLDER_LABEL } from "../../components/services.ts";
 import { SERVICE_CATALOG } from "../../config/images.ts";
 import { loadStack } from "../../config/load.ts";
+import { tarArchive } from "../../lib/tar.ts";
 import type { BerthConfig } from "../../config/types.ts";
 import { resolveOutput } from "../../plan/mocks.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
@@ -67,7 +68,6 @@ import {
   requireE2eTools,
   runOk,
   STANDINS_BUILD,
-  tarArchive,
   type Engine,
   type RunResult,
 } from "./support/engine.ts";

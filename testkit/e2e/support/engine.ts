@@ -25,6 +25,11 @@ import {
   isStorageDriver,
   type StorageDriver,
 } from "../../../renderers/storage.ts";
+import { readReply, replyBody } from "../../../lib/engine-reply.ts";
+import { at, type Json } from "../../../lib/json.ts";
+import { tarArchive, type TarFile } from "../../../lib/tar.ts";
+
+export { at, type Json };
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 export const E2E_ENV = resolve(REPO_ROOT, "scripts/e2e-env.sh");
@@ -149,9 +154,6 @@ export function buildStandins(engine: Engine, cache = E2E_CACHE): string[] {
 
 // --- Engine API ------------------------------------------------------------------------------------
 
-/** JSON value as the Engine API returns it. */
-export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
-
 export class DockerApiError extends Error {
   constructor(
     readonly status: number,
@@ -181,14 +183,7 @@ export interface ContainerSpec {
 }
 
 /** One file to put into a container before it starts (what the provider's `uploads` do). */
-export interface Upload {
-  path: string;
-  content: string | Buffer;
-  /** Octal string, e.g. "0640". Default "0644". */
-  mode?: string;
-  uid?: number;
-  gid?: number;
-}
+export type Upload = TarFile;
 
 const HEALTH_INTERVAL_NS = 500_000_000;
 
@@ -222,21 +217,10 @@ export class DockerApi {
           timeout: 120_000,
         },
         (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            const status = res.statusCode ?? 0;
-            if (status >= 400) {
-              reject(new DockerApiError(status, path, text));
-              return;
-            }
-            try {
-              resolvePromise(text === "" ? null : (JSON.parse(text) as Json));
-            } catch {
-              resolvePromise(text);
-            }
-          });
+          readReply(res).then(({ status, text }) => {
+            if (status >= 400) reject(new DockerApiError(status, path, text));
+            else resolvePromise(replyBody(text));
+          }, reject);
         },
       );
       req.on("timeout", () => req.destroy(new Error(`Docker API ${path}: timed out`)));
@@ -370,66 +354,8 @@ export class DockerApi {
   }
 }
 
-/** Follows object keys through a JSON value; undefined when a step is missing. */
-export function at(value: Json | undefined, ...keys: string[]): Json | undefined {
-  let cur: Json | undefined = value;
-  for (const key of keys) {
-    if (cur === null || cur === undefined || typeof cur !== "object" || Array.isArray(cur)) return undefined;
-    cur = cur[key];
-  }
-  return cur;
-}
-
 function field(value: Json, key: string): string {
   const v = at(value, key);
   if (typeof v !== "string") throw new Error(`expected ${key} in ${JSON.stringify(value)}`);
   return v;
-}
-
-// --- tar -----------------------------------------------------------------------------------------
-
-function tarHeader(name: string, size: number, mode: string, uid: number, gid: number): Buffer {
-  const h = Buffer.alloc(512);
-  const put = (value: string, offset: number, length: number) => h.write(value, offset, length, "utf8");
-  const octal = (n: number, length: number) => n.toString(8).padStart(length - 1, "0") + "\0";
-  if (Buffer.byteLength(name) > 100) {
-    const slash = name.lastIndexOf("/");
-    const prefix = name.slice(0, slash);
-    const base = name.slice(slash + 1);
-    if (Buffer.byteLength(prefix) > 155 || Buffer.byteLength(base) > 100)
-      throw new Error(`path too long: ${name}`);
-    put(base, 0, 100);
-    put(prefix, 345, 155);
-  } else {
-    put(name, 0, 100);
-  }
-  put(octal(parseInt(mode, 8), 8), 100, 8);
-  put(octal(uid, 8), 108, 8);
-  put(octal(gid, 8), 116, 8);
-  put(octal(size, 12), 124, 12);
-  put(octal(0, 12), 136, 12);
-  put("        ", 148, 8);
-  put("0", 156, 1);
-  put("ustar\0", 257, 6);
-  put("00", 263, 2);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  put(octal(sum, 7) + " ", 148, 8);
-  return h;
-}
-
-/**
- * A ustar archive of `files` (paths absolute in the container), file entries only: as with the
- * provider's uploads, the daemon creates missing parent directories itself (root, 0755).
- */
-export function tarArchive(files: readonly Upload[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const file of files) {
-    const rel = file.path.replace(/^\/+/, "");
-    const data = typeof file.content === "string" ? Buffer.from(file.content, "utf8") : file.content;
-    parts.push(tarHeader(rel, data.length, file.mode ?? "0644", file.uid ?? 0, file.gid ?? 0));
-    parts.push(data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
 }
