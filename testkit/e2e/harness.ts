@@ -108,17 +108,15 @@ export interface PublishedPort {
   hostPort: number;
 }
 
-export interface NetworkPlan {
+/** A network's or a volume's create request, and the resource it comes from. */
+export interface NamedPlan {
   resource: string;
   name: string;
   body: Record<string, unknown>;
 }
 
-export interface VolumePlan {
-  resource: string;
-  name: string;
-  body: Record<string, unknown>;
-}
+export type NetworkPlan = NamedPlan;
+export type VolumePlan = NamedPlan;
 
 export interface ContainerPlan {
   resource: string;
@@ -417,62 +415,96 @@ function put(target: Obj, key: string, v: unknown): void {
 /** MiB (the provider's "MB") to bytes, undefined kept. */
 const mib = (n: number | undefined): number | undefined => (n === undefined ? undefined : n * 1024 * 1024);
 
-function planNetwork(r: CapturedResource): NetworkPlan {
-  const rd = new Reader(r, "network", unwrapSecrets(r.inputs) as Obj, "");
-  const name = rd.reqStr("name");
-  const driver = rd.str("driver") ?? "bridge";
-  const internal = rd.bool("internal") ?? false;
-  const attachable = rd.bool("attachable");
-  const ipv6 = rd.bool("ipv6");
-  const options = rd.strMap("options");
-  const ipam = rd.list("ipamConfigs").map((c) => {
-    const cfg = {
-      Subnet: c.str("subnet"),
-      Gateway: c.str("gateway"),
-      IPRange: c.str("ipRange"),
-      AuxiliaryAddresses: c.strMap("auxAddress"),
-    };
-    c.done();
-    return Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined));
-  });
-  const ipamDriver = rd.str("ipamDriver");
-  const labels = rd.labels();
-  rd.done();
-  return {
-    resource: r.name,
-    name,
-    body: {
-      Name: name,
-      Driver: driver,
-      CheckDuplicate: true,
-      Internal: internal,
-      ...(attachable !== undefined ? { Attachable: attachable } : {}),
-      ...(ipv6 !== undefined ? { EnableIPv6: ipv6 } : {}),
-      ...(options ? { Options: options } : {}),
-      ...(ipam.length > 0 || ipamDriver ? { IPAM: { Driver: ipamDriver ?? "default", Config: ipam } } : {}),
-      ...(labels ? { Labels: labels } : {}),
-    },
-  };
+/** How a provider input is read and converted for the Engine API. */
+const READ = {
+  str: (rd: Reader, key: string) => rd.str(key),
+  strs: (rd: Reader, key: string) => rd.strs(key),
+  num: (rd: Reader, key: string) => rd.num(key),
+  bool: (rd: Reader, key: string) => rd.bool(key),
+  strMap: (rd: Reader, key: string) => rd.strMap(key),
+  mib: (rd: Reader, key: string) => mib(rd.num(key)),
+};
+
+/** An Engine API field that takes one provider input as it is (after READ's conversion). */
+type Copied = readonly [api: string, input: string, read: keyof typeof READ];
+
+/** Copies `fields` from `rd` into `target`, in order, leaving out inputs that are not set. */
+function copyFields(rd: Reader, target: Obj, fields: readonly Copied[]): void {
+  for (const [api, input, read] of fields) put(target, api, READ[read](rd, input));
 }
 
-function planVolume(r: CapturedResource): VolumePlan {
-  const rd = new Reader(r, "volume", unwrapSecrets(r.inputs) as Obj, "");
+/** The container create body's fields that are provider inputs as they are. */
+const CONTAINER_FIELDS: readonly Copied[] = [
+  ["Env", "envs", "strs"],
+  ["Cmd", "command", "strs"],
+  ["Entrypoint", "entrypoints", "strs"],
+  ["User", "user", "str"],
+  ["WorkingDir", "workingDir", "str"],
+  ["Domainname", "domainname", "str"],
+  ["StopSignal", "stopSignal", "str"],
+  ["StopTimeout", "stopTimeout", "num"],
+  ["Tty", "tty", "bool"],
+  ["OpenStdin", "stdinOpen", "bool"],
+];
+
+/**
+ * HostConfig's resolver, security and misc settings and memory limits that are provider inputs as
+ * they are (the provider's memory, memorySwap and shmSize are in MiB).
+ */
+const HOST_SETTINGS: readonly Copied[] = [
+  ["Dns", "dns", "strs"],
+  ["DnsSearch", "dnsSearches", "strs"],
+  ["DnsOptions", "dnsOpts", "strs"],
+  ["SecurityOpt", "securityOpts", "strs"],
+  ["GroupAdd", "groupAdds", "strs"],
+  ["Privileged", "privileged", "bool"],
+  ["ReadonlyRootfs", "readOnly", "bool"],
+  ["Init", "init", "bool"],
+  ["ShmSize", "shmSize", "mib"],
+  ["Memory", "memory", "mib"],
+  ["MemorySwap", "memorySwap", "mib"],
+];
+
+/**
+ * A network's or a volume's create request: `Name`, then what `fill` reads into the body, then
+ * `Labels`. Every input field is read (the reader fails on any left over).
+ */
+function planNamed(r: CapturedResource, what: string, fill: (rd: Reader, body: Obj) => void): NamedPlan {
+  const rd = new Reader(r, what, unwrapSecrets(r.inputs) as Obj, "");
   const name = rd.reqStr("name");
-  const driver = rd.str("driver");
-  const driverOpts = rd.strMap("driverOpts");
-  const labels = rd.labels();
+  const body: Obj = { Name: name };
+  fill(rd, body);
+  put(body, "Labels", rd.labels());
   rd.done();
-  return {
-    resource: r.name,
-    name,
-    body: {
-      Name: name,
-      ...(driver ? { Driver: driver } : {}),
-      ...(driverOpts ? { DriverOpts: driverOpts } : {}),
-      ...(labels ? { Labels: labels } : {}),
-    },
-  };
+  return { resource: r.name, name, body };
 }
+
+const planNetwork = (r: CapturedResource): NetworkPlan =>
+  planNamed(r, "network", (rd, body) => {
+    body.Driver = rd.str("driver") ?? "bridge";
+    body.CheckDuplicate = true;
+    body.Internal = rd.bool("internal") ?? false;
+    put(body, "Attachable", rd.bool("attachable"));
+    put(body, "EnableIPv6", rd.bool("ipv6"));
+    put(body, "Options", rd.strMap("options"));
+    const ipam = rd.list("ipamConfigs").map((c) => {
+      const cfg: Obj = {};
+      put(cfg, "Subnet", c.str("subnet"));
+      put(cfg, "Gateway", c.str("gateway"));
+      put(cfg, "IPRange", c.str("ipRange"));
+      put(cfg, "AuxiliaryAddresses", c.strMap("auxAddress"));
+      c.done();
+      return cfg;
+    });
+    const ipamDriver = rd.str("ipamDriver");
+    if (ipam.length > 0 || ipamDriver) body.IPAM = { Driver: ipamDriver ?? "default", Config: ipam };
+  });
+
+const planVolume = (r: CapturedResource): VolumePlan =>
+  planNamed(r, "volume", (rd, body) => {
+    put(body, "Driver", rd.str("driver") || undefined);
+    put(body, "DriverOpts", rd.strMap("driverOpts"));
+  });
 
 function planImage(r: CapturedResource, mappings: string[]): ImagePlan {
   const rd = new Reader(r, "remoteImage", unwrapSecrets(r.inputs) as Obj, "");
@@ -501,16 +533,7 @@ function planContainer(r: CapturedResource, host: HostSoFar): ContainerPlan {
 
   const hostConfig: Obj = {};
   const body: Obj = { Image: img.standin, Hostname: rd.str("hostname") ?? name };
-  put(body, "Env", rd.strs("envs"));
-  put(body, "Cmd", rd.strs("command"));
-  put(body, "Entrypoint", rd.strs("entrypoints"));
-  put(body, "User", rd.str("user"));
-  put(body, "WorkingDir", rd.str("workingDir"));
-  put(body, "Domainname", rd.str("domainname"));
-  put(body, "StopSignal", rd.str("stopSignal"));
-  put(body, "StopTimeout", rd.num("stopTimeout"));
-  put(body, "Tty", rd.bool("tty"));
-  put(body, "OpenStdin", rd.bool("stdinOpen"));
+  copyFields(rd, body, CONTAINER_FIELDS);
   const labels = rd.labels();
   if (labels) body.Labels = labels;
   put(body, "Healthcheck", containerHealth(rd, name, opts, mappings));
@@ -584,20 +607,9 @@ function containerHostSettings(rd: Reader, name: string, hostConfig: Obj, mappin
   const logOpts = rd.strMap("logOpts");
   if (logDriver || logOpts) hostConfig.LogConfig = { Type: logDriver ?? "", Config: logOpts ?? {} };
 
-  // Resolver, security, misc host settings.
-  put(hostConfig, "Dns", rd.strs("dns"));
-  put(hostConfig, "DnsSearch", rd.strs("dnsSearches"));
-  put(hostConfig, "DnsOptions", rd.strs("dnsOpts"));
-  put(hostConfig, "SecurityOpt", rd.strs("securityOpts"));
-  put(hostConfig, "GroupAdd", rd.strs("groupAdds"));
-  put(hostConfig, "Privileged", rd.bool("privileged"));
-  put(hostConfig, "ReadonlyRootfs", rd.bool("readOnly"));
-  put(hostConfig, "Init", rd.bool("init"));
-  put(hostConfig, "ShmSize", mib(rd.num("shmSize")));
-  put(hostConfig, "Memory", mib(rd.num("memory")));
-  // Resource limits (config/limits.ts): the provider's memorySwap is in MiB like memory; cpus
-  // ("1.5") becomes NanoCpus, as the provider sends them.
-  put(hostConfig, "MemorySwap", mib(rd.num("memorySwap")));
+  // Resolver, security, misc host settings and memory limits (config/limits.ts).
+  copyFields(rd, hostConfig, HOST_SETTINGS);
+  // The CPU limit ("1.5") becomes NanoCpus, as the provider sends it.
   const cpus = rd.str("cpus");
   if (cpus !== undefined) {
     const n = Number(cpus);
