@@ -4,7 +4,7 @@
  * The REAL program for `staging` (two hosts) runs under Pulumi's mocks, with real ED25519/RSA keys
  * for its tls PrivateKeys (test/e2e/support/ssh-keys.ts): the agents' host keys and the
  * `agentKnownHosts` output are then the program's own and real. Each host is applied
- * (test/e2e/harness.ts) to its own private dockerd on btrfs, each dockerd in a network namespace of
+ * (testkit/e2e/harness.ts) to its own private dockerd on btrfs, each dockerd in a network namespace of
  * its own (test/e2e/support/netns.ts): both hosts create the services network 172.30.0.0/24 with
  * the same fixed addresses, and docker0's 172.17.0.1, as separate hosts do, and the two
  * namespaces share a "CI network" (a veth pair carrying the hosts' private addresses). Each dockerd
@@ -57,8 +57,8 @@ import {
   generatedRegistryPasswords,
   type AppliedHost,
   type PublishedPort,
-} from "./harness.ts";
-import { issueRegistryTls } from "./support/certs.ts";
+} from "../../testkit/e2e/harness.ts";
+import { issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import { makeStackDockerTls } from "./support/docker-tls.ts";
 import {
   at,
@@ -71,7 +71,7 @@ import {
   type Engine,
   type RunResult,
 } from "./support/engine.ts";
-import { standinFor } from "./support/images.ts";
+import { standinFor } from "../../testkit/e2e/support/images.ts";
 import { createHostNamespaces, inNetns, startEngineInNetns, type NetnsHost } from "./support/netns.ts";
 import { startPidsLimitService, type PidsLimitService } from "./support/pids-limit.ts";
 import { realKeyOutputs } from "./support/ssh-keys.ts";

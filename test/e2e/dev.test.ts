@@ -27,7 +27,7 @@ import {
   stopEngine,
   type Engine,
 } from "./support/engine.ts";
-import { standinFor } from "./support/images.ts";
+import { standinFor } from "../../testkit/e2e/support/images.ts";
 import { exchange, mongoPing } from "./support/wire.ts";
 
 const tools = requireE2eTools("berth dev on the engine", [

@@ -2,7 +2,7 @@
  * `berth drift` on a real dockerd on btrfs.
  *
  * The REAL program for `testing-ci-1` (under Pulumi's mocks) is applied to a private engine with
- * test/e2e/harness.ts, then the host is tampered with as an operator or a crash would: an undeclared
+ * testkit/e2e/harness.ts, then the host is tampered with as an operator or a crash would: an undeclared
  * container, network and volume carrying the stack's label, a declared container stopped, one
  * removed, one re-created from another image, and per-build containers as the Jenkins Docker plugin
  * labels them (this controller's, with a live and a gone node, and another controller's). The report
@@ -39,8 +39,8 @@ import {
 import { declaredHosts, portKey, type DeclaredHost } from "../../plan/declared.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
 import { cli } from "../support/cli.ts";
-import { applyHostToEngine, type AppliedHost } from "./harness.ts";
-import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
+import { applyHostToEngine, type AppliedHost } from "../../testkit/e2e/harness.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import {
   at,
   bridgeGateway,

@@ -43,7 +43,7 @@ import {
   type Engine,
   type Json,
 } from "./support/engine.ts";
-import { STANDINS_DIR, loadStandinMap, standinFor } from "./support/images.ts";
+import { STANDINS_DIR, loadStandinMap, standinFor } from "../../testkit/e2e/support/images.ts";
 
 /** Health checks as Berth's components give them (components/registry.ts, jenkins.ts, services.ts). */
 const HEALTH = {

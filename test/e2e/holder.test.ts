@@ -2,7 +2,7 @@
  * A network holder per build (seed 004), on a real dockerd on btrfs.
  *
  * The REAL program for `testing-ci-1` (under Pulumi's mocks) is applied to a private engine with
- * test/e2e/harness.ts: the minimal set (redis, mongodb) published on docker0's gateway, dnsmasq and
+ * testkit/e2e/harness.ts: the minimal set (redis, mongodb) published on docker0's gateway, dnsmasq and
  * the production-like set on `ci-services`, and the long-lived holder `app-holder`, the template
  * builds' holders are copied from. Then a static agent container (the agent stand-in, which carries
  * the Docker CLI and berth-holder) with the engine's socket mounted, as `jenkins.dockerSocket: true`
@@ -28,8 +28,8 @@ import { loadStack } from "../../config/load.ts";
 import type { BerthConfig } from "../../config/types.ts";
 import { runConfig } from "../../plan/run.ts";
 import { agentHostKeyPaths } from "../../renderers/index.ts";
-import { applyHostToEngine, type AppliedHost } from "./harness.ts";
-import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
+import { applyHostToEngine, type AppliedHost } from "../../testkit/e2e/harness.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import {
   at,
   E2E_CACHE,
@@ -46,7 +46,7 @@ import {
 } from "./support/engine.ts";
 import { holderTemplates, retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { startPidsLimitService, type PidsLimitService } from "./support/pids-limit.ts";
-import { standinFor } from "./support/images.ts";
+import { standinFor } from "../../testkit/e2e/support/images.ts";
 import { exchange } from "./support/wire.ts";
 
 const HOST = "testing-ci-1";

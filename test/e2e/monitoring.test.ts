@@ -1,6 +1,6 @@
 /**
  * The metric endpoints on a real Docker engine: node_exporter as the REAL program registers it for
- * `testing-ci-1` (run under Pulumi's mocks, applied by test/e2e/harness.ts with the stand-in built
+ * `testing-ci-1` (run under Pulumi's mocks, applied by testkit/e2e/harness.ts with the stand-in built
  * from Debian's prometheus-node-exporter), and dockerd's own metrics endpoint from the host's
  * daemon.json `metrics-addr`. Each must answer on the address the program gives it and nowhere
  * else. The host's private address cannot be bound here, so it is mapped, as the harness maps
@@ -25,7 +25,7 @@ import { runConfig, type StackRun } from "../../plan/run.ts";
 import { TEXTFILE_DIR, TEXTFILE_METRICS_SCRIPT, TEXTFILE_NAME } from "../../renderers/host-metrics.ts";
 import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { fileText } from "../ignition/fixtures.ts";
-import { TYPES, applyHostToEngine, freePort, type AppliedHost } from "./harness.ts";
+import { TYPES, applyHostToEngine, freePort, type AppliedHost } from "../../testkit/e2e/harness.ts";
 import {
   REPO_ROOT,
   bridgeGateway,

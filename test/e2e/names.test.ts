@@ -3,7 +3,7 @@
  * on a real dockerd on btrfs.
  *
  * The REAL program for `testing-ci-1`, with two search domains (`berth:dns.searchDomains`, one per
- * region, as staging ships), is applied to a private engine with test/e2e/harness.ts. The engine's
+ * region, as staging ships), is applied to a private engine with testkit/e2e/harness.ts. The engine's
  * daemon.json carries the `dns-search` the host's Ignition renders for that stack (read from the
  * program's own daemon.json, not written here). Then a short production-like name such as
  * `mongodb-cluster-a-node-1`, and the same name under each search domain, must resolve to the
@@ -38,8 +38,8 @@ import { cascInput } from "../../program.ts";
 import { jenkinsDockerClouds } from "../../renderers/casc.ts";
 import { editedStackRoot } from "../support/stacks.ts";
 import { hostIgnitionBase } from "../../stack/host-ignition.ts";
-import { applyHostToEngine, type AppliedHost } from "./harness.ts";
-import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
+import { applyHostToEngine, type AppliedHost } from "../../testkit/e2e/harness.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import {
   E2E_CACHE,
   STANDINS_BUILD,
@@ -53,7 +53,7 @@ import {
   type RunResult,
 } from "./support/engine.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
-import { standinFor } from "./support/images.ts";
+import { standinFor } from "../../testkit/e2e/support/images.ts";
 
 const HOST = "testing-ci-1";
 const NGINX_CERT = "/etc/nginx/berth/registry.crt";

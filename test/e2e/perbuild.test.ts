@@ -12,7 +12,7 @@
  *    and the plugin's own `injectSSHKey` start (its sshd command line plus /root/authorized_key)
  *    works too.
  * 3. The REAL staging program for staging-ci-1 (run under Pulumi's mocks) applied to the same engine
- *    with test/e2e/harness.ts, as services.test.ts does for testing-ci-1: registry behind nginx (TLS,
+ *    with testkit/e2e/harness.ts, as services.test.ts does for testing-ci-1: registry behind nginx (TLS,
  *    basic auth), agents, dnsmasq and the production-like services on `ci-services`. Then
  *    images/jenkins-agent/build-and-push.sh, the real script, builds the agent image and pushes it
  *    to that registry with the program's credentials; dockerd must trust the registry's CA (a
@@ -60,10 +60,15 @@ import { cascInput } from "../../program.ts";
 import { jenkinsDockerClouds } from "../../renderers/casc.ts";
 import { BUILD_TLS_DIR, BUILD_TLS_VOLUME, clientCaBundle } from "../../renderers/docker-access.ts";
 import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
-import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
-import { standinFor } from "./support/images.ts";
-import { applyHostToEngine, freePort, generatedRegistryPasswords, type AppliedHost } from "./harness.ts";
+import { standinFor } from "../../testkit/e2e/support/images.ts";
+import {
+  applyHostToEngine,
+  freePort,
+  generatedRegistryPasswords,
+  type AppliedHost,
+} from "../../testkit/e2e/harness.ts";
 
 const DOCKERD_BTRFS = resolve(PROJECT_ROOT, "test/support/dockerd-btrfs.sh");
 const AGENT_DIR = resolve(PROJECT_ROOT, "images/jenkins-agent");

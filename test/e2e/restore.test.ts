@@ -48,8 +48,8 @@ import { runConfig, type StackRun } from "../../plan/run.ts";
 import { RESTORE_CONF_DIR, RESTORE_SCRIPT } from "../../renderers/restore.ts";
 import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { fileText } from "../ignition/fixtures.ts";
-import { AppliedHost, freePort, planHost } from "./harness.ts";
-import { issueRegistryTls } from "./support/certs.ts";
+import { AppliedHost, freePort, planHost } from "../../testkit/e2e/harness.ts";
+import { issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import {
   DockerApi,
   REPO_ROOT,
@@ -62,7 +62,7 @@ import {
   stopEngine,
   type Engine,
 } from "./support/engine.ts";
-import { standinFor } from "./support/images.ts";
+import { standinFor } from "../../testkit/e2e/support/images.ts";
 
 const HOST = "staging-ci-1";
 const REDIS = "redis-cache-1";

@@ -1,7 +1,7 @@
 /**
  * The service layer on a real Docker engine (btrfs, or overlay2 in the suite's `overlay2` project),
  * not mocked: the REAL Berth program for the `testing` stack runs under Pulumi's mocks, and
- * test/e2e/harness.ts creates exactly the networks, volumes and containers it registered for the
+ * testkit/e2e/harness.ts creates exactly the networks, volumes and containers it registered for the
  * registry host `testing-ci-1` on a private dockerd, with the stand-in images. Then, reaching
  * containers only through ports published on 127.0.0.1 or
  * from job containers on the host's own `ci-services` network:
@@ -28,7 +28,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { exchange, mongoPing } from "./support/wire.ts";
-import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -46,7 +46,12 @@ import { startPidsLimitService } from "./support/pids-limit.ts";
 import { buildHostIgnition } from "../../ignition/host.ts";
 import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { fileText } from "../ignition/fixtures.ts";
-import { TYPES, applyHostToEngine, generatedRegistryPasswords, type AppliedHost } from "./harness.ts";
+import {
+  TYPES,
+  applyHostToEngine,
+  generatedRegistryPasswords,
+  type AppliedHost,
+} from "../../testkit/e2e/harness.ts";
 import {
   REPO_ROOT,
   at,
@@ -61,7 +66,7 @@ import {
   bridgeGateway,
 } from "./support/engine.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
-import { standinFor } from "./support/images.ts";
+import { standinFor } from "../../testkit/e2e/support/images.ts";
 
 const HOST = "testing-ci-1";
 const NGINX_CERT = "/etc/nginx/berth/registry.crt";

@@ -3,7 +3,7 @@
  *
  * The REAL program for `testing-ci-1` (under Pulumi's mocks), with staging's slots (the shipped
  * stack that declares one) added to testing's configuration, is applied to a private engine with
- * test/e2e/harness.ts: among the rest, the slot's front `slot-shop`, publishing the slot's port on
+ * testkit/e2e/harness.ts: among the rest, the slot's front `slot-shop`, publishing the slot's port on
  * the host's private address (mapped by the harness to a free port on the engine's bridge gateway).
  * A static agent container (the agent stand-in, which ships berth-slot) with the engine's socket
  * mounted plays the build: `berth-slot deploy shop <image>`.
@@ -28,8 +28,8 @@ import { driftHost } from "../../cli/drift.ts";
 import { Engine as DriftEngine } from "../../cli/engine.ts";
 import { declaredHosts } from "../../plan/declared.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
-import { applyHostToEngine, type AppliedHost } from "./harness.ts";
-import { agentHostKeyUploads, issueRegistryTls } from "./support/certs.ts";
+import { applyHostToEngine, type AppliedHost } from "../../testkit/e2e/harness.ts";
+import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import {
   at,
   bridgeGateway,
@@ -44,7 +44,7 @@ import {
   type RunResult,
 } from "./support/engine.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
-import { standinFor } from "./support/images.ts";
+import { standinFor } from "../../testkit/e2e/support/images.ts";
 
 const HOST = "testing-ci-1";
 const HOLDER_STANDIN = "berth-standin/holder:latest";

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildHostIgnition } from "../../ignition/index.ts";
 import { TEXTFILE_METRICS_SCRIPT, TEXTFILE_NAME } from "../../renderers/host-metrics.ts";
 import { BERTH_TEXTFILE_METRICS } from "../../renderers/prometheus.ts";
-import { freePort } from "../e2e/harness.ts";
+import { freePort } from "../../testkit/e2e/harness.ts";
 import { writeBusyboxRootfs } from "../support/busybox.ts";
 import { DOCKERD_BTRFS_TOOLS, requireTools } from "../support/tools.ts";
 import { fcosFull, fileText } from "./fixtures.ts";

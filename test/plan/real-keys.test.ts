@@ -16,7 +16,7 @@ import { resolveOutput } from "../../plan/mocks.ts";
 import { runConfig } from "../../plan/run.ts";
 import { agentHostKeyPaths } from "../../renderers/index.ts";
 import { realKeyOutputs } from "../e2e/support/ssh-keys.ts";
-import { unwrapSecrets } from "../e2e/harness.ts";
+import { unwrapSecrets } from "../../testkit/e2e/harness.ts";
 
 const hasSshKeygen = spawnSync("ssh-keygen", ["-?"]).error === undefined;
 

@@ -279,7 +279,7 @@ class Reader {
       if (generic in (NOT_APPLICABLE as Obj)) continue;
       this.fail(
         key,
-        "not understood by the e2e harness (map it in test/e2e/harness.ts, or list it in NOT_APPLICABLE with a reason)",
+        "not understood by the e2e harness (map it in testkit/e2e/harness.ts, or list it in NOT_APPLICABLE with a reason)",
       );
     }
   }

@@ -6,7 +6,7 @@
  * list: one visible substitution, recorded in the plan's mappings, and nothing else changes.
  */
 import { HOLDER_FORWARD_FILE, HOLDER_LABEL, HOLDER_TEMPLATE } from "../../../components/services.ts";
-import type { AppliedHost, PublishedPort } from "../harness.ts";
+import type { AppliedHost, PublishedPort } from "../../../testkit/e2e/harness.ts";
 import { at } from "./engine.ts";
 
 /** Where a forward to the published `port` goes on the test engine. */

@@ -7,8 +7,15 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { CapturedResource } from "../../plan/mocks.ts";
 import { runStack } from "../../plan/run.ts";
 import { DOCKER_BRIDGE_GATEWAY } from "../../components/docker-host.ts";
-import { HarnessError, NOT_APPLICABLE, TYPES, durationNs, planHost, type HarnessOptions } from "./harness.ts";
-import { REPO_ROOT } from "./support/engine.ts";
+import {
+  HarnessError,
+  NOT_APPLICABLE,
+  TYPES,
+  durationNs,
+  planHost,
+  type HarnessOptions,
+} from "../../testkit/e2e/harness.ts";
+import { REPO_ROOT } from "../../testkit/e2e/support/engine.ts";
 
 const HOST = "testing-ci-1";
 let resources: CapturedResource[];

@@ -1,2 +1,0 @@
-/** Moved to testkit/e2e/support/images.ts (shared with bench/); tests import it from here as before. */
-export * from "../../../testkit/e2e/support/images.ts";
