@@ -1,6 +1,6 @@
 /**
- * Every shipped stack run under Pulumi's mocks (plan/run.ts), for the component tests that read the
- * whole program's resources: test/components/{network,host,environment}.test.ts.
+ * The shipped stacks, and each run under Pulumi's mocks (plan/run.ts), for the component tests that
+ * read the whole program's resources (test/components/{network,host,environment,host-services}.test.ts).
  */
 import { beforeAll } from "vitest";
 import { loadStack } from "../../config/load.ts";
