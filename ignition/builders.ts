@@ -5,6 +5,8 @@
 import { posix } from "node:path";
 import { gzipSync } from "node:zlib";
 
+import { RenderError } from "../renderers/common.ts";
+
 import {
   IGNITION_SPEC_VERSION,
   type FileContents,
@@ -84,21 +86,26 @@ export function dataUrlContents(
   return { source: `data:,${percentEncode(bytes)}` };
 }
 
-function assertAbsolutePath(what: string, path: string): void {
+/** Refuses a relative path or one with `..`, as `builder`'s argument `field`. */
+function assertAbsolutePath(builder: string, field: string, path: string): void {
   if (!path.startsWith("/")) {
-    throw new Error(`${what} path must be absolute, got "${path}"`);
+    throw new RenderError(builder, field, `must be an absolute path, got "${path}"`);
   }
   if (path.split("/").includes("..")) {
-    throw new Error(`${what} path must not contain "..", got "${path}"`);
+    throw new RenderError(builder, field, `must not contain "..", got "${path}"`);
   }
 }
 
 /** A regular file with inline contents; see {@link FileOptions} for defaults. */
 export function file(path: string, contents: string | Uint8Array, options: FileOptions = {}): StorageFile {
-  assertAbsolutePath("file", path);
+  assertAbsolutePath("file", "path", path);
   const mode = options.mode ?? 0o644;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
-    throw new Error(`file "${path}": mode must be an integer between 0 and 0o7777, got ${mode}`);
+    throw new RenderError(
+      "file",
+      "mode",
+      `file "${path}": must be an integer between 0 and 0o7777, got ${mode}`,
+    );
   }
   return {
     path,
@@ -115,7 +122,7 @@ export function directory(
   path: string,
   options: { mode?: number; overwrite?: boolean; user?: NodeOwner; group?: NodeOwner } = {},
 ): StorageDirectory {
-  assertAbsolutePath("directory", path);
+  assertAbsolutePath("directory", "path", path);
   return {
     path,
     mode: options.mode ?? 0o755,
@@ -127,7 +134,7 @@ export function directory(
 
 /** A symbolic link at `path` pointing to `target`; replaces what is there unless `overwrite` is false. */
 export function symlink(path: string, target: string, options: { overwrite?: boolean } = {}): StorageLink {
-  assertAbsolutePath("link", path);
+  assertAbsolutePath("symlink", "path", path);
   return { path, target, hard: false, overwrite: options.overwrite ?? true };
 }
 
@@ -137,15 +144,15 @@ export function unit(
   contents: string,
   options: { enabled?: boolean; dropins?: SystemdDropin[] } = {},
 ): SystemdUnit {
-  assertUnitName(name);
+  assertUnitName("unit", "name", name);
   return { name, enabled: options.enabled, contents, dropins: options.dropins };
 }
 
 /** A drop-in `dropinName` for the (usually stock) unit `unitName`, without touching the unit itself. */
 export function dropin(unitName: string, dropinName: string, contents: string): SystemdUnit {
-  assertUnitName(unitName);
+  assertUnitName("dropin", "unitName", unitName);
   if (!/^[^/]+\.conf$/.test(dropinName)) {
-    throw new Error(`drop-in name must be a file name ending in .conf, got "${dropinName}"`);
+    throw new RenderError("dropin", "dropinName", `must be a file name ending in .conf, got "${dropinName}"`);
   }
   return { name: unitName, dropins: [{ name: dropinName, contents }] };
 }
@@ -164,10 +171,10 @@ const UNIT_SUFFIXES = [
   "scope",
 ];
 
-function assertUnitName(name: string): void {
+function assertUnitName(builder: string, field: string, name: string): void {
   const dot = name.lastIndexOf(".");
   if (dot <= 0 || !UNIT_SUFFIXES.includes(name.slice(dot + 1)) || name.includes("/")) {
-    throw new Error(`not a systemd unit name: "${name}"`);
+    throw new RenderError(builder, field, `not a systemd unit name: "${name}"`);
   }
 }
 
@@ -177,7 +184,7 @@ function assertUnitName(name: string): void {
  * outside `[A-Za-z0-9:_.]`, and a leading `.`, become `\xNN`.
  */
 export function systemdEscapePath(path: string): string {
-  assertAbsolutePath("mount point", path);
+  assertAbsolutePath("systemdEscapePath", "path", path);
   const parts = path.split("/").filter((p) => p !== "" && p !== ".");
   if (parts.length === 0) {
     return "-";
@@ -225,10 +232,14 @@ export function filesystemWithMount(
   mountPoint: string,
   options: { mountOptions?: string[] } = {},
 ): FilesystemWithMount {
-  assertAbsolutePath("device", device);
+  assertAbsolutePath("filesystemWithMount", "device", device);
   if (!/^[A-Za-z0-9_.-]{1,16}$/.test(label)) {
     // 16 is the smallest limit among the formats we use (ext4); it also keeps /dev/disk/by-label simple.
-    throw new Error(`file system label must be 1-16 characters of [A-Za-z0-9_.-], got "${label}"`);
+    throw new RenderError(
+      "filesystemWithMount",
+      "label",
+      `a file system label must be 1-16 characters of [A-Za-z0-9_.-], got "${label}"`,
+    );
   }
   const name = mountUnitName(mountPoint);
   const lines = [
@@ -256,8 +267,11 @@ export function emptyConfig(): IgnitionConfig {
   return { ignition: { version: IGNITION_SPEC_VERSION } };
 }
 
-/** Thrown by {@link merge} when two fragments claim the same thing. */
-export class IgnitionMergeConflictError extends Error {
+/**
+ * Thrown by {@link merge} when two fragments claim the same thing: a RenderError of `merge`'s
+ * `fragments`, naming both fragments' sources.
+ */
+export class IgnitionMergeConflictError extends RenderError {
   constructor(
     message: string,
     /** Source of the fragment that defined the thing first. */
@@ -265,14 +279,14 @@ export class IgnitionMergeConflictError extends Error {
     /** Source of the fragment that defined it again. */
     readonly secondSource: string,
   ) {
-    super(message);
+    super("merge", "fragments", message);
     this.name = "IgnitionMergeConflictError";
   }
 }
 
 function conflict(what: string, first: string, second: string, detail = ""): never {
   throw new IgnitionMergeConflictError(
-    `Ignition merge conflict: ${what} is defined by both "${first}" and "${second}"${detail ? ` (${detail})` : ""}`,
+    `${what} is defined by both "${first}" and "${second}"${detail ? ` (${detail})` : ""}`,
     first,
     second,
   );
@@ -323,7 +337,9 @@ export function merge(fragments: readonly IgnitionFragment[]): IgnitionConfig {
 
   for (const { source, config } of fragments) {
     if (config.ignition.version !== IGNITION_SPEC_VERSION) {
-      throw new Error(
+      throw new RenderError(
+        "merge",
+        "fragments",
         `fragment "${source}" has Ignition version ${String(config.ignition.version)}, expected ${IGNITION_SPEC_VERSION}`,
       );
     }

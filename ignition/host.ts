@@ -68,6 +68,7 @@ import {
   type CertSource,
 } from "../renderers/host-metrics.ts";
 import { METRICS_PORTS } from "../renderers/prometheus.ts";
+import { RenderError, internalError } from "../renderers/common.ts";
 import {
   PIDS_LIMIT_SCRIPT,
   PIDS_LIMIT_UNIT,
@@ -246,10 +247,13 @@ export const DOCKER_DROPIN_NAME = "10-berth.conf";
 /** Local Docker API socket (also what `ssh://core@host` reaches through `docker system dial-stdio`). */
 export const DOCKER_UNIX_SOCKET = "unix:///var/run/docker.sock";
 
-/** The stable by-id path of a Cinder volume attached through virtio-blk. */
+/**
+ * The stable by-id path of a Cinder volume attached through virtio-blk. The id is Cinder's (never the
+ * user's), so one that is not a UUID is a bug check.
+ */
 export function cinderVirtioDevicePath(volumeId: string): string {
   if (!/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(volumeId)) {
-    throw new Error(`Cinder volume id must be a UUID, got "${volumeId}"`);
+    throw internalError(`cinderVirtioDevicePath: the Cinder volume id must be a UUID, got "${volumeId}"`);
   }
   // virtio-blk exposes at most 20 bytes of serial, and Nova passes the volume id as the serial.
   return `/dev/disk/by-id/virtio-${volumeId.slice(0, 20)}`;
@@ -264,7 +268,9 @@ export function userDataBase64Size(json: string): number {
 export function assertUserDataSize(hostName: string, json: string): void {
   const size = userDataBase64Size(json);
   if (size > NOVA_USER_DATA_LIMIT_BYTES) {
-    throw new Error(
+    throw new RenderError(
+      "renderHostIgnition",
+      "extraFragments",
       `Ignition config for host "${hostName}" is ${size} bytes after base64 encoding ` +
         `(${Buffer.byteLength(json, "utf8")} bytes raw), over Nova's user-data limit of ` +
         `${NOVA_USER_DATA_LIMIT_BYTES} bytes; move large files out of extraFragments or shrink them`,
@@ -290,15 +296,20 @@ function isIp(address: string): boolean {
   return IPV4_RE.test(address) || (/^[0-9a-f:.]+$/i.test(address) && address.includes(":"));
 }
 
-function assertPort(what: string, port: number): void {
+/** A refusal of `host`'s input `field`: `buildHostIgnition: field: host "name": message`. */
+function refuse(host: HostIgnitionInput, field: string, message: string): RenderError {
+  return new RenderError("buildHostIgnition", field, `host "${host.name}": ${message}`);
+}
+
+function assertPort(host: HostIgnitionInput, field: string, port: number): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`${what} must be a TCP port (1-65535), got ${port}`);
+    throw refuse(host, field, `must be a TCP port (1-65535), got ${port}`);
   }
 }
 
-function assertPem(what: string, pem: string): void {
+function assertPem(host: HostIgnitionInput, field: string, pem: string): void {
   if (!/^-----BEGIN [A-Z0-9 ]+-----\r?\n[\s\S]+-----END [A-Z0-9 ]+-----\s*$/.test(pem.trim() + "\n")) {
-    throw new Error(`${what} must be PEM text`);
+    throw refuse(host, field, "must be PEM text");
   }
 }
 
@@ -312,83 +323,86 @@ export function storageDriverOf(host: Pick<HostIgnitionInput, "storageDriver">):
 }
 
 function validate(host: HostIgnitionInput): void {
-  const h = `host "${host.name}"`;
   if (!HOSTNAME_RE.test(host.name)) {
-    throw new Error(`${h}: name must be a valid host name`);
+    throw refuse(host, "name", "must be a valid host name");
   }
   if (host.storageDriver !== undefined && !isStorageDriver(host.storageDriver)) {
-    throw new Error(
-      `${h}: storageDriver must be one of ${STORAGE_DRIVERS.join(", ")}, got "${String(host.storageDriver)}"`,
+    throw refuse(
+      host,
+      "storageDriver",
+      `must be one of ${STORAGE_DRIVERS.join(", ")}, got "${String(host.storageDriver)}"`,
     );
   }
   if (host.sshAuthorizedKeys.length === 0) {
-    throw new Error(`${h}: at least one SSH authorized key is required for user core`);
+    throw refuse(host, "sshAuthorizedKeys", "at least one SSH authorized key is required for user core");
   }
   for (const key of host.sshAuthorizedKeys) {
     if (/[\r\n]/.test(key) || !/^\S+ \S+/.test(key.trim())) {
-      throw new Error(`${h}: each SSH key must be one "type base64 [comment]" line`);
+      throw refuse(host, "sshAuthorizedKeys", 'each SSH key must be one "type base64 [comment]" line');
     }
   }
   if (!/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/.test(host.timezone)) {
-    throw new Error(`${h}: timezone must be an IANA name like "Europe/Rome", got "${host.timezone}"`);
+    throw refuse(host, "timezone", `must be an IANA name like "Europe/Rome", got "${host.timezone}"`);
   }
   if (!/^[1-9]\d*[kmg]?$/.test(host.docker.logMaxSize)) {
-    throw new Error(`${h}: docker.logMaxSize must look like "10m", got "${host.docker.logMaxSize}"`);
+    throw refuse(host, "docker.logMaxSize", `must look like "10m", got "${host.docker.logMaxSize}"`);
   }
   if (!Number.isInteger(host.docker.logMaxFile) || host.docker.logMaxFile < 1) {
-    throw new Error(`${h}: docker.logMaxFile must be a positive integer`);
+    throw refuse(host, "docker.logMaxFile", "must be a positive integer");
   }
   const [bipAddr, bipLen, ...rest] = host.docker.bip.split("/");
   if (rest.length > 0 || !bipAddr || !IPV4_RE.test(bipAddr) || !/^([89]|[12]\d|30)$/.test(bipLen ?? "")) {
-    throw new Error(
-      `${h}: docker.bip must be an IPv4 address with prefix length 8-30, got "${host.docker.bip}"`,
+    throw refuse(
+      host,
+      "docker.bip",
+      `must be an IPv4 address with prefix length 8-30, got "${host.docker.bip}"`,
     );
   }
   for (const mirror of host.docker.registryMirrors) {
     if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(mirror)) {
-      throw new Error(`${h}: registry mirror must be an http(s) URL, got "${mirror}"`);
+      throw refuse(host, "docker.registryMirrors", `must hold http(s) URLs, got "${mirror}"`);
     }
   }
   if (host.registry) {
     if (!HOSTNAME_RE.test(host.registry.hostname)) {
-      throw new Error(`${h}: registry.hostname must be a host name, got "${host.registry.hostname}"`);
+      throw refuse(host, "registry.hostname", `must be a host name, got "${host.registry.hostname}"`);
     }
     if (!isIp(host.registry.address)) {
-      throw new Error(`${h}: registry.address must be an IP address, got "${host.registry.address}"`);
+      throw refuse(host, "registry.address", `must be an IP address, got "${host.registry.address}"`);
     }
     if (host.registry.mirrorPort !== undefined)
-      assertPort(`${h}: registry.mirrorPort`, host.registry.mirrorPort);
-    if (host.registry.caCertPem !== undefined) assertPem(`${h}: registry.caCertPem`, host.registry.caCertPem);
+      assertPort(host, "registry.mirrorPort", host.registry.mirrorPort);
+    if (host.registry.caCertPem !== undefined) assertPem(host, "registry.caCertPem", host.registry.caCertPem);
   }
   if (host.metrics && !IPV4_RE.test(host.metrics.address)) {
-    throw new Error(`${h}: metrics.address must be an IPv4 address, got "${host.metrics.address}"`);
+    throw refuse(host, "metrics.address", `must be an IPv4 address, got "${host.metrics.address}"`);
   }
   if (host.serviceDns) {
     if (!isIp(host.serviceDns.address)) {
-      throw new Error(`${h}: serviceDns.address must be an IP address, got "${host.serviceDns.address}"`);
+      throw refuse(host, "serviceDns.address", `must be an IP address, got "${host.serviceDns.address}"`);
     }
     if (host.serviceDns.searchDomains.length === 0) {
-      throw new Error(`${h}: serviceDns.searchDomains must list at least one domain`);
+      throw refuse(host, "serviceDns.searchDomains", "must list at least one domain");
     }
     for (const domain of host.serviceDns.searchDomains) {
       if (!HOSTNAME_RE.test(domain)) {
-        throw new Error(`${h}: serviceDns.searchDomains must hold domains, got "${domain}"`);
+        throw refuse(host, "serviceDns.searchDomains", `must hold domains, got "${domain}"`);
       }
     }
   }
   if (host.dockerTls) {
-    assertPort(`${h}: dockerTls.port`, host.dockerTls.port);
-    assertPem(`${h}: dockerTls.caCertPem`, host.dockerTls.caCertPem);
-    assertPem(`${h}: dockerTls.serverCertPem`, host.dockerTls.serverCertPem);
-    assertPem(`${h}: dockerTls.serverKeyPem`, host.dockerTls.serverKeyPem);
+    assertPort(host, "dockerTls.port", host.dockerTls.port);
+    assertPem(host, "dockerTls.caCertPem", host.dockerTls.caCertPem);
+    assertPem(host, "dockerTls.serverCertPem", host.dockerTls.serverCertPem);
+    assertPem(host, "dockerTls.serverKeyPem", host.dockerTls.serverKeyPem);
   }
   if (host.logForward) {
     if (!isJournalRemoteUrl(host.logForward.url)) {
-      throw new Error(`${h}: logForward.url must be https://host[:port], got "${host.logForward.url}"`);
+      throw refuse(host, "logForward.url", `must be https://host[:port], got "${host.logForward.url}"`);
     }
-    assertPem(`${h}: logForward.serverCaPem`, host.logForward.serverCaPem);
-    assertPem(`${h}: logForward.clientCertPem`, host.logForward.clientCertPem);
-    assertPem(`${h}: logForward.clientKeyPem`, host.logForward.clientKeyPem);
+    assertPem(host, "logForward.serverCaPem", host.logForward.serverCaPem);
+    assertPem(host, "logForward.clientCertPem", host.logForward.clientCertPem);
+    assertPem(host, "logForward.clientKeyPem", host.logForward.clientKeyPem);
   }
 }
 

@@ -11,6 +11,7 @@
  */
 
 import type { HostOs } from "../renderers/host-os.ts";
+import { RenderError } from "../renderers/common.ts";
 /** Host operating systems Berth can provision (one list: renderers/host-os.ts). */
 export type { HostOs } from "../renderers/host-os.ts";
 
@@ -120,7 +121,11 @@ const PROFILES: Readonly<Record<HostOs, OsProfile>> = { fcos: FCOS, flatcar: FLA
 export function osProfile(os: HostOs): OsProfile {
   const profile = (PROFILES as Partial<Record<string, OsProfile>>)[os];
   if (!profile) {
-    throw new Error(`unknown host OS "${String(os)}", expected one of: ${Object.keys(PROFILES).join(", ")}`);
+    throw new RenderError(
+      "osProfile",
+      "os",
+      `unknown host OS "${String(os)}", expected one of: ${Object.keys(PROFILES).join(", ")}`,
+    );
   }
   return profile;
 }

@@ -4,6 +4,7 @@
  * bytes, which keeps a host's `userData` (and so the server) stable across runs.
  */
 import type { IgnitionConfig } from "./model.ts";
+import { internalError } from "../renderers/common.ts";
 
 /** A JSON value as the serialiser accepts it (objects may carry `undefined` members, which are dropped). */
 export type JsonInput =
@@ -15,12 +16,12 @@ function canonicalise(value: JsonInput | undefined, where: string): unknown {
   }
   if (typeof value === "number") {
     if (!Number.isFinite(value)) {
-      throw new Error(`cannot serialise non-finite number at ${where}`);
+      throw internalError(`stableStringify: cannot serialise non-finite number at ${where}`);
     }
     return value;
   }
   if (value === undefined) {
-    throw new Error(`cannot serialise undefined at ${where}`);
+    throw internalError(`stableStringify: cannot serialise undefined at ${where}`);
   }
   if (Array.isArray(value)) {
     return value.map((item: JsonInput, i) => canonicalise(item, `${where}[${i}]`));
@@ -28,7 +29,7 @@ function canonicalise(value: JsonInput | undefined, where: string): unknown {
   if (typeof value === "object") {
     const proto = Object.getPrototypeOf(value) as unknown;
     if (proto !== Object.prototype && proto !== null) {
-      throw new Error(`cannot serialise a non-plain object at ${where}`);
+      throw internalError(`stableStringify: cannot serialise a non-plain object at ${where}`);
     }
     const out: Record<string, unknown> = {};
     const record = value as { readonly [key: string]: JsonInput | undefined };
@@ -40,7 +41,7 @@ function canonicalise(value: JsonInput | undefined, where: string): unknown {
     }
     return out;
   }
-  throw new Error(`cannot serialise a ${typeof value} at ${where}`);
+  throw internalError(`stableStringify: cannot serialise a ${typeof value} at ${where}`);
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * One way to report an error: what a user can cause is a ConfigError naming the field (validation,
  * before anything is registered); what is left in the components and the stack layer are bug
- * checks (`internalError`), whose message says it is a bug in Berth; renderers refuse bad input with a
- * RenderError naming the field.
+ * checks (`internalError`), whose message says it is a bug in Berth; renderers and the Ignition
+ * builders refuse bad input with a RenderError naming the field.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -14,6 +14,8 @@ import { checkServiceAddresses } from "../../components/services.ts";
 import { RenderError } from "../../renderers/common.ts";
 import { clientCaBundle } from "../../renderers/docker-access.ts";
 import { REGISTRY_UPKEEP_DEFAULTS, renderRegistryGcConf } from "../../renderers/registry-gc.ts";
+import { buildHostIgnition, file, stableStringify } from "../../ignition/index.ts";
+import { fcosFull } from "../ignition/fixtures.ts";
 
 function sources(layer: string): string[] {
   return execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", `${layer}/*.ts`], {
@@ -44,6 +46,22 @@ describe("errors", () => {
     const files = sources("renderers");
     expect(files.length).toBeGreaterThan(10);
     expect(freeTextErrors(files)).toEqual([]);
+  });
+
+  it("the Ignition builders do the same", () => {
+    const files = sources("ignition");
+    expect(files).toContain("ignition/host.ts");
+    expect(freeTextErrors(files)).toEqual([]);
+  });
+
+  it("the Ignition builders' refusals name the builder, the field and the host", () => {
+    const host = { ...fcosFull, timezone: "Mars/Olympus Mons" };
+    expect(() => buildHostIgnition(host)).toThrow(RenderError);
+    expect(() => buildHostIgnition(host)).toThrow(
+      'buildHostIgnition: timezone: host "staging-ci-1": must be an IANA name like "Europe/Rome", got "Mars/Olympus Mons"',
+    );
+    expect(() => file("etc/x", "")).toThrow(RenderError);
+    expect(() => stableStringify({ n: Number.POSITIVE_INFINITY })).toThrow(InternalError);
   });
 
   it("a renderer's refusal names the renderer and the field", () => {

@@ -4,16 +4,7 @@ import { parse } from "yaml";
 import { main } from "../../cli/main.ts";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { PLACEHOLDER_NOTE } from "../../plan/casc.ts";
-
-interface Cloud {
-  docker: {
-    name: string;
-    dockerApi: { dockerHost: { uri: string; credentialsId: string } };
-    containerCap: number;
-    templates: Record<string, unknown>[];
-  };
-}
-type Casc = { jenkins: { clouds: Cloud[] } } | null;
+import type { Casc } from "../support/casc.ts";
 
 describe("berth jenkins-casc", () => {
   async function cli(...argv: string[]) {

@@ -17,19 +17,10 @@ import { runConfig, plain, isSecret, type StackRun } from "../../plan/run.ts";
 import { declaredHosts } from "../../plan/declared.ts";
 import { BUILD_TLS_DIR, BUILD_TLS_VOLUME } from "../../renderers/docker-access.ts";
 import { gunzipSync } from "node:zlib";
+import type { Casc } from "../support/casc.ts";
 
 const TAG = "0123456789abcdef0123456789abcdef01234567";
 const DIGEST = "sha256:" + "cd".repeat(32);
-
-interface Cloud {
-  docker: {
-    name: string;
-    dockerApi: { dockerHost: { uri: string; credentialsId: string } };
-    containerCap: number;
-    templates: Record<string, unknown>[];
-  };
-}
-type Casc = { jenkins: { clouds: Cloud[] } } | null;
 
 const staging = () => loadStack(PROJECT_ROOT, "staging", { agentImageTag: TAG });
 function variant(edit: (c: BerthConfig) => void): BerthConfig {

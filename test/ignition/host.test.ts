@@ -18,6 +18,7 @@ import {
   type IgnitionConfig,
   type StorageFile,
 } from "../../ignition/index.ts";
+import { InternalError, RenderError } from "../../renderers/common.ts";
 import {
   DAY2_SCRIPTS,
   DAY2_SCRIPTS_OVERLAY2,
@@ -162,10 +163,13 @@ describe("buildHostIgnition (fcos, everything on)", () => {
       ...fcosFull,
       serviceDns: { address: "172.30.0.2", searchDomains },
     });
+    expect(() => buildHostIgnition(dns([]))).toThrow(RenderError);
     expect(() => buildHostIgnition(dns([]))).toThrow(
-      /serviceDns.searchDomains must list at least one domain/,
+      'buildHostIgnition: serviceDns.searchDomains: host "staging-ci-1": must list at least one domain',
     );
-    expect(() => buildHostIgnition(dns(["ok.example", "not ok"]))).toThrow(/must hold domains, got "not ok"/);
+    expect(() => buildHostIgnition(dns(["ok.example", "not ok"]))).toThrow(
+      /serviceDns\.searchDomains: .*must hold domains, got "not ok"/,
+    );
   });
 
   it("matches the readable snapshot", async () => {
@@ -299,7 +303,7 @@ describe("buildHostIgnition: the storage driver (hosts.storageDriver)", () => {
   it("refuses a driver it does not know, naming the host", () => {
     const bad = { ...fcosFull, storageDriver: "zfs" } as unknown as HostIgnitionInput;
     expect(() => buildHostIgnition(bad)).toThrow(
-      'host "staging-ci-1": storageDriver must be one of btrfs, overlay2, got "zfs"',
+      'buildHostIgnition: storageDriver: host "staging-ci-1": must be one of btrfs, overlay2, got "zfs"',
     );
   });
 });
@@ -363,20 +367,28 @@ describe("validation", () => {
     expect(cinderVirtioDevicePath("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")).toBe(
       "/dev/disk/by-id/virtio-0f1e2d3c-4b5a-6978-8",
     );
-    expect(() => cinderVirtioDevicePath("not-a-uuid")).toThrow(/UUID/);
+    // The id is Cinder's, not the user's: a bug check.
+    expect(() => cinderVirtioDevicePath("not-a-uuid")).toThrow(InternalError);
+    expect(() => cinderVirtioDevicePath("not-a-uuid")).toThrow(/volume id must be a UUID, got "not-a-uuid"/);
   });
 
   it("rejects bad input with the host name in the message", () => {
+    expect(() => buildHostIgnition({ ...fcosFull, sshAuthorizedKeys: [] })).toThrow(RenderError);
     expect(() => buildHostIgnition({ ...fcosFull, sshAuthorizedKeys: [] })).toThrow(
-      /staging-ci-1.*at least one/,
+      /sshAuthorizedKeys: host "staging-ci-1": at least one/,
     );
-    expect(() => buildHostIgnition({ ...fcosFull, timezone: "../etc/passwd" })).toThrow(/timezone/);
-    expect(() => buildHostIgnition({ ...fcosFull, name: "bad_name" })).toThrow(/host name/);
+    expect(() => buildHostIgnition({ ...fcosFull, timezone: "../etc/passwd" })).toThrow(
+      /timezone: host "staging-ci-1": must be an IANA name/,
+    );
+    expect(() => buildHostIgnition({ ...fcosFull, name: "bad_name" })).toThrow(
+      'name: host "bad_name": must be a valid host name',
+    );
     expect(() =>
       buildHostIgnition({ ...fcosFull, docker: { ...fcosFull.docker, bip: "172.17.0.1" } }),
-    ).toThrow(/bip/);
+    ).toThrow(/docker\.bip: host "staging-ci-1": must be an IPv4 address with prefix length/);
+    expect(() => buildHostIgnition({ ...fcosFull, os: "ubuntu" as "fcos" })).toThrow(RenderError);
     expect(() => buildHostIgnition({ ...fcosFull, os: "ubuntu" as "fcos" })).toThrow(
-      /unknown host OS "ubuntu"/,
+      /^osProfile: os: unknown host OS "ubuntu"/,
     );
   });
 });
@@ -403,6 +415,7 @@ describe("secrets and size", () => {
     expect(userDataBase64Size("é")).toBe(4);
     const atLimit = "x".repeat((NOVA_USER_DATA_LIMIT_BYTES - 3) * 0.75); // 49149 bytes -> 65532
     expect(() => assertUserDataSize("h", atLimit)).not.toThrow();
+    expect(() => assertUserDataSize("h", atLimit + "xxxx")).toThrow(RenderError);
     expect(() => assertUserDataSize("h", atLimit + "xxxx")).toThrow(/"h" is 65540 bytes/);
   });
 
