@@ -122,7 +122,7 @@ export function seedEnv(seed: string | undefined): NodeJS.ProcessEnv {
 export function engineOf(workdir: string, upStdout: string, upStderr: string): Engine {
   const host = upStdout.trim().split("\n").pop() ?? "";
   if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(upStdout)}`);
-  // Falling back from a seed is allowed but never silent.
+  // What became of the seed, on stderr: the copy's time, or a fallback (allowed, never silent).
   for (const line of upStderr.split("\n")) if (/seed/.test(line)) console.error(line);
   const record = resolve(workdir, "seed");
   const seed = existsSync(record) ? readFileSync(record, "utf8").trim() : undefined;
