@@ -33,13 +33,14 @@
 # and storage choice, in <cache dir>, under the lock <cache dir>/.seed.lock: it starts an engine on an
 # empty disk with default settings, runs images/standins/build.sh (which builds or loads the
 # stand-ins), removes what belongs to that one engine while it is stopped (its networks store,
-# containers, engine id, swarm, builder and containerd state, temporary files), checks the file
+# containers, volumes, engine id where dockerd keeps one, swarm, builder and containerd state,
+# temporary files; dockerd makes them anew in each copy), checks the file
 # system (btrfs check --readonly / e2fsck -fn) and keeps the loop file as
 # seed-<storage>-<key>.img, with seed-<storage>-<key>.ok (its size and mtime) written last. <key>
 # covers the stand-ins' key (build.sh --key), the storage choice, BERTH_E2E_DISK_SIZE, the dockerd
 # version and this script's seed recipe; seeds of other keys of that storage are deleted.
 # `up` with BERTH_E2E_SEED=<seed image> starts the loop file as a copy of it (dockerd-btrfs.sh's
-# BERTH_SEED: a new file-system id and the label of its own), so build.sh finds the stand-ins
+# BERTH_SEED: ~2 s; a btrfs copy gets a file-system id of its own), so build.sh finds the stand-ins
 # already there (its have_all check compares their key labels) and loads nothing. When the seed does
 # not match its .ok record, or the engine does not start from the copy, `up` says so on stderr, cleans
 # up and starts on an empty disk, as without a seed.
