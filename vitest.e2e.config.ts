@@ -15,8 +15,12 @@ export const OVERLAY2_FILES = ["test/e2e/engine.test.ts", "test/e2e/services.tes
 // End-to-end suite on a real Docker engine (npm run test:e2e). Needs root; see test/e2e/engine.test.ts.
 // Two projects, one after the other: `btrfs` (every file, on a btrfs engine: Berth's default) and then
 // `overlay2` (OVERLAY2_FILES on an overlay2-on-ext4 engine, scripts/e2e-env.sh's BERTH_E2E_STORAGE).
-// The stand-in images are built once, by the first engine, and `docker load`ed from the cache by
-// the others. One project only: `--project btrfs` or `--project overlay2`.
+// The stand-in images are built once per cache (images/standins/build.sh), and each storage driver
+// gets one seed image (scripts/e2e-env.sh seed: a file system that holds them, made by the first
+// engine of that driver under the cache's lock); every engine's disk then starts as a copy of it
+// (~2 s) instead of `docker load`ing the saved stand-ins (~25-35 s per engine). Without a usable seed
+// an engine starts on an empty disk and loads them, saying so on stderr.
+// One project only: `--project btrfs` or `--project overlay2`.
 export default defineConfig({
   test: {
     testTimeout: 180_000,

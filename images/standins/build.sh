@@ -2,6 +2,9 @@
 # Builds Berth's stand-in images from Debian packages (nothing can be pulled from a registry here).
 #
 #   images/standins/build.sh <docker socket> <cache dir>
+#   images/standins/build.sh --key <cache dir>   # prints the key of the stand-ins it would build or
+#                                                # load, builds nothing; fails when the base tarball
+#                                                # is missing or stale (scripts/e2e-env.sh seed)
 #
 # <docker socket>: a path or unix:// URL. <cache dir>: kept between runs; holds
 #   bookworm-minbase.tar      the debootstrap'ed root file system (built once, ~1 min)
@@ -27,7 +30,12 @@ BASE_TAG=berth-standin/base:bookworm
   exit 2
 }
 host=$1
-[[ $host == unix://* ]] || host=unix://$(realpath -m -- "$host")
+key_only=0
+if [[ $host == --key ]]; then
+  key_only=1
+elif [[ $host != unix://* ]]; then
+  host=unix://$(realpath -m -- "$host")
+fi
 cache=$(realpath -m -- "$2")
 mkdir -p "$cache"
 
@@ -132,6 +140,10 @@ recipe=$( {
   echo "${BERTH_DEBIAN_MIRROR:-}"
 } | sha256sum | cut -c1-16)
 if [[ ! -f $base_tar || ! -f $base_tar.sha256 || $(cat "$base_tar.recipe" 2>/dev/null) != "$recipe" ]]; then
+  if ((key_only)); then
+    log "no current base tarball in $cache: no key yet"
+    exit 1
+  fi
   make_base_tar
 fi
 base_sum=$(cat "$base_tar.sha256")
@@ -142,6 +154,10 @@ key=$( {
   echo "$base_sum"
   cd "$here" && find "${NAMES[@]}" -type f -print0 | sort -z | xargs -0 sha256sum
 } | sha256sum | cut -c1-16)
+if ((key_only)); then
+  echo "$key"
+  exit 0
+fi
 
 have_all() {
   local name label

@@ -336,7 +336,8 @@ describe.skipIf(tools.skip)(
       }
       figures.push(`engines up: ${String(Date.now() - t)} ms (${load()})`);
       t = Date.now();
-      // Both engines load the cached stand-ins at once (images/standins/build.sh).
+      // Both engines' disks are copies of the seed image (startEngineInNetns), so build.sh finds the
+      // stand-ins in each; without a usable seed both load the cached stand-ins at once.
       const loads = await Promise.all(
         hosts.map((h) =>
           runAsync("bash", [STANDINS_BUILD, h.engine?.socket ?? "", E2E_CACHE], Buffer.alloc(0), 45 * 60_000),
@@ -344,7 +345,9 @@ describe.skipIf(tools.skip)(
       );
       for (const l of loads)
         if (l.status !== 0) throw new Error(`images/standins/build.sh failed:\n${l.stderr}`);
-      figures.push(`stand-ins loaded into both: ${String(Date.now() - t)} ms (${load()})`);
+      figures.push(
+        `stand-ins in both (seeded: ${hosts.map((h) => (h.engine?.seed ? "yes" : "no")).join("/")}): ${String(Date.now() - t)} ms (${load()})`,
+      );
 
       t = Date.now();
       const apply = async (i: number, h: Host) => {

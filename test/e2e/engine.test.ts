@@ -7,8 +7,11 @@
  * gives its container, static addresses on a user-defined network with a fixed subnet, ports
  * published on 127.0.0.1, and a teardown that leaves no mount, loop device, bridge or firewall rule.
  *
- * The first run debootstraps Debian and builds the images (several minutes); later runs load them
- * from the cache (.cache/e2e, or $BERTH_E2E_CACHE).
+ * The first run debootstraps Debian and builds the images (several minutes) and keeps them in the
+ * cache (.cache/e2e, or $BERTH_E2E_CACHE), with a seed image per storage driver: a file system that
+ * holds them, which each engine's disk starts as a copy of (scripts/e2e-env.sh seed). The engine
+ * here starts from the seed; the last suite checks the fallback when a seed cannot be used (an empty
+ * disk, and build.sh `docker load`s the saved stand-ins).
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -31,10 +34,15 @@ import {
 } from "../../renderers/index.ts";
 import {
   DockerApi,
+  E2E_CACHE,
+  E2E_ENV,
   E2E_STORAGE,
+  STANDINS_BUILD,
   at,
   buildStandins,
+  bridgeGateway,
   e2eFilesystem,
+  engineOf,
   requireE2eTools,
   run,
   runOk,
@@ -152,6 +160,10 @@ describe.skipIf(tools.skip)(`a real Docker engine on ${E2E_STORAGE} with the sta
   let firewallBefore: string[] = [];
   const docker = (...args: string[]) => runOk("docker", ["-H", engine?.host ?? "", ...args]);
   const image = (ref: string) => standinFor(ref);
+  /** The stand-ins this engine had before build.sh ran (from its seed), as `docker images` lists them. */
+  let atStart: string[] = [];
+  /** What buildStandins returned: every stand-in but the base. */
+  let tags: string[] = [];
 
   beforeAll(() => {
     firewallBefore = firewall();
@@ -159,9 +171,12 @@ describe.skipIf(tools.skip)(`a real Docker engine on ${E2E_STORAGE} with the sta
     let t = Date.now();
     engine = startEngine();
     api = new DockerApi(engine.socket);
-    console.log(`e2e: engine up in ${String(Date.now() - t)} ms at ${engine.host}`);
+    console.log(
+      `e2e: engine up in ${String(Date.now() - t)} ms at ${engine.host} (seed: ${engine.seed ?? "none"})`,
+    );
+    atStart = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "berth-standin/*").trim().split("\n");
     t = Date.now();
-    const tags = buildStandins(engine);
+    tags = buildStandins(engine);
     console.log(`e2e: stand-ins ready in ${String(Date.now() - t)} ms: ${tags.join(", ")}`);
   }, 45 * 60_000);
 
@@ -190,6 +205,42 @@ describe.skipIf(tools.skip)(`a real Docker engine on ${E2E_STORAGE} with the sta
             ["Supports d_type", "true"],
           ];
     expect(at(info, "DriverStatus")).toEqual(expect.arrayContaining(status));
+  });
+
+  it("starts from the seed image: the stand-ins are there before build.sh runs, nothing else of the seed's engine is", async () => {
+    const seed = engine?.seed ?? "";
+    expect(seed, "the engine's disk started as a copy of a seed image").toMatch(
+      new RegExp(`/seed-${E2E_STORAGE}-[0-9a-f]{16}\\.img$`),
+    );
+    expect(seed.startsWith(`${E2E_CACHE}/`)).toBe(true);
+    expect(atStart.sort()).toEqual([...tags, loadStandinMap().base].sort());
+    // btrfs: a file-system id of its own (two copies mounted at once are two file systems); ext4
+    // keeps the seed's UUID (ext4 does not look at it when mounting). Our label either way.
+    const device = runOk("findmnt", [
+      "-n",
+      "-o",
+      "SOURCE",
+      "--mountpoint",
+      join(engine?.workdir ?? "", "mnt"),
+    ]).trim();
+    const probe = (what: string, file: string) =>
+      runOk("blkid", ["-p", "-s", what, "-o", "value", file]).trim();
+    expect(probe("UUID", device)).toMatch(/^[0-9a-f-]{36}$/);
+    if (E2E_STORAGE === "btrfs") expect(probe("UUID", device)).not.toBe(probe("UUID", seed));
+    expect(probe("LABEL", device)).toBe("berth-e2e");
+    // The seed itself is never attached: each engine has its own copy.
+    expect(run("losetup", ["-l", "-n", "-O", "BACK-FILE"]).stdout).not.toContain(seed);
+    // No container, volume or network of the engine that made the seed; the default bridge is this
+    // engine's own (e2e-env.sh's BERTH_E2E_BRIDGE_CIDR, default 10.213.8.1/24).
+    expect(docker("ps", "-aq").trim()).toBe("");
+    expect(docker("volume", "ls", "-q").trim()).toBe("");
+    expect(docker("network", "ls", "--format", "{{.Name}}").trim().split("\n").sort()).toEqual([
+      "bridge",
+      "host",
+      "none",
+    ]);
+    const cidr = process.env.BERTH_E2E_BRIDGE_CIDR ?? "10.213.8.1/24";
+    expect(await bridgeGateway(engine as Engine)).toBe(cidr.split("/")[0]);
   });
 
   it("has every stand-in with the upstream image's entrypoint, command, user and paths", async () => {
@@ -486,5 +537,81 @@ describe.skipIf(tools.skip)(`a real Docker engine on ${E2E_STORAGE} with the sta
     if (run("pgrep", ["-x", "dockerd"]).stdout.trim() === "") expect(added).toEqual([]);
     // Idempotent: a second down is a no-op.
     expect(stopEngine(workdir).status).toBe(0);
+  });
+});
+
+// The fallback when a seed image cannot be used: an empty disk, said on stderr, and the stand-ins
+// loaded from the cache (`docker load` of the saved archive, the path every engine took before
+// seeds). One storage driver is enough: neither step depends on it.
+describe.skipIf(tools.skip || E2E_STORAGE !== "btrfs")("an engine whose seed image cannot be used", () => {
+  let scratch = "";
+  let engine: Engine | undefined;
+
+  beforeAll(() => {
+    scratch = mkdtempSync(join(tmpdir(), "berth-e2e-seed-"));
+  });
+
+  afterAll(() => {
+    if (engine) {
+      const stopped = stopEngine(engine.workdir);
+      if (stopped.status !== 0) console.error(`e2e-env.sh down failed:\n${stopped.stderr}`);
+    }
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }, 5 * 60_000);
+
+  /** A 16 MiB file of zeros as seed-<storage>-bad.img, with a record that matches it or not. */
+  const badSeed = (recordMatches: boolean): string => {
+    const img = join(scratch, `seed-${E2E_STORAGE}-bad.img`);
+    writeFileSync(img, Buffer.alloc(16 * 1024 * 1024));
+    const stamp = runOk("stat", ["-c", "%s %Y", img]).trim();
+    writeFileSync(join(scratch, `seed-${E2E_STORAGE}-bad.ok`), recordMatches ? `${stamp}\n` : "1 1\n");
+    return img;
+  };
+
+  const up = (seed: string) => {
+    const workdir = mkdtempSync("/tmp/be-");
+    const r = run("bash", [E2E_ENV, "up", workdir], {
+      timeoutMs: 180_000,
+      env: { BERTH_E2E_STORAGE: E2E_STORAGE, BERTH_E2E_SEED: seed },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    engine = engineOf(workdir, r.stdout, r.stderr);
+    return r.stderr;
+  };
+
+  it("starts on an empty disk when the seed does not match its record", async () => {
+    const stderr = up(badSeed(false));
+    expect(stderr).toMatch(/seed .*bad\.img does not match its record; starting on an empty disk instead/);
+    expect(engine?.seed).toBeUndefined();
+    const api = new DockerApi(engine?.socket ?? "");
+    expect(at(await api.info(), "Driver")).toBe(E2E_STORAGE);
+    expect(at(await api.info(), "Images")).toBe(0);
+    const stopped = stopEngine(engine?.workdir ?? "");
+    expect(stopped.status, stopped.stderr).toBe(0);
+    engine = undefined;
+  });
+
+  it("starts on an empty disk when the engine does not start from the copy, and build.sh loads the stand-ins", async () => {
+    const stderr = up(badSeed(true));
+    expect(stderr).toMatch(/not a btrfs image/);
+    expect(stderr).toMatch(
+      /did not start from the seed .*bad\.img; cleaning up and starting on an empty disk/,
+    );
+    expect(engine?.seed).toBeUndefined();
+    const api = new DockerApi(engine?.socket ?? "");
+    expect(at(await api.info(), "Images")).toBe(0);
+    const t = Date.now();
+    const loaded = run("bash", [STANDINS_BUILD, engine?.socket ?? "", E2E_CACHE], { timeoutMs: 45 * 60_000 });
+    expect(loaded.status, loaded.stderr).toBe(0);
+    console.log(`e2e: stand-ins loaded into an empty engine in ${String(Date.now() - t)} ms`);
+    expect(loaded.stderr).toMatch(/loading cached stand-ins \(key [0-9a-f]{16}\)/);
+    const key = /key ([0-9a-f]{16})/.exec(loaded.stderr)?.[1];
+    for (const tag of loaded.stdout.trim().split("\n")) {
+      const labels = at(await api.call("GET", `/images/${tag}/json`), "Config", "Labels");
+      expect(at(labels, "org.berth.standin-key"), tag).toBe(key);
+    }
+    // Loaded, they are found: a second build.sh neither loads nor builds.
+    const again = run("bash", [STANDINS_BUILD, engine?.socket ?? "", E2E_CACHE]);
+    expect(again.stderr).toMatch(/stand-ins already in this daemon/);
   });
 });

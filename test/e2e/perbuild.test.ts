@@ -23,7 +23,8 @@
  *    through dnsmasq and reaches the services; without those two template fields it cannot.
  *
  * The engine comes from test/support/dockerd-btrfs.sh directly (scripts/e2e-env.sh writes its own
- * daemon.json, and this test needs the rendered one); teardown is e2e-env.sh `down`, which removes
+ * daemon.json, and this test needs the rendered one), its disk a copy of the suite's btrfs seed image
+ * (scripts/e2e-env.sh seed) when there is one; teardown is e2e-env.sh `down`, which removes
  * the containers, stops dockerd by its recorded pid, unmounts and deletes the work directory.
  *
  * What cannot be as on a host is substituted visibly and printed (`e2e:` lines):
@@ -59,7 +60,15 @@ import { runConfig, type StackRun } from "../../plan/run.ts";
 import { cascInput } from "../../program.ts";
 import { jenkinsDockerClouds } from "../../renderers/casc.ts";
 import { BUILD_TLS_DIR, BUILD_TLS_VOLUME, clientCaBundle } from "../../renderers/docker-access.ts";
-import { buildStandins, requireE2eTools, run, runOk, stopEngine, type Engine } from "./support/engine.ts";
+import {
+  buildStandins,
+  requireE2eTools,
+  run,
+  runOk,
+  standinSeed,
+  stopEngine,
+  type Engine,
+} from "./support/engine.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";
@@ -390,17 +399,33 @@ describe.skipIf(tools.skip)("per-build agents: dockerd mutual TLS and the agent 
 
     // Short path: dockerd puts Unix sockets under the work directory (108-byte limit).
     workdir = mkdtempSync("/tmp/bp-");
-    writeFileSync(join(workdir, "daemon.json"), `${JSON.stringify(made.daemon, null, 2)}\n`);
-    started = run("bash", [DOCKERD_BTRFS, "start", workdir], {
-      timeoutMs: 180_000,
-      env: {
-        BERTH_LABEL: "berth-perbuild",
-        BERTH_DISK_SIZE: "12G",
-        BERTH_BRIDGE_CIDR: BRIDGE_CIDR,
-        BERTH_NETFILTER: "1",
-        BERTH_DOCKERD_ARGS: `--host=${tcpHost}`,
-      },
-    });
+    // The disk starts as a copy of the suite's btrfs seed image (the stand-ins already in it), or,
+    // when that cannot be had or dockerd does not start from it, empty (build.sh then loads them).
+    const seed = standinSeed("btrfs");
+    const start = (seedImage: string | undefined) => {
+      mkdirSync(workdir, { recursive: true });
+      writeFileSync(join(workdir, "daemon.json"), `${JSON.stringify(made.daemon, null, 2)}\n`);
+      return run("bash", [DOCKERD_BTRFS, "start", workdir], {
+        timeoutMs: 180_000,
+        env: {
+          BERTH_LABEL: "berth-perbuild",
+          BERTH_DISK_SIZE: "12G",
+          BERTH_BRIDGE_CIDR: BRIDGE_CIDR,
+          BERTH_NETFILTER: "1",
+          BERTH_DOCKERD_ARGS: `--host=${tcpHost}`,
+          BERTH_SEED: seedImage ?? "",
+        },
+      });
+    };
+    started = start(seed);
+    if (started.status !== 0 && seed !== undefined) {
+      console.error(
+        `e2e: dockerd did not start from the seed ${seed}; an empty disk instead:\n${started.stderr}`,
+      );
+      const stopped = stopEngine(workdir);
+      if (stopped.status !== 0) throw new Error(`teardown of ${workdir} failed:\n${stopped.stderr}`);
+      started = start(undefined);
+    }
     if (started.status !== 0) throw new Error(`dockerd did not start:\n${started.stderr}`);
 
     // The stand-in Debian base (and the other stand-ins) from the e2e cache.

@@ -15,6 +15,13 @@
 # BERTH_DOCKERD_ARGS (extra dockerd flags, split on whitespace, e.g. "--storage-driver=btrfs"),
 # BERTH_FS (default btrfs): the loop file's file system, btrfs or ext4 (ext4 is for comparisons,
 # e.g. overlay2 on ext4 in bench/engine.ts; Berth's hosts use btrfs),
+# BERTH_SEED (optional): a file-system image of BERTH_FS (scripts/e2e-env.sh seed makes them) that
+# the loop file starts as a copy of (cp --sparse=always) instead of an empty file formatted here:
+# btrfs copies get a file-system id of their own (btrfstune -m, which only rewrites the superblocks),
+# so two copies mounted at once are two file systems to the kernel whatever its version; ext4 copies
+# keep the seed's UUID, which ext4 does not look at when mounting (two copies with one UUID mount and
+# work side by side; tune2fs -U would first want an e2fsck -f of every copy). Either gets the label
+# BERTH_LABEL. A seed step that fails makes start fail (e2e-env.sh up then falls back to an empty disk),
 # BERTH_NETFILTER (default 0): set to 1 when daemon.json lets dockerd manage iptables (published
 # ports, NAT). start then snapshots the firewall (iptables-save, ip6tables-save) into <workdir>, and
 # stop deletes the rules and chains that appeared since that snapshot and restores the built-in
@@ -125,11 +132,17 @@ start() {
   [[ -f $workdir/daemon.json ]] || { log "missing $workdir/daemon.json"; exit 1; }
   mkdir -p "$mnt" "$workdir/exec"
 
-  truncate -s "${BERTH_DISK_SIZE:-1536M}" "$workdir/disk.img"
+  if [[ -n ${BERTH_SEED:-} ]]; then
+    copy_seed
+  else
+    truncate -s "${BERTH_DISK_SIZE:-1536M}" "$workdir/disk.img"
+  fi
   local loop
   loop=$(losetup --find --show -- "$workdir/disk.img")
   echo "$loop" >"$workdir/loopdev"
-  if [[ $fs == ext4 ]]; then
+  if [[ -n ${BERTH_SEED:-} ]]; then
+    : # formatted already
+  elif [[ $fs == ext4 ]]; then
     mkfs.ext4 -q -F -L "$label" "$loop" >/dev/null
   else
     mkfs.btrfs -q -f -L "$label" "$loop" >/dev/null
@@ -158,6 +171,24 @@ start() {
 
   launch
   log "dockerd is up on unix://$sock (data root $mnt on $loop)"
+}
+
+# The loop file as a copy of $BERTH_SEED, with a new file-system id and our label, before any loop
+# device shows it to the kernel (udev's btrfs scan registers a device by its id when it appears).
+copy_seed() {
+  local img=$workdir/disk.img started
+  started=$(date +%s%N)
+  [[ -f $BERTH_SEED ]] || { log "no seed image $BERTH_SEED"; exit 1; }
+  [[ $(blkid -p -s TYPE -o value "$BERTH_SEED" 2>/dev/null) == "$fs" ]] ||
+    { log "seed $BERTH_SEED is not a $fs image"; exit 1; }
+  cp --sparse=always -- "$BERTH_SEED" "$img"
+  if [[ $fs == ext4 ]]; then
+    e2label "$img" "$label"
+  else
+    btrfstune -f -m "$img" >/dev/null
+    btrfs filesystem label "$img" "$label"
+  fi
+  log "disk copied from the seed $BERTH_SEED in $((($(date +%s%N) - started) / 1000000)) ms"
 }
 
 # Starts dockerd on the prepared work directory and waits until it answers.

@@ -18,7 +18,17 @@
  */
 import { mkdtempSync } from "node:fs";
 
-import { E2E_ENV, E2E_STORAGE, run, runOk, type Engine, type RunResult } from "./engine.ts";
+import {
+  E2E_ENV,
+  E2E_STORAGE,
+  engineOf,
+  run,
+  runOk,
+  seedEnv,
+  standinSeed,
+  type Engine,
+  type RunResult,
+} from "./engine.ts";
 
 /** Runs a command in network namespace `netns` (no shell). */
 export function inNetns(
@@ -116,17 +126,20 @@ export function createHostNamespaces(
   return { hosts: made, remove };
 }
 
-/** `e2e-env.sh up` inside `netns` (fresh work directory under /tmp), with extra environment. */
+/**
+ * `e2e-env.sh up` inside `netns` (fresh work directory under /tmp), with extra environment; its disk
+ * starts as a copy of the seed image (standinSeed; made, when needed, by an engine in this process's
+ * own namespace, before this one starts).
+ */
 export function startEngineInNetns(netns: string, env: NodeJS.ProcessEnv = {}): Engine {
+  const seed = standinSeed(E2E_STORAGE);
   const workdir = mkdtempSync("/tmp/be-");
   const r = inNetns(netns, "bash", [E2E_ENV, "up", workdir], {
     timeoutMs: 180_000,
-    env: { BERTH_E2E_STORAGE: E2E_STORAGE, ...env },
+    env: { BERTH_E2E_STORAGE: E2E_STORAGE, ...seedEnv(seed), ...env },
   });
   if (r.status !== 0) throw new Error(`e2e-env.sh up in ${netns} failed:\n${r.stderr}`);
-  const host = r.stdout.trim().split("\n").pop() ?? "";
-  if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(r.stdout)}`);
-  return { workdir, host, socket: host.slice("unix://".length) };
+  return engineOf(workdir, r.stdout, r.stderr);
 }
 
 /** `e2e-env.sh down` inside `netns` (its firewall snapshot and bridge are that namespace's). */

@@ -14,7 +14,7 @@
  * in test/e2e/support/engine.ts.
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { request } from "node:http";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -34,7 +34,7 @@ export { at, type Json };
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 export const E2E_ENV = resolve(REPO_ROOT, "scripts/e2e-env.sh");
 export const STANDINS_BUILD = resolve(REPO_ROOT, "images/standins/build.sh");
-/** Kept between runs: the debootstrap tarball and the saved stand-in images. */
+/** Kept between runs: the debootstrap tarball, the saved stand-in images and the seed images. */
 export const E2E_CACHE = process.env.BERTH_E2E_CACHE ?? resolve(REPO_ROOT, ".cache/e2e");
 
 /**
@@ -97,28 +97,65 @@ export interface Engine {
   socket: string;
   /** `unix://…`, for `docker -H`. */
   host: string;
+  /** The seed image its disk started as a copy of (see {@link standinSeed}); unset: an empty disk. */
+  seed?: string;
+}
+
+/**
+ * The seed image of `storage`'s engines (`e2e-env.sh seed`): a file system that already holds the
+ * stand-ins, made once per stand-in key and storage choice in `cache` (under its lock, so engines
+ * started at once wait for one maker). Undefined, said on stderr, when it cannot be had: the engine
+ * then starts on an empty disk and {@link buildStandins} loads the stand-ins as before.
+ */
+export function standinSeed(storage: StorageDriver = E2E_STORAGE, cache = E2E_CACHE): string | undefined {
+  const r = run("bash", [E2E_ENV, "seed", cache], {
+    timeoutMs: 45 * 60_000,
+    env: { BERTH_E2E_STORAGE: storage },
+  });
+  const seed = r.stdout.trim().split("\n").pop() ?? "";
+  if (r.status === 0 && seed !== "") return seed;
+  console.error(`e2e: no ${storage} seed image (an empty disk and docker load instead):\n${r.stderr}`);
+  return undefined;
+}
+
+/** The environment that makes `e2e-env.sh up` start from `seed` (none: an empty disk). */
+export function seedEnv(seed: string | undefined): NodeJS.ProcessEnv {
+  return seed === undefined ? {} : { BERTH_E2E_SEED: seed };
+}
+
+/** The engine in `workdir` as `e2e-env.sh up` printed it; `seed` when it did start from one. */
+export function engineOf(workdir: string, upStdout: string, upStderr: string): Engine {
+  const host = upStdout.trim().split("\n").pop() ?? "";
+  if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(upStdout)}`);
+  // What became of the seed, on stderr: the copy's time, or a fallback (allowed, never silent).
+  for (const line of upStderr.split("\n")) if (/seed/.test(line)) console.error(line);
+  const record = resolve(workdir, "seed");
+  const seed = existsSync(record) ? readFileSync(record, "utf8").trim() : undefined;
+  return { workdir, host, socket: host.slice("unix://".length), ...(seed ? { seed } : {}) };
 }
 
 /**
  * `e2e-env.sh up` in a fresh, short work directory under /tmp (dockerd puts Unix sockets below it),
  * with `storage` (default {@link E2E_STORAGE}). On failure the half-made environment is already torn
- * down by the script. `prefix`: of the work directory (bench/engine.ts uses its own).
+ * down by the script. `prefix`: of the work directory (bench/engine.ts uses its own). `seed` (default
+ * true): the disk starts as a copy of {@link standinSeed}'s image, so the stand-ins are already in
+ * the engine; false: an empty disk (bench/engine.ts measures the empty engine and the load).
  */
 export function startEngine(
   storage: StorageDriver = E2E_STORAGE,
   prefix = "/tmp/be-",
-  options: { dnsSearch?: readonly string[]; env?: NodeJS.ProcessEnv } = {},
+  options: { dnsSearch?: readonly string[]; env?: NodeJS.ProcessEnv; seed?: boolean } = {},
 ): Engine {
+  const seed = options.seed === false ? undefined : standinSeed(storage);
   const workdir = mkdtempSync(prefix);
   // daemon.json's dns-search, as a host's Ignition sets it (ignition/host.ts dockerDaemonJson).
   const dns = options.dnsSearch ? { BERTH_E2E_DNS_SEARCH: options.dnsSearch.join(" ") } : {};
-  const out = runOk("bash", [E2E_ENV, "up", workdir], {
+  const r = run("bash", [E2E_ENV, "up", workdir], {
     timeoutMs: 180_000,
-    env: { BERTH_E2E_STORAGE: storage, ...dns, ...options.env },
+    env: { BERTH_E2E_STORAGE: storage, ...seedEnv(seed), ...dns, ...options.env },
   });
-  const host = out.trim().split("\n").pop() ?? "";
-  if (!host.startsWith("unix://")) throw new Error(`e2e-env.sh up printed ${JSON.stringify(out)}`);
-  return { workdir, host, socket: host.slice("unix://".length) };
+  if (r.status !== 0) throw new Error(`e2e-env.sh up failed (${String(r.status)}):\n${r.stderr}${r.stdout}`);
+  return engineOf(workdir, r.stdout, r.stderr);
 }
 
 /**
@@ -146,7 +183,11 @@ export function restartEngine(engine: Engine): void {
   runOk("bash", [E2E_ENV, "restart", engine.workdir], { timeoutMs: 240_000 });
 }
 
-/** Builds (first run) or loads (cached) the stand-in images into `engine`; returns their tags. */
+/**
+ * Makes sure the stand-in images are in `engine`: nothing to do when it started from a seed (build.sh
+ * checks their key labels), otherwise loads them from the cache or, on the first run, builds them.
+ * Returns their tags.
+ */
 export function buildStandins(engine: Engine, cache = E2E_CACHE): string[] {
   const out = runOk("bash", [STANDINS_BUILD, engine.socket, cache], { timeoutMs: 45 * 60_000 });
   return out.trim().split("\n");
