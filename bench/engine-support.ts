@@ -16,14 +16,13 @@ import {
   DockerApi,
   E2E_ENV,
   REPO_ROOT,
-  at,
   buildStandins,
   run,
   startEngine,
   runOk,
   type Engine,
-  type Json,
 } from "../testkit/e2e/support/engine.ts";
+import { at, type Json } from "../lib/json.ts";
 import { DOCKER_VOLUME_FILESYSTEM, STORAGE_DRIVERS, type StorageDriver } from "../renderers/storage.ts";
 
 /** The storage setups compared: a storage driver on its file system (hosts.storageDriver's choices). */

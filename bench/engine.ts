@@ -23,7 +23,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { applyHostToEngine, planHost, type ContainerPlan } from "../testkit/e2e/harness.ts";
-import { DockerApi, at, runOk, type Engine } from "../testkit/e2e/support/engine.ts";
+import { DockerApi, runOk, type Engine } from "../testkit/e2e/support/engine.ts";
+import { at } from "../lib/json.ts";
 import {
   FILESYSTEM,
   HOST,

@@ -60,17 +60,17 @@ import {
 } from "../../testkit/e2e/harness.ts";
 import { issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import { makeStackDockerTls } from "./support/docker-tls.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
-  at,
   E2E_CACHE,
   E2E_ENV,
   REPO_ROOT,
-  requireE2eTools,
   runOk,
   STANDINS_BUILD,
   type Engine,
   type RunResult,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
+import { at } from "../../lib/json.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";
 import { createHostNamespaces, inNetns, startEngineInNetns, type NetnsHost } from "./support/netns.ts";
 import { startPidsLimitService, type PidsLimitService } from "./support/pids-limit.ts";

@@ -17,16 +17,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { PROJECT_ROOT } from "../../config/root.ts";
 import { cli } from "../support/cli.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
   DockerApi,
-  at,
   buildStandins,
-  requireE2eTools,
   run,
   startEngine,
   stopEngine,
   type Engine,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
+import { at } from "../../lib/json.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";
 import { exchange, mongoPing } from "./support/wire.ts";
 

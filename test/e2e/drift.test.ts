@@ -41,17 +41,16 @@ import { runConfig, type StackRun } from "../../plan/run.ts";
 import { cli } from "../support/cli.ts";
 import { applyHostToEngine, type AppliedHost } from "../../testkit/e2e/harness.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
-  at,
   bridgeGateway,
   buildStandins,
   REPO_ROOT,
-  requireE2eTools,
   startEngine,
   stopEngine,
   type Engine,
-  type Json,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
+import { at, type Json } from "../../lib/json.ts";
 
 const HOST = "testing-ci-1";
 const OURS = "0123456789abcdef0123456789abcdef";

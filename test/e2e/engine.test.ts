@@ -32,25 +32,24 @@ import {
   renderNginxConfig,
   renderRegistryConfig,
 } from "../../renderers/index.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
   DockerApi,
   E2E_CACHE,
   E2E_ENV,
   E2E_STORAGE,
   STANDINS_BUILD,
-  at,
   buildStandins,
   bridgeGateway,
   e2eFilesystem,
   engineOf,
-  requireE2eTools,
   run,
   runOk,
   startEngine,
   stopEngine,
   type Engine,
-  type Json,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
+import { at, type Json } from "../../lib/json.ts";
 import { STANDINS_DIR, loadStandinMap, standinFor } from "../../testkit/e2e/support/images.ts";
 
 /** Health checks as Berth's components give them (components/registry.ts, jenkins.ts, services.ts). */

@@ -30,11 +30,10 @@ import { runConfig } from "../../plan/run.ts";
 import { agentHostKeyPaths } from "../../renderers/index.ts";
 import { applyHostToEngine, type AppliedHost } from "../../testkit/e2e/harness.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
-  at,
   E2E_CACHE,
   REPO_ROOT,
-  requireE2eTools,
   run,
   runOk,
   STANDINS_BUILD,
@@ -43,7 +42,8 @@ import {
   type Engine,
   type RunResult,
   bridgeGateway,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
+import { at } from "../../lib/json.ts";
 import { holderTemplates, retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { startPidsLimitService, type PidsLimitService } from "./support/pids-limit.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";

@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { METADATA_SERVICE, dockerServiceDropin } from "../../ignition/host.ts";
 import { fcosFull } from "../ignition/fixtures.ts";
-import { requireE2eTools, run, runOk, startEngine, stopEngine, type Engine } from "./support/engine.ts";
+import { requireE2eTools } from "./support/tools.ts";
+import { run, runOk, startEngine, stopEngine, type Engine } from "../../testkit/e2e/support/engine.ts";
 
 const tools = requireE2eTools("metadata service block", [
   { tool: "iptables", debianPackage: "iptables" },

@@ -26,16 +26,16 @@ import { TEXTFILE_DIR, TEXTFILE_METRICS_SCRIPT, TEXTFILE_NAME } from "../../rend
 import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { fileText } from "../ignition/fixtures.ts";
 import { TYPES, applyHostToEngine, freePort, type AppliedHost } from "../../testkit/e2e/harness.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
   REPO_ROOT,
   bridgeGateway,
   buildStandins,
-  requireE2eTools,
   run,
   startEngine,
   stopEngine,
   type Engine,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
 
 const HOST = "testing-ci-1";
 /** e2e-env.sh's default bridge gateway (BERTH_E2E_BRIDGE_CIDR), which exists before dockerd starts. */

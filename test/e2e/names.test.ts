@@ -40,18 +40,18 @@ import { editedStackRoot } from "../support/stacks.ts";
 import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { applyHostToEngine, type AppliedHost } from "../../testkit/e2e/harness.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
   E2E_CACHE,
   STANDINS_BUILD,
   bridgeGateway,
-  requireE2eTools,
   run,
   runOk,
   startEngine,
   stopEngine,
   type Engine,
   type RunResult,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";
 

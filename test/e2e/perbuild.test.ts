@@ -60,15 +60,15 @@ import { runConfig, type StackRun } from "../../plan/run.ts";
 import { cascInput } from "../../program.ts";
 import { jenkinsDockerClouds } from "../../renderers/casc.ts";
 import { BUILD_TLS_DIR, BUILD_TLS_VOLUME, clientCaBundle } from "../../renderers/docker-access.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
   buildStandins,
-  requireE2eTools,
   run,
   runOk,
   standinSeed,
   stopEngine,
   type Engine,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";

@@ -50,18 +50,18 @@ import { hostIgnitionBase } from "../../stack/host-ignition.ts";
 import { fileText } from "../ignition/fixtures.ts";
 import { AppliedHost, freePort, planHost } from "../../testkit/e2e/harness.ts";
 import { issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
   DockerApi,
   REPO_ROOT,
-  at,
   buildStandins,
-  requireE2eTools,
   run,
   runOk,
   startEngine,
   stopEngine,
   type Engine,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
+import { at } from "../../lib/json.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";
 
 const HOST = "staging-ci-1";

@@ -52,11 +52,10 @@ import {
   generatedRegistryPasswords,
   type AppliedHost,
 } from "../../testkit/e2e/harness.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
   REPO_ROOT,
-  at,
   buildStandins,
-  requireE2eTools,
   restartEngine,
   run,
   runOk,
@@ -64,7 +63,8 @@ import {
   stopEngine,
   type Engine,
   bridgeGateway,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
+import { at } from "../../lib/json.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";
 

@@ -30,19 +30,19 @@ import { declaredHosts } from "../../plan/declared.ts";
 import { runConfig, type StackRun } from "../../plan/run.ts";
 import { applyHostToEngine, type AppliedHost } from "../../testkit/e2e/harness.ts";
 import { agentHostKeyUploads, issueRegistryTls } from "../../testkit/e2e/support/certs.ts";
+import { requireE2eTools } from "./support/tools.ts";
 import {
-  at,
   bridgeGateway,
   buildStandins,
   REPO_ROOT,
-  requireE2eTools,
   run,
   runOk,
   startEngine,
   stopEngine,
   type Engine,
   type RunResult,
-} from "./support/engine.ts";
+} from "../../testkit/e2e/support/engine.ts";
+import { at } from "../../lib/json.ts";
 import { retargetHolders, viaPublishedPort } from "./support/holders.ts";
 import { standinFor } from "../../testkit/e2e/support/images.ts";
 

@@ -21,7 +21,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { DOCKER_BRIDGE_GATEWAY } from "../../config/addresses.ts";
 import type { CapturedResource } from "../../plan/mocks.ts";
 import type { StackRun } from "../../plan/run.ts";
-import { DockerApi, DockerApiError, at, type Engine, type Json, type Upload } from "./support/engine.ts";
+import { DockerApi, DockerApiError, type Engine, type Upload } from "./support/engine.ts";
+import { at, type Json } from "../../lib/json.ts";
 import { standinFor } from "./support/images.ts";
 
 export const TYPES = {

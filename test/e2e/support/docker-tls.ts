@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { clientCaBundle } from "../../../renderers/docker-access.ts";
-import { runOk } from "./engine.ts";
+import { runOk } from "../../../testkit/e2e/support/engine.ts";
 
 export interface HostDockerTls {
   host: string;

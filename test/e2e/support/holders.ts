@@ -7,7 +7,7 @@
  */
 import { HOLDER_FORWARD_FILE, HOLDER_LABEL, HOLDER_TEMPLATE } from "../../../components/services.ts";
 import type { AppliedHost, PublishedPort } from "../../../testkit/e2e/harness.ts";
-import { at } from "./engine.ts";
+import { at } from "../../../lib/json.ts";
 
 /** Where a forward to the published `port` goes on the test engine. */
 export type ForwardTarget = (published: PublishedPort) => Promise<string> | string;

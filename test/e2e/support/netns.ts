@@ -28,7 +28,7 @@ import {
   standinSeed,
   type Engine,
   type RunResult,
-} from "./engine.ts";
+} from "../../../testkit/e2e/support/engine.ts";
 
 /** Runs a command in network namespace `netns` (no shell). */
 export function inNetns(

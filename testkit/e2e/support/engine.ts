@@ -29,8 +29,6 @@ import { readReply, replyBody } from "../../../lib/engine-reply.ts";
 import { at, type Json } from "../../../lib/json.ts";
 import { tarArchive, type TarFile } from "../../../lib/tar.ts";
 
-export { at, type Json };
-
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 export const E2E_ENV = resolve(REPO_ROOT, "scripts/e2e-env.sh");
 export const STANDINS_BUILD = resolve(REPO_ROOT, "images/standins/build.sh");
